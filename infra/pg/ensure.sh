@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Finds or starts the Postgres that `make dev`, `make test` and `make bench` use, and prints its
+# server URL (database "postgres") on stdout; progress goes to stderr.
+#
+#   1. HELIX_PG_URL set: use that server as is.
+#   2. Otherwise the project's own cluster in $HELIX_PG_DATA (default <repo>/.pgdata, git-ignored)
+#      on 127.0.0.1:$HELIX_PG_PORT (default 54329): reused when running, created and started when
+#      not. The binaries come from Debian's postgresql package, installed with apt-get when missing
+#      and we are root. Postgres refuses to run as root, so as root the cluster runs as `postgres`.
+#
+# Concurrent callers (parallel test packages) are serialized with flock.
+set -euo pipefail
+
+if [[ -n "${HELIX_PG_URL:-}" ]]; then
+	echo "$HELIX_PG_URL"
+	exit 0
+fi
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+data=${HELIX_PG_DATA:-$repo/.pgdata}
+port=${HELIX_PG_PORT:-54329}
+url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
+log() { echo "pg: $*" >&2; }
+
+find_bindir() {
+	local d
+	if command -v pg_config >/dev/null 2>&1; then
+		d=$(pg_config --bindir 2>/dev/null || true)
+		if [[ -x "$d/initdb" && -x "$d/pg_ctl" ]]; then echo "$d"; return 0; fi
+	fi
+	# Debian keeps server binaries out of PATH, one folder per major version; take the newest.
+	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+	if [[ -n "$d" && -x "$d/initdb" ]]; then echo "$d"; return 0; fi
+	return 1
+}
+
+bindir=$(find_bindir || true)
+if [[ -z "$bindir" ]]; then
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		log "no Postgres server binaries found; install Debian's postgresql package or set HELIX_PG_URL"
+		exit 1
+	fi
+	log "installing Debian's postgresql package"
+	apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+	bindir=$(find_bindir) || { log "postgresql installed but its binaries were not found"; exit 1; }
+fi
+
+# Run a Postgres binary as a user it accepts.
+as_pg() {
+	if [[ $(id -u) -eq 0 ]]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+mkdir -p "$(dirname "$data")"
+lockfile="$(dirname "$data")/.pgdata.lock"
+exec 9>"$lockfile"
+flock 9
+
+running() { as_pg "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+
+if ! running; then
+	if [[ ! -s "$data/PG_VERSION" ]]; then
+		log "creating a cluster in $data"
+		mkdir -p "$data"
+		if [[ $(id -u) -eq 0 ]]; then chown postgres: "$data"; fi
+		chmod 700 "$data"
+		as_pg "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+		cat >>"$data/postgresql.conf" <<CONF
+# helix: local development and test cluster
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = ''
+max_connections = 300
+shared_buffers = 256MB
+CONF
+	fi
+	log "starting Postgres on 127.0.0.1:$port"
+	# 9>&-: the server must not inherit the lock, or it would hold it for its whole life.
+	as_pg "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null 9>&-
+fi
+
+for _ in $(seq 1 50); do
+	if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+		echo "$url"
+		exit 0
+	fi
+	sleep 0.2
+done
+log "Postgres did not become ready; see $data/server.log"
+exit 1

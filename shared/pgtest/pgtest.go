@@ -1,0 +1,152 @@
+// Package pgtest gives tests throwaway Postgres databases with every migration applied.
+//
+// Each test binary creates one migrated template database (Start, from TestMain); each test
+// then gets its own copy (NewDatabase), which CREATE DATABASE … TEMPLATE makes in milliseconds,
+// so tests never share rows. Every database is dropped when its test or the binary ends.
+//
+// The server is HELIX_TEST_PG_URL, or the project's own cluster that infra/pg/ensure.sh finds or
+// starts, so `go test ./...` works without `make`.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helixhq/helix/shared/store"
+)
+
+// Server is a Postgres server on which tests create databases.
+type Server struct {
+	adminURL string
+	template string
+}
+
+// Start finds the server and creates this binary's migrated template database.
+func Start() (*Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := serverURL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{adminURL: admin, template: "helix_tmpl_" + randomSuffix()}
+	if err := s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{s.template}.Sanitize()); err != nil {
+		return nil, fmt.Errorf("create template database: %w", err)
+	}
+	if err := store.Migrate(ctx, withDatabase(admin, s.template), nil); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Main is the body of a package's TestMain: it starts a Server, hands it to use, runs the tests
+// and drops the template.
+func Main(m *testing.M, use func(*Server)) int {
+	s, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		return 1
+	}
+	defer s.Close()
+	use(s)
+	return m.Run()
+}
+
+// Close drops the template database.
+func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = s.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{s.template}.Sanitize()+" WITH (FORCE)")
+}
+
+// NewDatabase creates a migrated database for one test and returns its URL; the database is
+// dropped when the test ends.
+func (s *Server) NewDatabase(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := "helix_t_" + randomSuffix()
+	if err := s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{s.template}.Sanitize()); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	return withDatabase(s.adminURL, name)
+}
+
+// NewPool creates a database for one test and a pool on it, closed when the test ends.
+func (s *Server) NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	url := s.NewDatabase(t)
+	pool, err := store.Open(context.Background(), store.PoolConfig{URL: url, MaxConns: 32})
+	if err != nil {
+		t.Fatalf("pgtest: open pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func (s *Server) exec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, s.adminURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func serverURL(ctx context.Context) (string, error) {
+	if u := os.Getenv("HELIX_TEST_PG_URL"); u != "" {
+		return u, nil
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", fmt.Errorf("cannot locate the repository; set HELIX_TEST_PG_URL")
+	}
+	script := filepath.Join(filepath.Dir(file), "..", "..", "infra", "pg", "ensure.sh")
+	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w (set HELIX_TEST_PG_URL to use another server)", script, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// withDatabase swaps the database name in a postgres:// URL.
+func withDatabase(serverURL, db string) string {
+	base, query, _ := strings.Cut(serverURL, "?")
+	if i := strings.LastIndex(base, "/"); i > len("postgres://") {
+		base = base[:i]
+	}
+	u := base + "/" + db
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,289 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/money"
+)
+
+// Ledger is the Postgres budget ledger. Each operation is a single SQL statement whose
+// conditions are evaluated on the locked, latest row versions, so concurrency cannot break it.
+type Ledger struct {
+	pool     *pgxpool.Pool
+	defaults budget.Limits
+	now      func() time.Time
+}
+
+var _ budget.Ledger = (*Ledger)(nil)
+
+// NewLedger returns the ledger; defaults apply to users without their own limits.
+func NewLedger(pool *pgxpool.Pool, defaults budget.Limits, now func() time.Time) *Ledger {
+	if now == nil {
+		now = time.Now
+	}
+	return &Ledger{pool: pool, defaults: defaults, now: now}
+}
+
+// reserveSQL admits a reservation in one statement:
+//   - `existing` makes a replayed request id a no-op;
+//   - `admitted` is an upsert on the user's day row whose ON CONFLICT … WHERE re-checks
+//     spent + reserved + amount <= limit on the locked latest row version, so concurrent
+//     reservations serialize on that row and none can overshoot (no read-then-write);
+//   - `held` records the reservation only if it was admitted. Two concurrent statements with the
+//     same new request id both pass `existing`, but the second then fails on the primary key and
+//     its whole statement rolls back; Reserve retries it once, as a replay.
+const reserveSQL = `
+WITH existing AS (
+    SELECT 1 FROM budget_reservations WHERE request_id = $1
+), lim AS (
+    SELECT COALESCE(ub.daily_limit_nano, $5::bigint) AS limit_nano,
+           COALESCE(ub.warning_threshold_nano, $6::bigint) AS warning_nano
+      FROM (SELECT 1) AS one
+      LEFT JOIN user_budgets ub ON ub.user_id = $2
+), admitted AS (
+    INSERT INTO budget_days AS d (user_id, day, limit_nano, spent_nano, reserved_nano)
+    SELECT $2, $3::date, lim.limit_nano, 0, $4::bigint
+      FROM lim
+     WHERE NOT EXISTS (SELECT 1 FROM existing) AND $4::bigint <= lim.limit_nano
+    ON CONFLICT (user_id, day) DO UPDATE
+       SET reserved_nano = d.reserved_nano + EXCLUDED.reserved_nano,
+           limit_nano    = EXCLUDED.limit_nano,
+           updated_at    = now()
+     WHERE d.spent_nano + d.reserved_nano + EXCLUDED.reserved_nano <= EXCLUDED.limit_nano
+    RETURNING d.spent_nano, d.reserved_nano
+), held AS (
+    INSERT INTO budget_reservations (request_id, user_id, day, amount_nano, status, created_at, expires_at)
+    SELECT $1, $2, $3::date, $4::bigint, 'reserved', $7::timestamptz, $8::timestamptz FROM admitted
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM held),
+       EXISTS (SELECT 1 FROM existing),
+       lim.limit_nano, lim.warning_nano,
+       COALESCE((SELECT spent_nano FROM admitted),
+                (SELECT spent_nano FROM budget_days WHERE user_id = $2 AND day = $3::date), 0),
+       COALESCE((SELECT reserved_nano FROM admitted),
+                (SELECT reserved_nano FROM budget_days WHERE user_id = $2 AND day = $3::date), 0)
+  FROM lim`
+
+// Reserve implements budget.Ledger.
+func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admission, error) {
+	if r.RequestID == "" || r.UserID == "" {
+		return budget.Admission{}, errors.New("reserve: request id and user id are required")
+	}
+	if r.Amount < 0 {
+		return budget.Admission{}, errors.New("reserve: negative amount")
+	}
+	now := l.now()
+	date := budget.DateOf(now)
+	ttl := r.TTL
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	for attempt := 0; ; attempt++ {
+		var held, replayed bool
+		var limit, warning, spent, reserved int64
+		err := l.pool.QueryRow(ctx, reserveSQL, r.RequestID, r.UserID, pgDate(date), int64(r.Amount),
+			int64(l.defaults.DailyLimit), int64(l.defaults.Warning), now, now.Add(ttl)).
+			Scan(&held, &replayed, &limit, &warning, &spent, &reserved)
+		if isUniqueViolation(err, "budget_reservations_pkey") && attempt == 0 {
+			continue // a concurrent twin reserved the same request id first: now it is a replay
+		}
+		if err != nil {
+			return budget.Admission{}, fmt.Errorf("reserve: %w", err)
+		}
+		day := budget.Day{
+			UserID:   r.UserID,
+			Date:     date,
+			Limits:   budget.Limits{DailyLimit: money.Nano(limit), Warning: money.Nano(warning)},
+			Spent:    money.Nano(spent),
+			Reserved: money.Nano(reserved),
+		}
+		switch {
+		case replayed:
+			return budget.Admission{Replayed: true, Day: day}, nil
+		case held:
+			return budget.Admission{Day: day}, nil
+		default:
+			return budget.Admission{}, &budget.ExceededError{Requested: r.Amount, Day: day}
+		}
+	}
+}
+
+// settleSQL closes an open or expired reservation at the actual cost. The FOR UPDATE makes a
+// concurrent second settle wait and then see the reservation already closed.
+const settleSQL = `
+WITH old AS (
+    SELECT request_id, user_id, day, amount_nano, status
+      FROM budget_reservations
+     WHERE request_id = $1 AND status IN ('reserved', 'expired')
+       FOR UPDATE
+), closed AS (
+    UPDATE budget_reservations b
+       SET status = 'settled', actual_nano = $2, closed_at = $3
+      FROM old
+     WHERE b.request_id = old.request_id
+    RETURNING old.user_id, old.day, old.amount_nano, old.status AS was
+)
+UPDATE budget_days d
+   SET reserved_nano = d.reserved_nano - CASE WHEN closed.was = 'reserved' THEN closed.amount_nano ELSE 0 END,
+       spent_nano    = d.spent_nano + $2,
+       updated_at    = now()
+  FROM closed
+ WHERE d.user_id = closed.user_id AND d.day = closed.day`
+
+// Settle implements budget.Ledger.
+func (l *Ledger) Settle(ctx context.Context, requestID string, actual money.Nano) error {
+	if actual < 0 {
+		return errors.New("settle: negative cost")
+	}
+	tag, err := l.pool.Exec(ctx, settleSQL, requestID, int64(actual), l.now())
+	if err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return l.closedOrMissing(ctx, requestID)
+	}
+	return nil
+}
+
+const releaseSQL = `
+WITH closed AS (
+    UPDATE budget_reservations
+       SET status = 'released', closed_at = $2
+     WHERE request_id = $1 AND status = 'reserved'
+    RETURNING user_id, day, amount_nano
+)
+UPDATE budget_days d
+   SET reserved_nano = d.reserved_nano - closed.amount_nano, updated_at = now()
+  FROM closed
+ WHERE d.user_id = closed.user_id AND d.day = closed.day`
+
+// Release implements budget.Ledger.
+func (l *Ledger) Release(ctx context.Context, requestID string) error {
+	tag, err := l.pool.Exec(ctx, releaseSQL, requestID, l.now())
+	if err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return l.closedOrMissing(ctx, requestID)
+	}
+	return nil
+}
+
+// closedOrMissing tells an idempotent replay (nil) from a request id never reserved.
+func (l *Ledger) closedOrMissing(ctx context.Context, requestID string) error {
+	var exists bool
+	if err := l.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM budget_reservations WHERE request_id = $1)`, requestID).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return budget.ErrNotReserved
+	}
+	return nil
+}
+
+const todaySQL = `
+SELECT COALESCE(ub.daily_limit_nano, $3::bigint), COALESCE(ub.warning_threshold_nano, $4::bigint),
+       COALESCE(d.spent_nano, 0), COALESCE(d.reserved_nano, 0)
+  FROM (SELECT 1) AS one
+  LEFT JOIN user_budgets ub ON ub.user_id = $1
+  LEFT JOIN budget_days d ON d.user_id = $1 AND d.day = $2::date`
+
+// Today implements budget.Ledger.
+func (l *Ledger) Today(ctx context.Context, userID string) (budget.Day, error) {
+	date := budget.DateOf(l.now())
+	var limit, warning, spent, reserved int64
+	err := l.pool.QueryRow(ctx, todaySQL, userID, pgDate(date), int64(l.defaults.DailyLimit), int64(l.defaults.Warning)).
+		Scan(&limit, &warning, &spent, &reserved)
+	if err != nil {
+		return budget.Day{}, fmt.Errorf("read budget: %w", err)
+	}
+	return budget.Day{
+		UserID:   userID,
+		Date:     date,
+		Limits:   budget.Limits{DailyLimit: money.Nano(limit), Warning: money.Nano(warning)},
+		Spent:    money.Nano(spent),
+		Reserved: money.Nano(reserved),
+	}, nil
+}
+
+// SetLimits implements budget.Ledger.
+func (l *Ledger) SetLimits(ctx context.Context, userID string, lim budget.Limits, actor string) (budget.Day, error) {
+	if err := lim.Validate(); err != nil {
+		return budget.Day{}, err
+	}
+	_, err := l.pool.Exec(ctx, `
+		INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by, updated_at)
+		VALUES ($1, $2, $3, $4, now())
+		ON CONFLICT (user_id) DO UPDATE
+		   SET daily_limit_nano = EXCLUDED.daily_limit_nano,
+		       warning_threshold_nano = EXCLUDED.warning_threshold_nano,
+		       updated_by = EXCLUDED.updated_by, updated_at = now()`,
+		userID, int64(lim.DailyLimit), int64(lim.Warning), actor)
+	if err != nil {
+		return budget.Day{}, fmt.Errorf("set limits: %w", err)
+	}
+	return l.Today(ctx, userID)
+}
+
+// sweepSQL expires overdue reservations in batches. SKIP LOCKED leaves alone the ones a settle
+// or release holds right now; a settle that arrives after expiry still records its spend.
+const sweepSQL = `
+WITH due AS (
+    SELECT request_id FROM budget_reservations
+     WHERE status = 'reserved' AND expires_at < $1
+     ORDER BY expires_at
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE budget_reservations b
+       SET status = 'expired', closed_at = $1
+      FROM due
+     WHERE b.request_id = due.request_id
+    RETURNING b.user_id, b.day, b.amount_nano
+), per_day AS (
+    SELECT user_id, day, sum(amount_nano)::bigint AS amount FROM expired GROUP BY user_id, day
+), freed AS (
+    UPDATE budget_days d
+       SET reserved_nano = d.reserved_nano - per_day.amount, updated_at = now()
+      FROM per_day
+     WHERE d.user_id = per_day.user_id AND d.day = per_day.day
+    RETURNING 1
+)
+SELECT count(*) FROM expired`
+
+// sweepLockKey is the advisory lock that keeps sweeps single-file: two sweeps updating several
+// day rows in different orders could otherwise deadlock.
+const sweepLockKey = 0x68656c6978 // "helix"
+
+// SweepExpired implements budget.Ledger.
+func (l *Ledger) SweepExpired(ctx context.Context, max int) (int, error) {
+	if max <= 0 {
+		max = 1000
+	}
+	var n int
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		var got bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(sweepLockKey)).Scan(&got); err != nil {
+			return err
+		}
+		if !got {
+			return nil // another sweep is running; it will do the work
+		}
+		return tx.QueryRow(ctx, sweepSQL, l.now(), max).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweep reservations: %w", err)
+	}
+	return n, nil
+}
+
+func pgDate(t time.Time) pgtype.Date { return pgtype.Date{Time: t, Valid: true} }
