@@ -8,11 +8,35 @@
 #      not. The binaries come from Debian's postgresql package, installed with apt-get when missing
 #      and we are root. Postgres refuses to run as root, so as root the cluster runs as `postgres`.
 #
+# With --database NAME it also creates that database when missing and prints its URL instead.
 # Concurrent callers (parallel test packages) are serialized with flock.
 set -euo pipefail
 
+dbname=""
+if [[ "${1:-}" == "--database" ]]; then
+	dbname=${2:?--database needs a name}
+fi
+
+# print_url SERVER_URL: the server URL, or the named database's URL (created when missing).
+print_url() {
+	local server=$1
+	if [[ -z "$dbname" ]]; then
+		echo "$server"
+		return 0
+	fi
+	local psql=psql
+	[[ -n "${bindir:-}" ]] && psql="$bindir/psql"
+	if [[ "$("$psql" "$server" -tAc "SELECT 1 FROM pg_database WHERE datname = '$dbname'")" != 1 ]]; then
+		"$psql" "$server" -qc "CREATE DATABASE \"$dbname\"" >/dev/null
+		echo "pg: created database $dbname" >&2
+	fi
+	local base=${server%%\?*}
+	local query=${server#"$base"}
+	echo "${base%/*}/$dbname$query"
+}
+
 if [[ -n "${HELIX_PG_URL:-}" ]]; then
-	echo "$HELIX_PG_URL"
+	print_url "$HELIX_PG_URL"
 	exit 0
 fi
 
@@ -85,7 +109,7 @@ fi
 
 for _ in $(seq 1 50); do
 	if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then
-		echo "$url"
+		print_url "$url"
 		exit 0
 	fi
 	sleep 0.2

@@ -181,6 +181,23 @@ func TestLedgerSweepsExpiredReservations(t *testing.T) {
 // TestLedgerConcurrentReservationsNeverOvershoot is the money race test: 500 concurrent
 // reservations against a $1.00 limit, at costs that do not divide it evenly.
 func TestLedgerConcurrentReservationsNeverOvershoot(t *testing.T) {
+	t.Run("one cost", func(t *testing.T) {
+		// $0.003 does not divide $1.00: exactly 333 fit, with $0.001 left over.
+		admitted, total := raceReservations(t, []money.Nano{money.MustUSD(0.003)})
+		if admitted != 333 || total != money.MustUSD(0.999) {
+			t.Fatalf("admitted %d for $%s, want 333 for $0.999", admitted, total)
+		}
+	})
+	t.Run("mixed costs", func(t *testing.T) {
+		// $0.003, $0.007 and $0.011 in turn, none of which divides $1.00.
+		raceReservations(t, []money.Nano{money.MustUSD(0.003), money.MustUSD(0.007), money.MustUSD(0.011)})
+	})
+}
+
+// raceReservations runs 500 concurrent reservations at the given costs (in turn) against a
+// $1.00 limit, checks that exactly those that fit were admitted, then settles or releases each
+// admitted one twice, concurrently, and checks that the ledger counted each once.
+func raceReservations(t *testing.T, costs []money.Nano) (admitted int, admittedTotal money.Nano) {
 	ctx := context.Background()
 	pool := pg.NewPool(t)
 	l := store.NewLedger(pool, defaults, nil)
@@ -188,8 +205,6 @@ func TestLedgerConcurrentReservationsNeverOvershoot(t *testing.T) {
 	if _, err := l.SetLimits(ctx, "racer", budget.Limits{DailyLimit: limit, Warning: limit / 2}, "test"); err != nil {
 		t.Fatal(err)
 	}
-	// $0.003, $0.007 and $0.011 in turn: no combination of 500 of them lands on $1.00 by luck.
-	costs := []money.Nano{money.MustUSD(0.003), money.MustUSD(0.007), money.MustUSD(0.011)}
 	const n = 500
 	type result struct {
 		id       string
@@ -220,8 +235,6 @@ func TestLedgerConcurrentReservationsNeverOvershoot(t *testing.T) {
 	close(start)
 	wg.Wait()
 
-	var admittedTotal money.Nano
-	var admitted int
 	for _, r := range results {
 		if r.admitted {
 			admittedTotal += r.cost
@@ -282,6 +295,7 @@ func TestLedgerConcurrentReservationsNeverOvershoot(t *testing.T) {
 	if day.Reserved != 0 || day.Spent != settled {
 		t.Fatalf("after settling twice: reserved %s spent %s, want 0 and %s", day.Reserved, day.Spent, settled)
 	}
+	return admitted, admittedTotal
 }
 
 // TestLedgerConcurrentTwinsOfOneRequest holds one request id only once however many race.

@@ -1,0 +1,72 @@
+# Helix. The two set-up commands: `make dev` (run locally) and `make test` (run the tests).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+FUNCTIONS := route budget
+GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags="-s -w"
+PG := bash infra/pg/ensure.sh
+# staticcheck runs from its own module: resolving it inside ours would pull x/exp versions the proxy lacks.
+STATICCHECK_VERSION := v0.8.2
+SAMCHECK := ../shared/tools/samcheck
+
+.PHONY: help dev test test-short lint bench build migrate token template-check deploy clean pg-stop \
+	$(addprefix build-,$(FUNCTIONS)) build-RouteFunction build-BudgetFunction
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+dev: ## run every HTTP function on 127.0.0.1:$${PORT:-3000} (Postgres from DATABASE_URL, else the project's own)
+	@url="$${DATABASE_URL:-$$($(PG) --database helix_dev)}" && \
+	DATABASE_URL="$$url" go run ./infra/devserver
+
+test: lint template-check ## vet, staticcheck, the SAM template check, and every test with -race on fresh databases
+	HELIX_TEST_PG_URL="$$($(PG))" go test -race -count=1 -timeout 20m ./...
+
+test-short: ## the tests without -race, for a quick loop
+	HELIX_TEST_PG_URL="$$($(PG))" go test -count=1 ./...
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+template-check: ## validate template.yaml against the official SAM schema (needs ../shared beside the repo)
+	@if [ -d "$(SAMCHECK)" ]; then \
+		(cd $(SAMCHECK) && go run . "$(CURDIR)/template.yaml"); \
+	elif [ -n "$$CI" ]; then \
+		echo "template-check: $(SAMCHECK) is missing"; exit 1; \
+	else \
+		echo "template-check: skipped, $(SAMCHECK) is not beside the repository"; \
+	fi
+
+bench: ## benchmarks: routing, reserve+settle at concurrency 1/16/64, HTTP load on the dev server, bootstrap sizes
+	bash infra/bench/run.sh
+
+build: $(addprefix build-,$(FUNCTIONS)) ## cross-compile each function to bin/<fn>/bootstrap (linux/arm64)
+	@ls -l bin/*/bootstrap
+
+$(addprefix build-,$(FUNCTIONS)): build-%:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o bin/$*/bootstrap ./functions/$*
+
+# `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set (BuildMethod: makefile).
+build-RouteFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/route
+build-BudgetFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/budget
+
+migrate: ## apply pending migrations to DATABASE_URL
+	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL"; exit 2; }
+	go run ./infra/migrate
+
+token: ## print a dev bearer token: make token USER=alice [ROLE=admin]
+	@go run ./infra/token -user "$(USER)" $(if $(ROLE),-role "$(ROLE)")
+
+deploy: ## sam build && sam deploy for ENV (default dev), see samconfig.toml
+	sam build && sam deploy --config-env $${ENV:-dev}
+
+pg-stop: ## stop the project's own Postgres
+	bash infra/pg/stop.sh
+
+clean: ## remove build output
+	rm -rf bin .aws-sam

@@ -1,0 +1,29 @@
+// Command budget is the budget Lambda: each user's budget for today and the administration of
+// limits, behind API Gateway (HTTP API, payload v2).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/budgetapi"
+	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/lambdaio"
+)
+
+func main() {
+	ctx := context.Background()
+	base, err := app.Boot(ctx, app.Options{Function: "budget", Getenv: os.Getenv, LogOut: os.Stdout})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "budget: cold start failed:", err)
+		os.Exit(1)
+	}
+	srv := httpapi.NewServer(base.Auth, base.Log)
+	budgetapi.Register(srv, base.Ledger())
+
+	lambda.StartWithOptions(lambdaio.HTTPHandler(srv, base.Log), lambda.WithEnableSIGTERM(base.Pool.Close))
+}

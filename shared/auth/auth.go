@@ -1,0 +1,296 @@
+// Package auth turns a request's credentials into a Principal: the claims API Gateway's JWT
+// authorizer already verified, or, when there are none (local dev, a route without the
+// authorizer), a bearer token this package verifies itself with lestrrat-go/jwx: the algorithm
+// pinned per key, and exp, iss and aud checked.
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+)
+
+// Principal is the authenticated caller.
+type Principal struct {
+	UserID string
+	Admin  bool
+}
+
+// Errors a client can cause; both mean 401.
+var (
+	ErrMissingToken = errors.New("missing bearer token")
+	ErrInvalidToken = errors.New("invalid token")
+)
+
+// Config configures verification and the admin rule.
+type Config struct {
+	// HS256Secret verifies HS256 tokens (Supabase-style shared secret); empty disables HS256.
+	HS256Secret []byte
+	// JWKSURL verifies asymmetric tokens with the keys it serves; empty disables them.
+	JWKSURL string
+	// Algorithms are the asymmetric algorithms accepted with JWKS keys (default RS256, ES256).
+	Algorithms []string
+	Issuer     string
+	Audience   string
+	// Leeway tolerates clock skew on exp and nbf.
+	Leeway time.Duration
+	// AdminClaim is the claim (a dotted path into nested objects for self-verified tokens) whose
+	// value, or one of whose values, equal to AdminValue makes the caller an admin.
+	AdminClaim   string
+	AdminValue   string
+	AdminUserIDs []string
+}
+
+// Authenticator authenticates requests. It is safe for concurrent use.
+type Authenticator struct {
+	cfg   Config
+	algs  []jwa.SignatureAlgorithm
+	cache *jwk.Cache // nil without JWKS
+
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
+}
+
+// New builds an Authenticator. With a JWKS URL it starts a background cache of the key set; the
+// first fetch happens on the first token that needs it, so a cold start does not wait for it.
+func New(ctx context.Context, cfg Config) (*Authenticator, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("auth: issuer and audience are required")
+	}
+	if len(cfg.HS256Secret) == 0 && cfg.JWKSURL == "" {
+		return nil, errors.New("auth: configure an HS256 secret, a JWKS URL, or both")
+	}
+	if len(cfg.HS256Secret) > 0 && len(cfg.HS256Secret) < 32 {
+		return nil, errors.New("auth: the HS256 secret must be at least 32 bytes")
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = []string{"RS256", "ES256"}
+	}
+	a := &Authenticator{cfg: cfg}
+	for _, name := range cfg.Algorithms {
+		alg, ok := jwa.LookupSignatureAlgorithm(name)
+		if !ok || !asymmetric(alg) {
+			return nil, fmt.Errorf("auth: algorithm %q is not an accepted asymmetric algorithm", name)
+		}
+		a.algs = append(a.algs, alg)
+	}
+	if cfg.JWKSURL != "" {
+		cache, err := jwk.NewCache(ctx, httprc.NewClient())
+		if err != nil {
+			return nil, fmt.Errorf("auth: JWKS cache: %w", err)
+		}
+		if err := cache.Register(ctx, cfg.JWKSURL, jwk.WithWaitReady(false)); err != nil {
+			return nil, fmt.Errorf("auth: register JWKS URL: %w", err)
+		}
+		a.cache = cache
+	}
+	return a, nil
+}
+
+func asymmetric(alg jwa.SignatureAlgorithm) bool {
+	switch alg {
+	case jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512(),
+		jwa.ES256(), jwa.ES384(), jwa.ES512(), jwa.EdDSA():
+		return true
+	}
+	return false
+}
+
+// Verify checks a bearer token and returns its principal. Every failure wraps ErrInvalidToken.
+func (a *Authenticator) Verify(ctx context.Context, token string) (Principal, error) {
+	if token == "" {
+		return Principal{}, ErrMissingToken
+	}
+	if len(token) > 16<<10 {
+		return Principal{}, fmt.Errorf("%w: too long", ErrInvalidToken)
+	}
+	tok, err := jwt.ParseString(token,
+		jwt.WithKeyProvider(jws.KeyProviderFunc(a.keys)),
+		jwt.WithContext(ctx),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(a.cfg.Issuer),
+		jwt.WithAudience(a.cfg.Audience),
+		jwt.WithAcceptableSkew(a.cfg.Leeway),
+		jwt.WithRequiredClaim("exp"),
+		jwt.WithRequiredClaim("sub"),
+	)
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	sub, _ := tok.Subject()
+	if sub == "" {
+		return Principal{}, fmt.Errorf("%w: empty sub", ErrInvalidToken)
+	}
+	return Principal{UserID: sub, Admin: a.isAdmin(sub, tokenClaim(tok, a.cfg.AdminClaim))}, nil
+}
+
+// keys hands jws the one key that may verify this signature. The algorithm comes from the
+// token, so it is checked against what this deployment pins before any key is offered: HS256
+// only with the shared secret, the configured asymmetric algorithms only with a JWKS key of a
+// matching type. Anything else ("none", HS256 signed with a public key, ...) finds no key.
+func (a *Authenticator) keys(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+	alg, ok := sig.ProtectedHeaders().Algorithm()
+	if !ok {
+		return errors.New("token has no alg")
+	}
+	if alg == jwa.HS256() {
+		if len(a.cfg.HS256Secret) == 0 {
+			return errors.New("HS256 tokens are not accepted")
+		}
+		sink.Key(jwa.HS256(), a.cfg.HS256Secret)
+		return nil
+	}
+	if a.cache == nil || !slices.Contains(a.algs, alg) {
+		return fmt.Errorf("algorithm %s is not accepted", alg)
+	}
+	kid, ok := sig.ProtectedHeaders().KeyID()
+	if !ok || kid == "" {
+		return errors.New("token has no kid")
+	}
+	key, err := a.lookupKey(ctx, kid)
+	if err != nil {
+		return err
+	}
+	if ka, ok := key.Algorithm(); ok && ka.String() != alg.String() {
+		return fmt.Errorf("key %s is for %s, not %s", kid, ka, alg)
+	}
+	var raw any
+	if err := jwk.Export(key, &raw); err != nil {
+		return fmt.Errorf("key %s: %w", kid, err)
+	}
+	if !keyFits(alg, raw) {
+		return fmt.Errorf("key %s does not fit %s", kid, alg)
+	}
+	sink.Key(alg, raw)
+	return nil
+}
+
+// lookupKey finds a key by id, refreshing the set at most once a minute when the id is unknown
+// (the issuer rotated its keys).
+func (a *Authenticator) lookupKey(ctx context.Context, kid string) (jwk.Key, error) {
+	set, err := a.cache.Lookup(ctx, a.cfg.JWKSURL)
+	if err != nil {
+		return nil, fmt.Errorf("JWKS unavailable: %w", err)
+	}
+	if key, ok := set.LookupKeyID(kid); ok {
+		return key, nil
+	}
+	a.refreshMu.Lock()
+	refresh := time.Since(a.lastRefresh) > time.Minute
+	if refresh {
+		a.lastRefresh = time.Now()
+	}
+	a.refreshMu.Unlock()
+	if refresh {
+		if set, err = a.cache.Refresh(ctx, a.cfg.JWKSURL); err == nil {
+			if key, ok := set.LookupKeyID(kid); ok {
+				return key, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("unknown kid %q", kid)
+}
+
+func keyFits(alg jwa.SignatureAlgorithm, raw any) bool {
+	switch alg {
+	case jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512():
+		_, ok := raw.(*rsa.PublicKey)
+		return ok
+	case jwa.ES256(), jwa.ES384(), jwa.ES512():
+		_, ok := raw.(*ecdsa.PublicKey)
+		return ok
+	}
+	return true // EdDSA: jws checks the key type itself
+}
+
+// FromGatewayClaims builds the principal from the claims API Gateway's JWT authorizer verified.
+// API Gateway flattens claims to strings; arrays arrive as "[a b]".
+func (a *Authenticator) FromGatewayClaims(claims map[string]string) (Principal, error) {
+	sub := claims["sub"]
+	if sub == "" {
+		return Principal{}, fmt.Errorf("%w: authorizer claims carry no sub", ErrInvalidToken)
+	}
+	var values []string
+	if v, ok := claims[a.cfg.AdminClaim]; ok {
+		values = splitGatewayList(v)
+	}
+	return Principal{UserID: sub, Admin: a.isAdmin(sub, values)}, nil
+}
+
+func (a *Authenticator) isAdmin(sub string, claimValues []string) bool {
+	if slices.Contains(a.cfg.AdminUserIDs, sub) {
+		return true
+	}
+	return a.cfg.AdminValue != "" && slices.Contains(claimValues, a.cfg.AdminValue)
+}
+
+// tokenClaim reads a claim by dotted path and returns its string value or values.
+func tokenClaim(tok jwt.Token, path string) []string {
+	if path == "" {
+		return nil
+	}
+	first, rest, nested := strings.Cut(path, ".")
+	var v any
+	if err := tok.Get(first, &v); err != nil {
+		return nil
+	}
+	for nested {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		var key string
+		key, rest, nested = strings.Cut(rest, ".")
+		v = m[key]
+	}
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []string:
+		return v
+	}
+	return nil
+}
+
+func splitGatewayList(v string) []string {
+	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		return strings.FieldsFunc(v[1:len(v)-1], func(r rune) bool { return r == ' ' || r == ',' })
+	}
+	return []string{v}
+}
+
+type gatewayClaimsKey struct{}
+
+// WithGatewayClaims records the claims of API Gateway's JWT authorizer on the request context.
+func WithGatewayClaims(ctx context.Context, claims map[string]string) context.Context {
+	return context.WithValue(ctx, gatewayClaimsKey{}, claims)
+}
+
+// GatewayClaims returns the authorizer claims recorded on ctx, if any.
+func GatewayClaims(ctx context.Context) (map[string]string, bool) {
+	c, ok := ctx.Value(gatewayClaimsKey{}).(map[string]string)
+	return c, ok && len(c) > 0
+}

@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// MaxBodyBytes is the largest request body Helix reads; larger bodies get 413.
+const MaxBodyBytes = 64 << 10
+
+// DecodeJSON reads exactly one JSON value from the request body into dst, rejecting unknown
+// fields (a typo must not silently change meaning), wrong types, trailing data and bodies over
+// MaxBodyBytes. Every failure is an *Error with a 4xx status.
+func DecodeJSON(r *http.Request, dst any) error {
+	if r.ContentLength > MaxBodyBytes {
+		return tooLarge()
+	}
+	return DecodeJSONBytes(r.Body, dst)
+}
+
+// DecodeJSONBytes is DecodeJSON over any reader (used by fuzz tests and non-HTTP transports).
+func DecodeJSONBytes(body io.Reader, dst any) error {
+	lr := &io.LimitedReader{R: body, N: MaxBodyBytes + 1}
+	dec := json.NewDecoder(lr)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if lr.N <= 0 {
+		return tooLarge()
+	}
+	if err != nil {
+		return decodeError(err)
+	}
+	// Exactly one value: anything but whitespace after it is a malformed body.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if lr.N <= 0 {
+			return tooLarge()
+		}
+		return Errorf(http.StatusBadRequest, CodeMalformedJSON, "request body must hold a single JSON object")
+	}
+	return nil
+}
+
+func tooLarge() *Error {
+	return Errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body exceeds %d bytes", MaxBodyBytes)
+}
+
+func decodeError(err error) *Error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var he *Error
+	switch {
+	case errors.As(err, &he):
+		return he
+	case errors.Is(err, io.EOF):
+		return Errorf(http.StatusBadRequest, CodeEmptyBody, "request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &syntax):
+		return Errorf(http.StatusBadRequest, CodeMalformedJSON, "request body is not valid JSON")
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return Errorf(http.StatusBadRequest, CodeInvalidType, "request body must be a JSON object")
+		}
+		return Errorf(http.StatusBadRequest, CodeInvalidType, "field %q must be of type %s", typ.Field, jsonKind(typ.Type.Kind().String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return Errorf(http.StatusBadRequest, CodeUnknownField, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	// A field's own UnmarshalJSON rejected its value.
+	return Errorf(http.StatusBadRequest, CodeInvalidField, "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
+	case "float32", "float64":
+		return "number"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	}
+	return goKind
+}

@@ -1,0 +1,43 @@
+// Package lambdaio adapts Lambda events to Helix's transports: API Gateway HTTP API (payload
+// v2) events to a net/http handler, through aws-lambda-go-api-proxy.
+package lambdaio
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/helixhq/helix/shared/auth"
+)
+
+// HTTPHandler returns the Lambda handler for an HTTP API. The claims API Gateway's JWT authorizer
+// verified travel on the request context (auth.GatewayClaims), so the handler trusts them instead
+// of verifying the token again.
+func HTTPHandler(h http.Handler, log *slog.Logger) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	adapter := httpadapter.NewV2(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rc, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok &&
+			rc.Authorizer != nil && rc.Authorizer.JWT != nil && len(rc.Authorizer.JWT.Claims) > 0 {
+			r = r.WithContext(auth.WithGatewayClaims(r.Context(), rc.Authorizer.JWT.Claims))
+		}
+		h.ServeHTTP(w, r)
+	}))
+	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		resp, err := adapter.ProxyWithContext(ctx, ev)
+		if err != nil {
+			// The event could not become a request (say, a body that is not valid base64).
+			// Answer in Helix's error format rather than failing the invocation, which API
+			// Gateway would turn into a bare 500.
+			log.Error("cannot adapt API Gateway event", "err", err, "request_id", ev.RequestContext.RequestID)
+			return events.APIGatewayV2HTTPResponse{
+				StatusCode: http.StatusBadRequest,
+				Headers:    map[string]string{"Content-Type": "application/json"},
+				Body:       `{"error":{"code":"malformed_event","message":"the request could not be read"}}`,
+			}, nil
+		}
+		return resp, nil
+	}
+}
