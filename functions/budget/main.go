@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -22,8 +23,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "budget: cold start failed:", err)
 		os.Exit(1)
 	}
+	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(base), base.Log), lambda.WithEnableSIGTERM(base.Pool.Close))
+}
+
+// newHandler builds the function's HTTP handler; tests invoke it with real API Gateway events.
+func newHandler(base *app.Base) http.Handler {
 	srv := httpapi.NewServer(base.Auth, base.Log)
 	budgetapi.Register(srv, base.Ledger())
-
-	lambda.StartWithOptions(lambdaio.HTTPHandler(srv, base.Log), lambda.WithEnableSIGTERM(base.Pool.Close))
+	return srv
 }
