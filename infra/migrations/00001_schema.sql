@@ -126,6 +126,8 @@ CREATE TABLE approvals (
     request_hash      TEXT NOT NULL,
     estimated_cost_nano BIGINT NOT NULL CHECK (estimated_cost_nano >= 0),
     reason            TEXT NOT NULL,
+    -- what the admin sees: operation, model, size; never the prompt itself
+    summary           TEXT NOT NULL DEFAULT '',
     status            TEXT NOT NULL DEFAULT 'pending'
                       CHECK (status IN ('pending', 'approved', 'rejected', 'used', 'expired')),
     decided_by        TEXT,

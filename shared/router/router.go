@@ -14,6 +14,7 @@ var (
 	ErrUnknownOperation  = catalog.ErrUnknownOperation
 	ErrOperationDisabled = errors.New("operation disabled")
 	ErrNoModel           = errors.New("no enabled model can serve this operation")
+	ErrUnknownModel      = catalog.ErrUnknownModel
 )
 
 // MaxChain is the longest failover chain: primary, fallback, emergency.
@@ -27,6 +28,11 @@ type Request struct {
 	InputTokens int64
 	// Skip, when set, removes models from the chain (a provider kill switch, an open breaker).
 	Skip func(catalog.Model) bool
+	// Model, when set, pins the call to that one model key: no fallback, no emergency.
+	Model string
+	// MaxOutputTokens, when positive and below the operation's limit, lowers the output cap the
+	// worst case is computed with (and that is sent to the provider).
+	MaxOutputTokens int64
 }
 
 // Decision is the outcome: the ordered failover chain and the cost estimates at its first model.
@@ -40,6 +46,8 @@ type Decision struct {
 	OutputTokens int64 // the operation's expected output (its average)
 	// EstimatedCost = InputTokens × input price + OutputTokens × output price of the first model.
 	EstimatedCost money.Nano
+	// MaxOutputTokens is the output cap: the operation's, or the caller's if lower.
+	MaxOutputTokens int64
 	// WorstCase = InputTokens × input price + MaxOutputTokens × output price of the most
 	// expensive model in the chain: what a call may cost whichever model ends up answering.
 	WorstCase money.Nano
@@ -67,13 +75,20 @@ func Decide(s *catalog.Snapshot, req Request) (Decision, error) {
 		return d, ErrOperationDisabled
 	}
 	d.Route = r
-	d.add(s, r.PrimaryModel, req.Skip)
-	if r.FallbackModel != "" {
-		d.add(s, r.FallbackModel, req.Skip)
-	}
-	if r.AllowEmergency {
-		if em, ok := s.Emergency(); ok {
-			d.add(s, em.Key, req.Skip)
+	if req.Model != "" {
+		if _, ok := s.Model(req.Model); !ok {
+			return d, ErrUnknownModel
+		}
+		d.add(s, req.Model, req.Skip)
+	} else {
+		d.add(s, r.PrimaryModel, req.Skip)
+		if r.FallbackModel != "" {
+			d.add(s, r.FallbackModel, req.Skip)
+		}
+		if r.AllowEmergency {
+			if em, ok := s.Emergency(); ok {
+				d.add(s, em.Key, req.Skip)
+			}
 		}
 	}
 	if d.ChainLen == 0 {
@@ -88,6 +103,10 @@ func Decide(s *catalog.Snapshot, req Request) (Decision, error) {
 		d.InputTokens = catalog.MaxInputTokensLimit
 	}
 	d.OutputTokens = r.AvgOutputTokens
+	d.MaxOutputTokens = r.MaxOutputTokens
+	if req.MaxOutputTokens > 0 && req.MaxOutputTokens < d.MaxOutputTokens {
+		d.MaxOutputTokens = req.MaxOutputTokens
+	}
 	first := d.Chain[0]
 	d.EstimatedCost, _ = money.CostOf(
 		money.TokenCharge{Tokens: d.InputTokens, PerMillion: first.InputPerMTok},
@@ -97,7 +116,7 @@ func Decide(s *catalog.Snapshot, req Request) (Decision, error) {
 		m := d.Chain[i]
 		worst, _ := money.CostOf(
 			money.TokenCharge{Tokens: d.InputTokens, PerMillion: m.InputPerMTok},
-			money.TokenCharge{Tokens: r.MaxOutputTokens, PerMillion: m.OutputPerMTok},
+			money.TokenCharge{Tokens: d.MaxOutputTokens, PerMillion: m.OutputPerMTok},
 		)
 		if worst > d.WorstCase {
 			d.WorstCase = worst

@@ -117,62 +117,74 @@ func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admi
 	}
 }
 
-// settleSQL closes an open or expired reservation at the actual cost. The FOR UPDATE makes a
-// concurrent second settle wait and then see the reservation already closed.
-const settleSQL = `
+// settleCTEs close an open or expired reservation at the actual cost (@request_id, @cost, @now)
+// and move the cost into the day's spend. The FOR UPDATE makes a concurrent second
+// settle wait and then see the reservation already closed. `closed` has one row when this
+// statement did the settling. Operations.Finish appends its log insert to these CTEs.
+const settleCTEs = `
 WITH old AS (
     SELECT request_id, user_id, day, amount_nano, status
       FROM budget_reservations
-     WHERE request_id = $1 AND status IN ('reserved', 'expired')
+     WHERE request_id = @request_id AND status IN ('reserved', 'expired')
        FOR UPDATE
 ), closed AS (
     UPDATE budget_reservations b
-       SET status = 'settled', actual_nano = $2, closed_at = $3
+       SET status = 'settled', actual_nano = @cost, closed_at = @now
       FROM old
      WHERE b.request_id = old.request_id
     RETURNING old.user_id, old.day, old.amount_nano, old.status AS was
-)
-UPDATE budget_days d
-   SET reserved_nano = d.reserved_nano - CASE WHEN closed.was = 'reserved' THEN closed.amount_nano ELSE 0 END,
-       spent_nano    = d.spent_nano + $2,
-       updated_at    = now()
-  FROM closed
- WHERE d.user_id = closed.user_id AND d.day = closed.day`
+), spent AS (
+    UPDATE budget_days d
+       SET reserved_nano = d.reserved_nano - CASE WHEN closed.was = 'reserved' THEN closed.amount_nano ELSE 0 END,
+           spent_nano    = d.spent_nano + @cost,
+           updated_at    = now()
+      FROM closed
+     WHERE d.user_id = closed.user_id AND d.day = closed.day
+    RETURNING 1
+)`
 
 // Settle implements budget.Ledger.
 func (l *Ledger) Settle(ctx context.Context, requestID string, actual money.Nano) error {
 	if actual < 0 {
 		return errors.New("settle: negative cost")
 	}
-	tag, err := l.pool.Exec(ctx, settleSQL, requestID, int64(actual), l.now())
+	var closed int
+	err := l.pool.QueryRow(ctx, settleCTEs+` SELECT count(*) FROM closed`,
+		pgx.NamedArgs{"request_id": requestID, "cost": int64(actual), "now": l.now()}).Scan(&closed)
 	if err != nil {
 		return fmt.Errorf("settle: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if closed == 0 {
 		return l.closedOrMissing(ctx, requestID)
 	}
 	return nil
 }
 
-const releaseSQL = `
+// releaseCTEs drop an open reservation (@request_id, @now) and give its amount back to the
+// day; `closed` has one row when this statement did the releasing.
+const releaseCTEs = `
 WITH closed AS (
     UPDATE budget_reservations
-       SET status = 'released', closed_at = $2
-     WHERE request_id = $1 AND status = 'reserved'
+       SET status = 'released', closed_at = @now
+     WHERE request_id = @request_id AND status = 'reserved'
     RETURNING user_id, day, amount_nano
-)
-UPDATE budget_days d
-   SET reserved_nano = d.reserved_nano - closed.amount_nano, updated_at = now()
-  FROM closed
- WHERE d.user_id = closed.user_id AND d.day = closed.day`
+), freed AS (
+    UPDATE budget_days d
+       SET reserved_nano = d.reserved_nano - closed.amount_nano, updated_at = now()
+      FROM closed
+     WHERE d.user_id = closed.user_id AND d.day = closed.day
+    RETURNING 1
+)`
 
 // Release implements budget.Ledger.
 func (l *Ledger) Release(ctx context.Context, requestID string) error {
-	tag, err := l.pool.Exec(ctx, releaseSQL, requestID, l.now())
+	var closed int
+	err := l.pool.QueryRow(ctx, releaseCTEs+` SELECT count(*) FROM closed`,
+		pgx.NamedArgs{"request_id": requestID, "now": l.now()}).Scan(&closed)
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if closed == 0 {
 		return l.closedOrMissing(ctx, requestID)
 	}
 	return nil

@@ -1,0 +1,181 @@
+// Package execute runs an operation end to end, the one path every AI call takes:
+//
+//	route → approval check → reserve the worst case → call with a deadline, retrying with
+//	backoff and failing over primary → fallback → emergency → settle the exact cost and log
+//
+// Money is held before any provider is called and settled (or released) and logged, in one
+// statement, before the caller gets an answer: nothing lives only in a Lambda's memory.
+package execute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/helixhq/helix/shared/approval"
+	"github.com/helixhq/helix/shared/breaker"
+	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/llm"
+	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/oplog"
+	"github.com/helixhq/helix/shared/toggles"
+)
+
+// Ports the pipeline uses, declared here where they are used.
+type (
+	// Catalog is the cached catalog.
+	Catalog interface {
+		Get(ctx context.Context) (*catalog.Snapshot, error)
+	}
+	// Toggles gives the current kill switches.
+	Toggles interface {
+		Current(ctx context.Context) (toggles.Set, error)
+	}
+	// Breakers are the shared circuit breakers.
+	Breakers interface {
+		Snapshot(ctx context.Context) (breaker.Snapshot, error)
+		Failure(ctx context.Context, provider, reason string) error
+		Success(ctx context.Context, snap breaker.Snapshot, provider string) error
+	}
+	// Ledger holds budget reservations.
+	Ledger interface {
+		Reserve(ctx context.Context, r budget.Reservation) (budget.Admission, error)
+		Release(ctx context.Context, requestID string) error
+	}
+	// Providers finds the provider of a model ("deepseek", "gemini", ...).
+	Providers interface {
+		Get(name string) (llm.Provider, bool)
+	}
+)
+
+// Pipeline executes operations. Build it once per cold start; it is safe for concurrent use.
+type Pipeline struct {
+	Catalog   Catalog
+	Toggles   Toggles
+	Breakers  Breakers
+	Ledger    Ledger
+	Log       oplog.Writer
+	Approvals approval.Store
+	Providers Providers
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Policy    Policy
+}
+
+// Policy tunes deadlines and retries.
+type Policy struct {
+	// DefaultTimeout bounds a call when the context has no deadline (local dev).
+	DefaultTimeout time.Duration
+	// FinishMargin is kept back from the caller's deadline to settle, log and answer.
+	FinishMargin time.Duration
+	// AttemptsPerModel is how many times one model is tried before failing over.
+	AttemptsPerModel uint
+	// InitialBackoff and MaxBackoff shape the exponential backoff (with jitter) between tries.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// ReservationTTL bounds a hold whose Lambda died; it must exceed the function timeout.
+	ReservationTTL time.Duration
+	// ApprovalTTL is how long a held operation can wait for, and then use, an approval.
+	ApprovalTTL time.Duration
+}
+
+// DefaultPolicy suits a Lambda with a 30 s timeout.
+func DefaultPolicy() Policy {
+	return Policy{
+		DefaultTimeout:   25 * time.Second,
+		FinishMargin:     2 * time.Second,
+		AttemptsPerModel: 2,
+		InitialBackoff:   200 * time.Millisecond,
+		MaxBackoff:       2 * time.Second,
+		ReservationTTL:   5 * time.Minute,
+		ApprovalTTL:      24 * time.Hour,
+	}
+}
+
+// Call is one operation to execute.
+type Call struct {
+	RequestID   string
+	UserID      string
+	OperationID string
+	// Model pins one model key (OpenAI-compatible callers may name one); "" routes normally.
+	Model    string
+	Messages []llm.Message
+	// MaxOutputTokens lowers the operation's output cap when positive and smaller.
+	MaxOutputTokens int64
+	Temperature     *float64
+	JSON            bool
+	Schema          json.RawMessage
+	// ApprovalID runs a request an admin approved; Fingerprint is the request's canonical bytes,
+	// which the approval is bound to, and Summary what the admin sees about it.
+	ApprovalID  string
+	Fingerprint []byte
+	Summary     string
+}
+
+// Result is a completed call.
+type Result struct {
+	RequestID    string
+	Route        catalog.Route
+	Model        catalog.Model
+	Text         string
+	FinishReason string
+	Usage        catalog.Usage
+	Cost         money.Nano
+	FallbackUsed bool
+	Offline      bool
+	Attempts     int
+
+	providerRequestID string
+}
+
+// Errors of Execute, besides router errors (unknown or disabled operation, unknown model),
+// *budget.ExceededError and approval errors.
+var (
+	// ErrProvidersUnavailable: every model of the chain failed or is switched off.
+	ErrProvidersUnavailable = errors.New("no provider could serve the request")
+	// ErrContentFiltered: the provider refused the content; no other model is asked.
+	ErrContentFiltered = errors.New("the provider refused the content")
+	// ErrDeadline: not enough time was left to call a provider.
+	ErrDeadline = errors.New("not enough time left to call a provider")
+)
+
+// PendingApprovalError means the operation was held: it runs once an admin approves it and the
+// client re-sends it with the approval id.
+type PendingApprovalError struct {
+	Approval approval.Approval
+}
+
+func (e *PendingApprovalError) Error() string {
+	return fmt.Sprintf("operation %s needs approval (%s)", e.Approval.OperationID, e.Approval.Reason)
+}
+
+// Error codes written to ai_operation_log.error_code.
+const (
+	codeBudgetExceeded       = "budget_exceeded"
+	codeProvidersUnavailable = "providers_unavailable"
+	codeContentFiltered      = "content_filtered"
+	codeDeadline             = "timeout"
+)
+
+// InputUpperBound bounds the prompt's size in tokens without a tokenizer: every token of a
+// byte-level BPE or byte-fallback tokenizer covers at least one byte, so bytes bound tokens. A
+// per-message allowance covers role markers, and a fixed allowance covers what adapters add (a
+// JSON instruction, the schema).
+func InputUpperBound(msgs []llm.Message, schema json.RawMessage) int64 {
+	n := int64(64 + len(schema))
+	for _, m := range msgs {
+		n += int64(len(m.Content)) + 16
+	}
+	return n
+}
+
+func (p *Pipeline) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
