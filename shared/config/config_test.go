@@ -1,0 +1,244 @@
+package config_test
+
+import (
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/helixhq/helix/shared/config"
+	"github.com/helixhq/helix/shared/money"
+)
+
+// env is a getenv over a map, starting from the minimal valid environment.
+func env(overrides map[string]string) func(string) string {
+	m := map[string]string{
+		"DATABASE_URL":       "postgres://helix@localhost/helix",
+		"HELIX_JWT_SECRET":   "0123456789abcdef0123456789abcdef",
+		"HELIX_JWT_ISSUER":   "https://issuer.test",
+		"HELIX_JWT_AUDIENCE": "authenticated",
+	}
+	for k, v := range overrides {
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DatabaseURL", c.DatabaseURL, "postgres://helix@localhost/helix"},
+		{"DB.MaxConns", c.DB.MaxConns, int32(4)},
+		{"DB.ExecMode", c.DB.ExecMode, "exec"},
+		{"Auth.HS256Secret", c.Auth.HS256Secret, "0123456789abcdef0123456789abcdef"},
+		{"Auth.JWKSURL", c.Auth.JWKSURL, ""},
+		{"Auth.Algorithms", strings.Join(c.Auth.Algorithms, ","), "RS256,ES256"},
+		{"Auth.Issuer", c.Auth.Issuer, "https://issuer.test"},
+		{"Auth.Audience", c.Auth.Audience, "authenticated"},
+		{"Auth.AdminClaim", c.Auth.AdminClaim, "role"},
+		{"Auth.AdminValue", c.Auth.AdminValue, "admin"},
+		{"Auth.AdminUserIDs", len(c.Auth.AdminUserIDs), 0},
+		{"Budget.DefaultDailyLimit", c.Budget.DefaultDailyLimit, 50 * money.PerUSD},
+		{"Budget.DefaultWarning", c.Budget.DefaultWarning, 25 * money.PerUSD},
+		{"Budget.ReservationTTL", c.Budget.ReservationTTL, 5 * time.Minute},
+		{"CatalogTTL", c.CatalogTTL, 5 * time.Second},
+		{"LogLevel", c.LogLevel, slog.LevelInfo},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, c config.Config)
+	}{
+		{"max conns", map[string]string{"HELIX_DB_MAX_CONNS": "16"}, func(t *testing.T, c config.Config) {
+			if c.DB.MaxConns != 16 {
+				t.Errorf("MaxConns = %d", c.DB.MaxConns)
+			}
+		}},
+		{"max conns bounds", map[string]string{"HELIX_DB_MAX_CONNS": "1000"}, func(t *testing.T, c config.Config) {
+			if c.DB.MaxConns != 1000 {
+				t.Errorf("MaxConns = %d", c.DB.MaxConns)
+			}
+		}},
+		{"exec mode", map[string]string{"HELIX_DB_EXEC_MODE": "simple_protocol"}, func(t *testing.T, c config.Config) {
+			if c.DB.ExecMode != "simple_protocol" {
+				t.Errorf("ExecMode = %q", c.DB.ExecMode)
+			}
+		}},
+		{"budgets in USD", map[string]string{"HELIX_DEFAULT_DAILY_LIMIT_USD": "12.5", "HELIX_DEFAULT_WARNING_USD": "0.000000001"}, func(t *testing.T, c config.Config) {
+			if c.Budget.DefaultDailyLimit != 12_500_000_000 || c.Budget.DefaultWarning != 1 {
+				t.Errorf("limit %d, warning %d", c.Budget.DefaultDailyLimit, c.Budget.DefaultWarning)
+			}
+		}},
+		{"warning equal to limit", map[string]string{"HELIX_DEFAULT_DAILY_LIMIT_USD": "10", "HELIX_DEFAULT_WARNING_USD": "10"}, func(t *testing.T, c config.Config) {
+			if c.Budget.DefaultWarning != c.Budget.DefaultDailyLimit {
+				t.Errorf("warning %d, limit %d", c.Budget.DefaultWarning, c.Budget.DefaultDailyLimit)
+			}
+		}},
+		{"zero budget", map[string]string{"HELIX_DEFAULT_DAILY_LIMIT_USD": "0", "HELIX_DEFAULT_WARNING_USD": "0"}, func(t *testing.T, c config.Config) {
+			if c.Budget.DefaultDailyLimit != 0 || c.Budget.DefaultWarning != 0 {
+				t.Errorf("limit %d, warning %d", c.Budget.DefaultDailyLimit, c.Budget.DefaultWarning)
+			}
+		}},
+		{"durations", map[string]string{"HELIX_RESERVATION_TTL": "90s", "HELIX_CATALOG_TTL": "250ms"}, func(t *testing.T, c config.Config) {
+			if c.Budget.ReservationTTL != 90*time.Second || c.CatalogTTL != 250*time.Millisecond {
+				t.Errorf("reservation TTL %v, catalog TTL %v", c.Budget.ReservationTTL, c.CatalogTTL)
+			}
+		}},
+		{"log levels", map[string]string{"HELIX_LOG_LEVEL": "debug"}, func(t *testing.T, c config.Config) {
+			if c.LogLevel != slog.LevelDebug {
+				t.Errorf("LogLevel = %v", c.LogLevel)
+			}
+		}},
+		{"log level uppercase", map[string]string{"HELIX_LOG_LEVEL": "WARN"}, func(t *testing.T, c config.Config) {
+			if c.LogLevel != slog.LevelWarn {
+				t.Errorf("LogLevel = %v", c.LogLevel)
+			}
+		}},
+		{"algorithms split on commas and trimmed", map[string]string{"HELIX_JWT_ALGORITHMS": " ES256 , RS256,, PS256 "}, func(t *testing.T, c config.Config) {
+			if want := []string{"ES256", "RS256", "PS256"}; !slices.Equal(c.Auth.Algorithms, want) {
+				t.Errorf("Algorithms = %q, want %q", c.Auth.Algorithms, want)
+			}
+		}},
+		{"admin user ids", map[string]string{"HELIX_ADMIN_USER_IDS": "u1,u2 , ,u3"}, func(t *testing.T, c config.Config) {
+			if want := []string{"u1", "u2", "u3"}; !slices.Equal(c.Auth.AdminUserIDs, want) {
+				t.Errorf("AdminUserIDs = %q, want %q", c.Auth.AdminUserIDs, want)
+			}
+		}},
+		{"single admin user id", map[string]string{"HELIX_ADMIN_USER_IDS": "only"}, func(t *testing.T, c config.Config) {
+			if want := []string{"only"}; !slices.Equal(c.Auth.AdminUserIDs, want) {
+				t.Errorf("AdminUserIDs = %q, want %q", c.Auth.AdminUserIDs, want)
+			}
+		}},
+		{"admin claim", map[string]string{"HELIX_ADMIN_CLAIM": "cognito:groups", "HELIX_ADMIN_CLAIM_VALUE": "ops"}, func(t *testing.T, c config.Config) {
+			if c.Auth.AdminClaim != "cognito:groups" || c.Auth.AdminValue != "ops" {
+				t.Errorf("admin claim %q = %q", c.Auth.AdminClaim, c.Auth.AdminValue)
+			}
+		}},
+		{"JWKS instead of a secret", map[string]string{"HELIX_JWT_SECRET": "", "HELIX_JWT_JWKS_URL": "https://issuer.test/.well-known/jwks.json"}, func(t *testing.T, c config.Config) {
+			if c.Auth.JWKSURL == "" || c.Auth.HS256Secret != "" {
+				t.Errorf("Auth = %+v", c.Auth)
+			}
+		}},
+		{"whitespace is trimmed", map[string]string{"DATABASE_URL": "  postgres://x  ", "HELIX_JWT_ISSUER": "\thttps://i\n"}, func(t *testing.T, c config.Config) {
+			if c.DatabaseURL != "postgres://x" || c.Auth.Issuer != "https://i" {
+				t.Errorf("DatabaseURL %q, Issuer %q", c.DatabaseURL, c.Auth.Issuer)
+			}
+		}},
+		{"blank means default", map[string]string{"HELIX_DB_MAX_CONNS": "   ", "HELIX_CATALOG_TTL": " "}, func(t *testing.T, c config.Config) {
+			if c.DB.MaxConns != 4 || c.CatalogTTL != 5*time.Second {
+				t.Errorf("MaxConns %d, CatalogTTL %v", c.DB.MaxConns, c.CatalogTTL)
+			}
+		}},
+		{"secret references are kept for the resolver", map[string]string{"DATABASE_URL": "secretsmanager:helix/db#url", "HELIX_JWT_SECRET": "ssm:/helix/jwt"}, func(t *testing.T, c config.Config) {
+			if c.DatabaseURL != "secretsmanager:helix/db#url" || c.Auth.HS256Secret != "ssm:/helix/jwt" {
+				t.Errorf("DatabaseURL %q, HS256Secret %q", c.DatabaseURL, c.Auth.HS256Secret)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(env(tt.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // substrings the error must contain
+	}{
+		{"max conns not a number", map[string]string{"HELIX_DB_MAX_CONNS": "four"}, []string{"HELIX_DB_MAX_CONNS", `"four"`}},
+		{"max conns zero", map[string]string{"HELIX_DB_MAX_CONNS": "0"}, []string{"HELIX_DB_MAX_CONNS"}},
+		{"max conns too many", map[string]string{"HELIX_DB_MAX_CONNS": "1001"}, []string{"HELIX_DB_MAX_CONNS"}},
+		{"max conns negative", map[string]string{"HELIX_DB_MAX_CONNS": "-3"}, []string{"HELIX_DB_MAX_CONNS"}},
+		{"max conns fraction", map[string]string{"HELIX_DB_MAX_CONNS": "2.5"}, []string{"HELIX_DB_MAX_CONNS"}},
+		{"max conns overflow", map[string]string{"HELIX_DB_MAX_CONNS": "99999999999999999999"}, []string{"HELIX_DB_MAX_CONNS"}},
+		{"duration without unit", map[string]string{"HELIX_RESERVATION_TTL": "300"}, []string{"HELIX_RESERVATION_TTL", `"300"`}},
+		{"duration garbage", map[string]string{"HELIX_CATALOG_TTL": "soon"}, []string{"HELIX_CATALOG_TTL"}},
+		{"duration zero", map[string]string{"HELIX_CATALOG_TTL": "0s"}, []string{"HELIX_CATALOG_TTL"}},
+		{"duration negative", map[string]string{"HELIX_RESERVATION_TTL": "-5m"}, []string{"HELIX_RESERVATION_TTL"}},
+		{"limit not a number", map[string]string{"HELIX_DEFAULT_DAILY_LIMIT_USD": "fifty"}, []string{"HELIX_DEFAULT_DAILY_LIMIT_USD"}},
+		{"limit with a dollar sign", map[string]string{"HELIX_DEFAULT_DAILY_LIMIT_USD": "$50"}, []string{"HELIX_DEFAULT_DAILY_LIMIT_USD"}},
+		{"limit negative", map[string]string{"HELIX_DEFAULT_DAILY_LIMIT_USD": "-1"}, []string{"HELIX_DEFAULT_DAILY_LIMIT_USD"}},
+		{"warning too precise", map[string]string{"HELIX_DEFAULT_WARNING_USD": "0.0000000001"}, []string{"HELIX_DEFAULT_WARNING_USD"}},
+		{"warning above limit", map[string]string{"HELIX_DEFAULT_DAILY_LIMIT_USD": "10", "HELIX_DEFAULT_WARNING_USD": "10.000000001"}, []string{"HELIX_DEFAULT_WARNING_USD must not exceed"}},
+		{"default warning above a lowered limit", map[string]string{"HELIX_DEFAULT_DAILY_LIMIT_USD": "20"}, []string{"HELIX_DEFAULT_WARNING_USD must not exceed"}},
+		{"log level", map[string]string{"HELIX_LOG_LEVEL": "verbose"}, []string{"HELIX_LOG_LEVEL", `"verbose"`}},
+		{"missing database URL", map[string]string{"DATABASE_URL": ""}, []string{"DATABASE_URL is required"}},
+		{"missing issuer", map[string]string{"HELIX_JWT_ISSUER": ""}, []string{"HELIX_JWT_ISSUER"}},
+		{"missing audience", map[string]string{"HELIX_JWT_AUDIENCE": "  "}, []string{"HELIX_JWT_AUDIENCE"}},
+		{"neither secret nor JWKS", map[string]string{"HELIX_JWT_SECRET": ""}, []string{"HELIX_JWT_SECRET", "HELIX_JWT_JWKS_URL"}},
+		{"every problem at once", map[string]string{
+			"DATABASE_URL": "", "HELIX_JWT_SECRET": "", "HELIX_JWT_ISSUER": "",
+			"HELIX_DB_MAX_CONNS": "x", "HELIX_RESERVATION_TTL": "x", "HELIX_CATALOG_TTL": "x",
+			"HELIX_DEFAULT_DAILY_LIMIT_USD": "x", "HELIX_DEFAULT_WARNING_USD": "y", "HELIX_LOG_LEVEL": "x",
+		}, []string{
+			"DATABASE_URL", "HELIX_JWT_SECRET", "HELIX_JWT_ISSUER", "HELIX_DB_MAX_CONNS", "HELIX_RESERVATION_TTL",
+			"HELIX_CATALOG_TTL", "HELIX_DEFAULT_DAILY_LIMIT_USD", "HELIX_DEFAULT_WARNING_USD", "HELIX_LOG_LEVEL",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load(env(tt.env))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// One error line per problem, so an operator sees them all at once.
+func TestLoadReportsEachProblemOnce(t *testing.T) {
+	_, err := config.Load(env(map[string]string{"HELIX_DB_MAX_CONNS": "x", "HELIX_LOG_LEVEL": "x", "DATABASE_URL": ""}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if n := len(strings.Split(err.Error(), "\n")); n != 3 {
+		t.Fatalf("%d error lines, want 3:\n%v", n, err)
+	}
+}
+
+func TestLoadDoesNotEchoSecrets(t *testing.T) {
+	secret := "postgres://helix:hunter2-very-secret@db/helix"
+	_, err := config.Load(env(map[string]string{"DATABASE_URL": secret, "HELIX_JWT_ISSUER": ""}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error echoes a secret: %v", err)
+	}
+}
+
+// Load promises to report every invalid value at once, but an unknown HELIX_DB_EXEC_MODE is only
+// rejected later, by store.ParseExecMode when the pool is built.
+func TestLoadRejectsUnknownExecMode(t *testing.T) {
+	t.Skip("BUG: config.Load accepts any HELIX_DB_EXEC_MODE (e.g. \"turbo\"); it is only rejected when the pool is opened (store.ParseExecMode), not with the other configuration errors")
+	if _, err := config.Load(env(map[string]string{"HELIX_DB_EXEC_MODE": "turbo"})); err == nil {
+		t.Fatal("Load accepted HELIX_DB_EXEC_MODE=turbo")
+	}
+}
