@@ -381,7 +381,12 @@ func str(m map[string]any, salt int, hint string) string {
 	}
 	if maxLen, ok := count(m, "maxLength"); ok {
 		if r := []rune(s); len(r) > maxLen {
-			s = string(r[:maxLen])
+			// Keep the salt at the end so siblings stay distinct (uniqueItems).
+			suffix := ""
+			if salt > 0 && maxLen > len(strconv.Itoa(salt+1)) {
+				suffix = strconv.Itoa(salt + 1)
+			}
+			s = string(r[:maxLen-len(suffix)]) + suffix
 		}
 	}
 	return s
@@ -497,9 +502,19 @@ func number(m map[string]any, salt int) float64 {
 		v = float64(salt)
 	}
 	if mo, ok := num(m["multipleOf"]); ok && mo > 0 {
+		inRange := func(c float64) bool {
+			return (lo == nil || c > *lo || (!loEx && c == *lo)) && (hi == nil || c < *hi || (!hiEx && c == *hi))
+		}
 		c := math.Ceil(v/mo) * mo
-		if hi != nil && (c > *hi || (hiEx && c == *hi)) {
+		if !inRange(c) {
 			c = math.Floor(v/mo) * mo
+		}
+		if !inRange(c) && lo != nil {
+			// The nearest multiples fell outside: take the first one above the lower bound.
+			c = math.Ceil(*lo/mo) * mo
+			if !inRange(c) {
+				c += mo
+			}
 		}
 		// Round away float noise (0.1*3 = 0.30000000000000004) so the decimal form is a multiple.
 		if r, err := strconv.ParseFloat(strconv.FormatFloat(c, 'f', decimals(mo), 64), 64); err == nil {

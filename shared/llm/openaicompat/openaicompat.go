@@ -95,6 +95,7 @@ func (p *Provider) request(req llm.Request) (openai.ChatCompletionRequest, error
 		Model: req.Model,
 		// DeepSeek and most compatible servers read max_tokens; max_completion_tokens is
 		// OpenAI-only.
+		//lint:ignore SA1019 deprecated only for OpenAI's own reasoning models
 		MaxTokens: int(min(req.MaxOutputTokens, math.MaxInt32)),
 	}
 	mentionsJSON := false
