@@ -164,6 +164,7 @@ type Server struct {
 	fallback Reply
 	apiKey   string
 	requests []Request
+	noRecord bool
 	seq      int
 }
 
@@ -232,7 +233,22 @@ func (s *Server) RequireAPIKey(key string) {
 	s.apiKey = key
 }
 
-// Requests returns a copy of every request received so far, in arrival order.
+// SetRecording turns keeping requests on (the default) or off; load runs turn it off so memory
+// stays flat. Count keeps counting either way.
+func (s *Server) SetRecording(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noRecord = !on
+}
+
+// Count is how many requests the server has received.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
+// Requests returns a copy of every request recorded so far, in arrival order.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,7 +275,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec := Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 
 	s.mu.Lock()
-	s.requests = append(s.requests, rec)
+	if !s.noRecord {
+		s.requests = append(s.requests, rec)
+	}
 	s.seq++
 	seq := s.seq
 	wantKey := s.apiKey

@@ -50,3 +50,18 @@ func TestUnknownEndpointDoesNotUseTheScript(t *testing.T) {
 		t.Errorf("recorded %d requests, want 2", n)
 	}
 }
+
+func TestRecordingOff(t *testing.T) {
+	s := NewAnthropic(t)
+	s.SetRecording(false)
+	for range 3 {
+		resp, err := http.Post(s.URL+"/v1/messages", "application/json", strings.NewReader(`{"model":"m"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if len(s.Requests()) != 0 || s.Count() != 3 {
+		t.Errorf("recorded %d, counted %d; want 0 and 3", len(s.Requests()), s.Count())
+	}
+}

@@ -25,8 +25,8 @@ import (
 // DeepSeekBaseURL is DeepSeek's API root; go-openai appends /chat/completions.
 const DeepSeekBaseURL = "https://api.deepseek.com"
 
-// jsonHint is added as a system message when a JSON request's prompt never says "json": DeepSeek
-// rejects JSON mode otherwise. It is kept short because it costs input tokens the pipeline's
+// jsonHint is added to the system prompt when a JSON request's prompt never says "json":
+// DeepSeek rejects JSON mode otherwise. It is kept short because it costs input tokens the pipeline's
 // estimate does not see.
 const jsonHint = "Answer with a single JSON object."
 
@@ -124,7 +124,13 @@ func (p *Provider) request(req llm.Request) (openai.ChatCompletionRequest, error
 		// the former. The pipeline validates the answer against the schema.
 		creq.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONObject}
 		if !mentionsJSON {
-			creq.Messages = append([]openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleSystem, Content: jsonHint}}, creq.Messages...)
+			// Into the first system message rather than a new one: some chat templates (vLLM,
+			// Ollama) accept a single system message, and only in first place.
+			if len(creq.Messages) > 0 && creq.Messages[0].Role == openai.ChatMessageRoleSystem {
+				creq.Messages[0].Content += "\n\n" + jsonHint
+			} else {
+				creq.Messages = append([]openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleSystem, Content: jsonHint}}, creq.Messages...)
+			}
 		}
 	}
 	return creq, nil

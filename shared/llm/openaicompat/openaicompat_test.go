@@ -85,6 +85,17 @@ func TestRequestOnTheWire(t *testing.T) {
 			},
 		},
 		{
+			name: "JSON hint joins an existing system message",
+			req: llm.Request{Model: "deepseek-chat", MaxOutputTokens: 50, JSON: true, Messages: []llm.Message{
+				{Role: llm.RoleSystem, Content: "You sort mail."}, {Role: llm.RoleUser, Content: "Classify."}}},
+			check: func(t *testing.T, body map[string]any) {
+				msgs := messages(body)
+				if len(msgs) != 2 || !strings.HasPrefix(msgs[0], "system:You sort mail.\n\n") || !strings.Contains(strings.ToLower(msgs[0]), "json") {
+					t.Errorf("messages = %q, want the hint appended to the one system message", msgs)
+				}
+			},
+		},
+		{
 			name: "JSON mode leaves a prompt that says json alone",
 			req: llm.Request{Model: "deepseek-chat", MaxOutputTokens: 50, JSON: true, Messages: []llm.Message{
 				{Role: llm.RoleSystem, Content: "Reply in JSON."}, {Role: llm.RoleUser, Content: "Classify."}}},
