@@ -11,14 +11,12 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/helixhq/helix/shared/app"
-	"github.com/helixhq/helix/shared/budgetapi"
-	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/lambdaio"
 )
 
 func main() {
 	ctx := context.Background()
-	base, err := app.Boot(ctx, app.Options{Function: "budget", Getenv: os.Getenv, LogOut: os.Stdout})
+	base, err := app.Boot(ctx, app.Options{Function: "budget", Environ: os.Environ(), LogOut: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "budget: cold start failed:", err)
 		os.Exit(1)
@@ -28,7 +26,7 @@ func main() {
 
 // newHandler builds the function's HTTP handler; tests invoke it with real API Gateway events.
 func newHandler(base *app.Base) http.Handler {
-	srv := httpapi.NewServer(base.Auth, base.Log)
-	budgetapi.Register(srv, base.Ledger())
+	srv := base.NewServer(base.Toggles())
+	base.MountBudget(srv)
 	return srv
 }

@@ -467,7 +467,7 @@ func TestModifiedEvents(t *testing.T) {
 		{name: "malformed JSON", event: put, edit: body(`{"daily_limit":100,`), status: 400, code: "malformed_json"},
 		{name: "empty object", event: put, edit: body(`{}`), status: 400, code: "missing_field"},
 		{name: "unknown field", event: put, edit: body(`{"daily_limit":100,"warning_treshold":50}`), status: 400, code: "unknown_field"},
-		{name: "amount as a string", event: put, edit: body(`{"daily_limit":"100"}`), status: 400, code: "invalid_field"},
+		{name: "amount as a string", event: put, edit: body(`{"daily_limit":"100"}`), status: 400, code: "invalid_type"},
 		{name: "warning above the limit", event: put, edit: body(`{"daily_limit":10,"warning_threshold":20}`), status: 400, code: "invalid_field"},
 		{name: "negative limit", event: put, edit: body(`{"daily_limit":-1}`), status: 400, code: "invalid_field"},
 		{name: "limit beyond the sanity cap", event: put, edit: body(`{"daily_limit":1000000}`), status: 400, code: "invalid_field"},

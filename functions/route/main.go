@@ -1,5 +1,6 @@
-// Command route is the route Lambda: routing decisions, cost estimates and route administration
-// behind API Gateway (HTTP API, payload v2).
+// Command route is the route Lambda: routing decisions and cost estimates, the intelligence
+// operations, the OpenAI-compatible API, and route, approval and toggle administration, behind
+// API Gateway (HTTP API, payload v2).
 package main
 
 import (
@@ -7,29 +8,39 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/helixhq/helix/shared/app"
-	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/lambdaio"
-	"github.com/helixhq/helix/shared/routeapi"
+	"github.com/helixhq/helix/shared/llm/providers"
 )
 
 func main() {
 	ctx := context.Background()
-	base, err := app.Boot(ctx, app.Options{Function: "route", Getenv: os.Getenv, LogOut: os.Stdout})
+	base, err := app.Boot(ctx, app.Options{Function: "route", Environ: os.Environ(), LogOut: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "route: cold start failed:", err)
 		os.Exit(1)
 	}
-	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(base), base.Log), lambda.WithEnableSIGTERM(base.Pool.Close))
+	// Provider calls get their deadline from the request; the client only bounds connection setup.
+	registry, err := providers.FromEnv(ctx, base.Getenv, &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 5 * time.Second,
+		MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second,
+	}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "route: providers:", err)
+		os.Exit(1)
+	}
+	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(base, registry), base.Log), lambda.WithEnableSIGTERM(base.Pool.Close))
 }
 
 // newHandler builds the function's HTTP handler; tests invoke it with real API Gateway events.
-func newHandler(base *app.Base) http.Handler {
-	cache, routes := base.Catalog()
-	srv := httpapi.NewServer(base.Auth, base.Log)
-	routeapi.Register(srv, routeapi.Deps{Catalog: cache, Routes: routes, Budgets: base.Ledger()})
+func newHandler(base *app.Base, providers execute.Providers) http.Handler {
+	tg := base.Toggles()
+	srv := base.NewServer(tg)
+	base.MountRoute(srv, tg, providers)
 	return srv
 }

@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helixhq/helix/shared/llm"
+	"github.com/helixhq/helix/shared/llm/offline"
+
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -101,7 +104,10 @@ func invoke(t *testing.T, h lambda.Handler, payload []byte) events.APIGatewayV2H
 }
 
 func lambdaHandler(base *app.Base) lambda.Handler {
-	return lambda.NewHandler(lambdaio.HTTPHandler(newHandler(base), base.Log))
+	// Every provider answers from the offline model: these tests exercise the Lambda adapter and
+	// the routes, not the providers (the pipeline's own tests cover those).
+	providers := llm.NewRegistry().WithOfflineFallback(offline.New(), true)
+	return lambda.NewHandler(lambdaio.HTTPHandler(newHandler(base, providers), base.Log))
 }
 
 // loadEvent reads a sample event and checks it decodes into the v2 event type with no unknown

@@ -11,6 +11,9 @@ func Default(key string) string {
 		return "helix-local"
 	case "HELIX_JWT_AUDIENCE":
 		return "helix"
+	case "HELIX_OFFLINE":
+		// Providers without a key answer from the offline model, so everything works with none.
+		return "fallback"
 	}
 	return ""
 }

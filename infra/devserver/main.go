@@ -10,15 +10,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/helixhq/helix/shared/llm"
+	"github.com/helixhq/helix/shared/llm/providers"
+
+	"github.com/helixhq/helix/infra/migrations"
+
 	"github.com/helixhq/helix/infra/devenv"
 	"github.com/helixhq/helix/shared/app"
-	"github.com/helixhq/helix/shared/budgetapi"
-	"github.com/helixhq/helix/shared/httpapi"
-	"github.com/helixhq/helix/shared/routeapi"
-	"github.com/helixhq/helix/shared/store"
 )
 
 func main() {
@@ -32,27 +34,25 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	getenv := devenv.Getenv(os.Getenv)
-	if err := store.Migrate(ctx, getenv("DATABASE_URL"), nil); err != nil {
+	if err := migrations.Up(ctx, getenv("DATABASE_URL"), nil); err != nil {
 		return err
 	}
-	base, err := app.Boot(ctx, app.Options{Function: "dev", Getenv: getenv, LogOut: os.Stdout})
+	base, err := app.Boot(ctx, app.Options{Function: "dev", Environ: os.Environ(), Defaults: devenv.Default, LogOut: os.Stdout})
 	if err != nil {
 		return err
 	}
 	defer base.Pool.Close()
+	registry, err := providers.FromEnv(ctx, base.Getenv, nil)
+	if err != nil {
+		return err
+	}
 
-	srv := httpapi.NewServer(base.Auth, base.Log)
-	cache, routes := base.Catalog()
-	ledger := base.Ledger()
-	routeapi.Register(srv, routeapi.Deps{Catalog: cache, Routes: routes, Budgets: ledger})
-	budgetapi.Register(srv, ledger)
-	srv.HandlePublic("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := base.Pool.Ping(r.Context()); err != nil {
-			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unreachable"})
-			return
-		}
-		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	// One server for every HTTP function: their routes do not overlap.
+	tg := base.Toggles()
+	srv := base.NewServer(tg)
+	base.MountRoute(srv, tg, registry)
+	base.MountBudget(srv)
+	base.MountHealth(srv)
 
 	port := os.Getenv("PORT")
 	if port == "" {
@@ -64,12 +64,12 @@ func run() error {
 	go func() { errc <- hs.ListenAndServe() }()
 
 	fmt.Printf(`
-Helix is running at http://%s
+Helix is running at http://%s  (models: %s)
 
   Get a token:   make token USER=alice            (add ROLE=admin for the admin endpoints)
   Try it:        curl -s http://%s/ai-router/budget -H "Authorization: Bearer $(make -s token USER=alice)"
 
-`, addr, addr)
+`, addr, describe(registry), addr)
 
 	select {
 	case err := <-errc:
@@ -82,4 +82,20 @@ Helix is running at http://%s
 		defer cancel()
 		return hs.Shutdown(shutdown)
 	}
+}
+
+// describe says which providers answer for real and which from the offline model.
+func describe(r *llm.Registry) string {
+	var parts []string
+	for _, name := range []string{providers.DeepSeek, providers.Gemini, providers.Anthropic} {
+		state := "offline model (no key)"
+		switch {
+		case r.ForcedOffline():
+			state = "offline model (HELIX_OFFLINE)"
+		case r.Configured(name):
+			state = "live"
+		}
+		parts = append(parts, name+": "+state)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -8,8 +8,9 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/helixhq/helix/infra/migrations"
+
 	"github.com/helixhq/helix/shared/secrets"
-	"github.com/helixhq/helix/shared/store"
 )
 
 func main() {
@@ -24,7 +25,7 @@ func main() {
 		os.Exit(1)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := store.Migrate(ctx, url, log); err != nil {
+	if err := migrations.Up(ctx, url, log); err != nil {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(1)
 	}

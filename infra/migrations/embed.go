@@ -1,5 +1,6 @@
-// Package migrations holds Helix's versioned SQL migrations, embedded so that `make migrate`
-// (infra/migrate) and the tests apply exactly the files in the binary. Lambdas never run them.
+// Package migrations holds Helix's versioned SQL migrations and applies them with goose. The SQL
+// is embedded so that `make migrate` (infra/migrate), the dev server and the tests apply exactly
+// the files in the binary. Lambdas never run them, and never link goose.
 package migrations
 
 import "embed"

@@ -60,7 +60,8 @@ type Authenticator struct {
 	cache *jwk.Cache // nil without JWKS
 
 	refreshMu   sync.Mutex
-	lastRefresh time.Time
+	lastRefresh time.Time // forced fetch for an unknown kid
+	lastRetry   time.Time // forced fetch after a failed first fetch
 }
 
 // New builds an Authenticator. With a JWKS URL it starts a background cache of the key set; the
@@ -181,29 +182,52 @@ func (a *Authenticator) keys(ctx context.Context, sink jws.KeySink, sig *jws.Sig
 }
 
 // lookupKey finds a key by id, refreshing the set at most once a minute when the id is unknown
-// (the issuer rotated its keys).
+// (the issuer rotated its keys). Before the first fetch has landed it waits briefly for it; if
+// that fetch failed (the issuer was unreachable at cold start) it fetches again, at most every
+// ten seconds, rather than waiting for the cache's own schedule, which can be many minutes.
 func (a *Authenticator) lookupKey(ctx context.Context, kid string) (jwk.Key, error) {
 	set, err := a.cache.Lookup(ctx, a.cfg.JWKSURL)
 	if err != nil {
+		wait, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ready := a.cache.Ready(wait, a.cfg.JWKSURL)
+		cancel()
+		if ready {
+			set, err = a.cache.Lookup(ctx, a.cfg.JWKSURL)
+		}
+		if err != nil {
+			if !a.allow(&a.lastRetry, 10*time.Second) {
+				return nil, fmt.Errorf("JWKS unavailable: %w", err)
+			}
+			if set, err = a.cache.Refresh(ctx, a.cfg.JWKSURL); err != nil {
+				return nil, fmt.Errorf("JWKS unavailable: %w", err)
+			}
+		}
+	}
+	if key, ok := set.LookupKeyID(kid); ok {
+		return key, nil
+	}
+	if !a.allow(&a.lastRefresh, time.Minute) {
+		return nil, fmt.Errorf("unknown kid %q", kid)
+	}
+	if set, err = a.cache.Refresh(ctx, a.cfg.JWKSURL); err != nil {
 		return nil, fmt.Errorf("JWKS unavailable: %w", err)
 	}
 	if key, ok := set.LookupKeyID(kid); ok {
 		return key, nil
 	}
-	a.refreshMu.Lock()
-	refresh := time.Since(a.lastRefresh) > time.Minute
-	if refresh {
-		a.lastRefresh = time.Now()
-	}
-	a.refreshMu.Unlock()
-	if refresh {
-		if set, err = a.cache.Refresh(ctx, a.cfg.JWKSURL); err == nil {
-			if key, ok := set.LookupKeyID(kid); ok {
-				return key, nil
-			}
-		}
-	}
 	return nil, fmt.Errorf("unknown kid %q", kid)
+}
+
+// allow lets one forced key-set fetch through per interval, so a stream of bogus kids or an
+// unreachable issuer cannot turn into a stream of requests to the issuer.
+func (a *Authenticator) allow(last *time.Time, interval time.Duration) bool {
+	a.refreshMu.Lock()
+	defer a.refreshMu.Unlock()
+	if time.Since(*last) <= interval {
+		return false
+	}
+	*last = time.Now()
+	return true
 }
 
 func keyFits(alg jwa.SignatureAlgorithm, raw any) bool {

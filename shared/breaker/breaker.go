@@ -50,10 +50,17 @@ type Breakers struct {
 	now    func() time.Time
 	cache  *ttlcache.Cache[map[string]State]
 
-	// seen holds states this instance learned from its own writes since the cache last loaded;
-	// each reload clears it, since the database then has them (and maybe newer ones).
+	// seen holds states this instance learned from its own writes, with when it learned them;
+	// a reload drops the entries learned before it began, since the database then has them (and
+	// maybe newer ones), and keeps those learned while it ran.
 	mu   sync.Mutex
-	seen map[string]State
+	seq  uint64
+	seen map[string]learned
+}
+
+type learned struct {
+	state State
+	seq   uint64
 }
 
 // New returns breakers over store; ttl bounds how late this instance sees another's change.
@@ -61,18 +68,25 @@ func New(store Store, p Policy, ttl time.Duration, now func() time.Time) *Breake
 	if now == nil {
 		now = time.Now
 	}
-	b := &Breakers{store: store, policy: p, now: now, seen: map[string]State{}}
+	b := &Breakers{store: store, policy: p, now: now, seen: map[string]learned{}}
 	b.cache = ttlcache.New(b.load, ttl, now)
 	return b
 }
 
 func (b *Breakers) load(ctx context.Context) (map[string]State, error) {
+	b.mu.Lock()
+	began := b.seq
+	b.mu.Unlock()
 	states, err := b.store.LoadBreakers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
-	b.seen = map[string]State{}
+	for k, l := range b.seen {
+		if l.seq <= began {
+			delete(b.seen, k)
+		}
+	}
 	b.mu.Unlock()
 	return states, nil
 }
@@ -109,8 +123,8 @@ func (b *Breakers) Snapshot(ctx context.Context) (Snapshot, error) {
 		for k, v := range shared {
 			states[k] = v
 		}
-		for k, v := range b.seen {
-			states[k] = v
+		for k, l := range b.seen {
+			states[k] = l.state
 		}
 	}
 	return Snapshot{states: states, now: b.now()}, nil
@@ -141,7 +155,8 @@ func (b *Breakers) Success(ctx context.Context, snap Snapshot, provider string) 
 func (b *Breakers) remember(provider string, st State) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.seen[provider] = st
+	b.seq++
+	b.seen[provider] = learned{state: st, seq: b.seq}
 }
 
 // Refresh drops the cached shared state and this instance's overlay (tests, admin reads).
@@ -149,5 +164,5 @@ func (b *Breakers) Refresh() {
 	b.cache.Invalidate()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.seen = map[string]State{}
+	b.seen = map[string]learned{}
 }

@@ -110,6 +110,9 @@ func (e *ExceededError) Error() string {
 		e.Requested, e.Day.Remaining(), e.Day.Limits.DailyLimit)
 }
 
+// ErrInvalidLimits is returned when a warning threshold would exceed the daily limit.
+var ErrInvalidLimits = errors.New("warning_threshold must not exceed daily_limit")
+
 // ErrNotReserved is returned when settling or releasing a request id that was never reserved.
 var ErrNotReserved = errors.New("no reservation for this request id")
 
@@ -128,6 +131,10 @@ type Ledger interface {
 	Today(ctx context.Context, userID string) (Day, error)
 	// SetLimits changes a user's limits, effective at once.
 	SetLimits(ctx context.Context, userID string, l Limits, actor string) (Day, error)
+	// UpdateLimits changes the given limits and keeps the others, atomically. When only the
+	// daily limit is given and the kept warning would exceed it, the warning becomes half the
+	// new limit. A warning above the resulting limit is ErrInvalidLimits.
+	UpdateLimits(ctx context.Context, userID string, daily, warning *money.Nano, actor string) (Day, error)
 	// SweepExpired releases up to max reservations whose TTL has passed and returns how many.
 	SweepExpired(ctx context.Context, max int) (int, error)
 }

@@ -160,6 +160,8 @@ func TestPutBudget(t *testing.T) {
 		{"a limit below what is committed", `{"daily_limit":2,"warning_threshold":1}`, amounts{"bob", "2", "1", "0", "3", "0", "exceeded"}},
 		{"zero blocks the user", `{"daily_limit":0,"warning_threshold":0}`, amounts{"bob", "0", "0", "0", "3", "0", "exceeded"}},
 		{"back to 100 and 12.5", `{"daily_limit":100.0,"warning_threshold":12.50}`, amounts{"bob", "100", "12.5", "0", "3", "97", "ok"}},
+		// A limit lowered below the kept warning takes the warning down to half the new limit.
+		{"limit below the current warning halves it", `{"daily_limit":10}`, amounts{"bob", "10", "5", "0", "3", "7", "ok"}},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -177,6 +179,10 @@ func TestPutBudget(t *testing.T) {
 	// Other users keep the defaults.
 	if got := e.get(t, e.alice, "/ai-router/budget").amounts(); got.limit != "50" || got.warning != "25" {
 		t.Errorf("alice's budget changed: %+v", got)
+	}
+	// A user without limits of their own starts from the defaults ($50, warning $25).
+	if got := put(t, "nobody", `{"daily_limit":10}`).amounts(); got.limit != "10" || got.warning != "5" {
+		t.Errorf("limit only, below the default warning: %+v, want limit 10 warning 5", got)
 	}
 }
 
@@ -216,8 +222,6 @@ func TestPutBudgetRejects(t *testing.T) {
 	}{
 		{"warning above the limit", "bob", `{"daily_limit":10,"warning_threshold":20}`, 400, []string{"invalid_field"}},
 		{"warning above the current limit", "bob", `{"warning_threshold":80.000000001}`, 400, []string{"invalid_field"}},
-		{"limit below the current warning", "bob", `{"daily_limit":19.999999999}`, 400, []string{"invalid_field"}},
-		{"limit below the default warning", "nobody", `{"daily_limit":10}`, 400, []string{"invalid_field"}},
 		{"negative limit", "bob", `{"daily_limit":-1}`, 400, []string{"invalid_field"}},
 		{"negative warning", "bob", `{"warning_threshold":-0.5}`, 400, []string{"invalid_field"}},
 		{"negative zero-ish", "bob", `{"warning_threshold":-0.000000001}`, 400, []string{"invalid_field"}},

@@ -4,6 +4,7 @@ package budgetapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // Budgets is the part of the ledger this API uses.
 type Budgets interface {
 	Today(ctx context.Context, userID string) (budget.Day, error)
-	SetLimits(ctx context.Context, userID string, l budget.Limits, actor string) (budget.Day, error)
+	UpdateLimits(ctx context.Context, userID string, daily, warning *money.Nano, actor string) (budget.Day, error)
 }
 
 // Register adds the budget function's endpoints to s.
@@ -86,14 +87,14 @@ func (h *handlers) write(w http.ResponseWriter, r *http.Request, user string) er
 }
 
 // LimitsUpdate is the body of PUT /admin/budgets/{user_id}, in USD; an omitted field keeps its
-// current value.
+// current value, except that a warning above a newly lowered limit becomes half that limit.
 type LimitsUpdate struct {
 	DailyLimit       *money.Nano `json:"daily_limit"`
 	WarningThreshold *money.Nano `json:"warning_threshold"`
 }
 
 // maxDailyLimit keeps a typo (an extra few zeros) from handing out an unbounded budget.
-var maxDailyLimit = money.MustUSD(100_000)
+const maxDailyLimit = 100_000 * money.PerUSD
 
 func (h *handlers) adminPut(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	user, err := userIDParam(r)
@@ -107,24 +108,18 @@ func (h *handlers) adminPut(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if body.DailyLimit == nil && body.WarningThreshold == nil {
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeMissingField, "send daily_limit, warning_threshold or both (USD)")
 	}
-	current, err := h.budgets.Today(r.Context(), user)
-	if err != nil {
-		return err
+	for _, v := range []*money.Nano{body.DailyLimit, body.WarningThreshold} {
+		if v != nil && *v > maxDailyLimit {
+			return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "limits must not exceed %s USD", maxDailyLimit)
+		}
 	}
-	limits := current.Limits
-	if body.DailyLimit != nil {
-		limits.DailyLimit = *body.DailyLimit
+	if body.DailyLimit != nil && body.WarningThreshold != nil && *body.WarningThreshold > *body.DailyLimit {
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "warning_threshold must not exceed daily_limit")
 	}
-	if body.WarningThreshold != nil {
-		limits.Warning = *body.WarningThreshold
+	day, err := h.budgets.UpdateLimits(r.Context(), user, body.DailyLimit, body.WarningThreshold, p.UserID)
+	if errors.Is(err, budget.ErrInvalidLimits) {
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "warning_threshold must not exceed the daily_limit (send both to change both)")
 	}
-	if limits.DailyLimit > maxDailyLimit {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "daily_limit must not exceed %s USD", maxDailyLimit)
-	}
-	if err := limits.Validate(); err != nil {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "%s", err)
-	}
-	day, err := h.budgets.SetLimits(r.Context(), user, limits, p.UserID)
 	if err != nil {
 		return err
 	}

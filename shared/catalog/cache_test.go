@@ -319,7 +319,6 @@ func TestCacheConcurrentUse(t *testing.T) {
 // started before the write is still in flight when Invalidate runs, that reload stores the
 // pre-write snapshot afterwards, and it is served for a full TTL.
 func TestCacheInvalidateDuringLoad(t *testing.T) {
-	t.Skip("BUG: catalog.Cache.Invalidate during an in-flight load is lost: the load stores the snapshot it read before the write and Get serves it until the TTL expires (shared/ttlcache, Cache.Get stores the loaded value unconditionally and Invalidate only clears cur; fix with a generation counter bumped by Invalidate and checked before Store)")
 	clk := newClock()
 	src := &source{}
 	c := catalog.NewCache(src, ttl, clk.Now)

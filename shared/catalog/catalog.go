@@ -60,6 +60,9 @@ type Usage struct {
 // tokens and the sum is rounded up to the next nano-USD once. ok is false for negative or
 // absurdly large usage.
 func (m Model) Cost(u Usage) (cost money.Nano, ok bool) {
+	if u.InputTokens < 0 || u.CachedInputTokens < 0 || u.OutputTokens < 0 || u.ReasoningTokens < 0 {
+		return 0, false
+	}
 	return money.CostOf(
 		money.TokenCharge{Tokens: u.InputTokens, PerMillion: m.InputPerMTok},
 		money.TokenCharge{Tokens: u.CachedInputTokens, PerMillion: m.CachedInputPerMTok},

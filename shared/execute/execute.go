@@ -114,6 +114,9 @@ type Call struct {
 	ApprovalID  string
 	Fingerprint []byte
 	Summary     string
+	// Continuation marks a follow-up call of an operation already admitted (the repair retry of
+	// invalid JSON): it is not held for approval again. Set only by Helix code, never from input.
+	Continuation bool
 }
 
 // Result is a completed call.
@@ -130,6 +133,7 @@ type Result struct {
 	Attempts     int
 
 	providerRequestID string
+	held              money.Nano // the worst case reserved for the call
 }
 
 // Errors of Execute, besides router errors (unknown or disabled operation, unknown model),
@@ -159,14 +163,15 @@ const (
 	codeProvidersUnavailable = "providers_unavailable"
 	codeContentFiltered      = "content_filtered"
 	codeDeadline             = "timeout"
+	codeUnpricedUsage        = "unpriced_usage"
 )
 
 // InputUpperBound bounds the prompt's size in tokens without a tokenizer: every token of a
 // byte-level BPE or byte-fallback tokenizer covers at least one byte, so bytes bound tokens. A
-// per-message allowance covers role markers, and a fixed allowance covers what adapters add (a
-// JSON instruction, the schema).
+// per-message allowance covers role markers, and a fixed one what adapters add to JSON requests
+// (an instruction of a few sentences, and the schema, which Anthropic gets in its system prompt).
 func InputUpperBound(msgs []llm.Message, schema json.RawMessage) int64 {
-	n := int64(64 + len(schema))
+	n := int64(512 + len(schema))
 	for _, m := range msgs {
 		n += int64(len(m.Content)) + 16
 	}

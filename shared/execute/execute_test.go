@@ -412,8 +412,8 @@ func TestDeadline(t *testing.T) {
 		defer cancel()
 		callerDeadline, _ := ctx.Deadline()
 		_, err := e.p.Execute(ctx, composeCall("r"))
-		if !errors.Is(err, execute.ErrProvidersUnavailable) {
-			t.Fatalf("err = %v, want ErrProvidersUnavailable", err)
+		if !errors.Is(err, execute.ErrDeadline) {
+			t.Fatalf("err = %v, want ErrDeadline (the deadline passed while the provider hung)", err)
 		}
 		// The provider's deadline keeps FinishMargin back from the caller's, to settle and log.
 		if dls := e.deepseek.Deadlines(); len(dls) != 1 || !dls[0].Equal(callerDeadline.Add(-testPolicy().FinishMargin)) {
@@ -960,7 +960,6 @@ func TestRoundTripsOnTheSuccessPath(t *testing.T) {
 // When the primary is skipped (kill switch or open breaker), the fallback answers and the log
 // must say so: operators measure failover with fallback_used.
 func TestFallbackUsedWhenThePrimaryIsSkipped(t *testing.T) {
-	t.Skip("BUG: run.go sets FallbackUsed = i > 0 (index in the filtered chain); a skipped primary yields fallback_used=false")
 	t.Run("kill switch", func(t *testing.T) {
 		e := newEnv(t, withEnvToggles(map[string]bool{"DISABLE_DEEPSEEK": true}))
 		res := e.mustExecute(composeCall("r"))
@@ -987,24 +986,30 @@ func TestFallbackUsedWhenThePrimaryIsSkipped(t *testing.T) {
 
 // A provider whose usage cannot be priced (an adapter bug) must not leave the hold open and
 // the call unrecorded.
+// Usage that cannot be priced still came from a real, billed call: the answer is returned, the
+// worst case that was held is charged (never less), and the log row says why.
 func TestUnpriceableUsageIsRecorded(t *testing.T) {
-	t.Skip("BUG: finish returns before writing when Model.Cost fails: no log row and the reservation stays 'reserved' until the sweep")
 	e := newEnv(t)
 	e.deepseek.Script(okStep(llm.Usage{InputTokens: -5, OutputTokens: 10}))
-	if _, err := e.execute(composeCall("r")); err == nil {
-		t.Fatal("negative usage was accepted")
+	res, err := e.execute(composeCall("r"))
+	if err != nil {
+		t.Fatalf("the provider answered, yet: %v", err)
 	}
-	if _, ok := e.log("r"); !ok {
-		t.Error("no ai_operation_log row for a call that reached a provider")
+	status, held := e.reservation("r")
+	if status != "settled" {
+		t.Errorf("reservation %q, want settled", status)
 	}
-	if status, _ := e.reservation("r"); status == "reserved" {
-		t.Error("the reservation was left open")
+	row, ok := e.log("r")
+	if !ok {
+		t.Fatal("no ai_operation_log row for a call that reached a provider")
+	}
+	if row.ErrorCode != "unpriced_usage" || money.Nano(row.Cost) != held || res.Cost != held {
+		t.Errorf("log %+v, result cost %s; want error_code unpriced_usage and cost = held %s", row, res.Cost, held)
 	}
 }
 
 // A claimed approval must be given back on every path that does not run the request.
 func TestApprovalGivenBackWhenTheReservationIsAReplay(t *testing.T) {
-	t.Skip("BUG: run.go returns on adm.Replayed without unclaim(): the approval stays 'used' by a request that never ran")
 	ctx := context.Background()
 	e := newEnv(t)
 	e.setRoute("email-compose", catalog.RouteChange{RequiresApproval: ptr(true)})

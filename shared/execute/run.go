@@ -63,7 +63,7 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 			return Result{}, err
 		}
 		claimed = true
-	} else if d.Route.RequiresApproval {
+	} else if d.Route.RequiresApproval && !c.Continuation {
 		return Result{}, p.hold(ctx, c, &d, approval.ReasonRouteRequires, hash)
 	}
 	unclaim := func() {
@@ -89,9 +89,10 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 	}
 	if adm.Replayed {
 		// The request id is server-made and unique, so this is a bug, not a client retry.
+		unclaim()
 		return Result{}, fmt.Errorf("request id %s was already reserved", c.RequestID)
 	}
-	if !claimed {
+	if !claimed && !c.Continuation {
 		if reason := approval.Required(d.Route, d.EstimatedCost, adm.Day.Limits); reason != approval.ReasonNone {
 			if err := p.Ledger.Release(ctx, c.RequestID); err != nil {
 				return Result{}, err
@@ -108,10 +109,14 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 	}
 	out, err := p.callChain(callCtx, c, &d)
 	cancel()
+	out.held = d.WorstCase
 	if err != nil {
 		code := codeProvidersUnavailable
-		if errors.Is(err, ErrContentFiltered) {
+		switch {
+		case errors.Is(err, ErrContentFiltered):
 			code = codeContentFiltered
+		case errors.Is(err, ErrDeadline):
+			code = codeDeadline
 		}
 		p.finish(ctx, c, start, &out, code, oplog.Release, false)
 		unclaim()
@@ -206,7 +211,9 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 			out.Text = resp.Text
 			out.FinishReason = resp.FinishReason
 			out.Offline = resp.Offline
-			out.FallbackUsed = i > 0
+			// Any model but the route's primary answering is a fallback, including when the
+			// primary was skipped (kill switch, open breaker) rather than tried.
+			out.FallbackUsed = c.Model == "" && m.Key != d.Route.PrimaryModel
 			out.Usage = catalog.Usage{
 				InputTokens: resp.Usage.InputTokens, CachedInputTokens: resp.Usage.CachedInputTokens,
 				OutputTokens: resp.Usage.OutputTokens, ReasoningTokens: resp.Usage.ReasoningTokens,
@@ -219,7 +226,7 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 			return out, fmt.Errorf("%w: %v", ErrContentFiltered, last)
 		}
 		if ctx.Err() != nil {
-			break // out of time: no further model can be tried
+			return out, fmt.Errorf("%w: the deadline passed during failover (last error: %v)", ErrDeadline, last)
 		}
 	}
 	if last != nil {
@@ -267,12 +274,18 @@ func (p *Pipeline) finish(ctx context.Context, c Call, start time.Time, out *Res
 		if success {
 			if out.Offline {
 				rec.Provider, rec.PriceVersion = "offline", "offline"
-			} else {
-				cost, ok := out.Model.Cost(out.Usage)
-				if !ok {
-					return fmt.Errorf("usage %+v of %s cannot be priced", out.Usage, out.Model.Key)
-				}
+			} else if cost, ok := out.Model.Cost(out.Usage); ok {
 				out.Cost = cost
+				if cost > out.held {
+					p.Logger.Warn("cost above the reserved worst case", "request_id", c.RequestID,
+						"cost_nano", int64(cost), "held_nano", int64(out.held), "model", out.Model.Key)
+				}
+			} else {
+				// The provider reported usage that cannot be priced (negative, absurd). The call
+				// happened and the provider will bill it: charge the worst case that was held,
+				// never less, and flag the row.
+				p.Logger.Error("unpriceable usage", "request_id", c.RequestID, "usage", fmt.Sprintf("%+v", out.Usage))
+				out.Cost, rec.ErrorCode = out.held, codeUnpricedUsage
 			}
 			rec.Cost = out.Cost
 		}

@@ -40,6 +40,10 @@ func DecodeJSONBytes(body io.Reader, dst any) error {
 		}
 		return Errorf(http.StatusBadRequest, CodeMalformedJSON, "request body must hold a single JSON object")
 	}
+	// A body cut off at the limit can still look complete (a value followed by whitespace).
+	if lr.N <= 0 {
+		return tooLarge()
+	}
 	return nil
 }
 

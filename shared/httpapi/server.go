@@ -23,11 +23,31 @@ type Authenticator interface {
 // logged and sent as a 500 without its text.
 type Handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
 
-// Server routes requests to handlers. Build it, register routes, then use it as an http.Handler.
+// Gate runs after authentication on every authenticated route; an error stops the request
+// (maintenance mode, for one).
+type Gate func(r *http.Request, p auth.Principal) error
+
+// ErrorFormat writes a client error in a route's wire format.
+type ErrorFormat func(w http.ResponseWriter, requestID string, e *Error)
+
+// Option adjusts one route.
+type Option func(*route)
+
+type route struct {
+	format ErrorFormat
+}
+
+// WithErrorFormat makes a route write its errors, including authentication and gate errors,
+// in another wire format (the OpenAI-compatible API uses OpenAI's error object).
+func WithErrorFormat(f ErrorFormat) Option { return func(r *route) { r.format = f } }
+
+// Server routes requests to handlers. Build it, register routes and gates, then use it as an
+// http.Handler.
 type Server struct {
-	mux  *http.ServeMux
-	auth Authenticator
-	log  *slog.Logger
+	mux   *http.ServeMux
+	auth  Authenticator
+	log   *slog.Logger
+	gates []Gate
 }
 
 // NewServer returns a server that authenticates with a.
@@ -35,28 +55,41 @@ func NewServer(a Authenticator, log *slog.Logger) *Server {
 	return &Server{mux: http.NewServeMux(), auth: a, log: log}
 }
 
+// AddGate adds a check every authenticated request must pass; register gates before serving.
+func (s *Server) AddGate(g Gate) { s.gates = append(s.gates, g) }
+
 // Handle registers an authenticated route, e.g. "POST /ai-router/route".
-func (s *Server) Handle(pattern string, h Handler) {
+func (s *Server) Handle(pattern string, h Handler, opts ...Option) {
+	var rt route
+	for _, o := range opts {
+		o(&rt)
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
-		if err != nil {
-			s.fail(w, r, err)
-			return
+		if err == nil {
+			for _, g := range s.gates {
+				if err = g(r, p); err != nil {
+					break
+				}
+			}
 		}
-		if err := h(w, r, p); err != nil {
-			s.fail(w, r, err)
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			s.fail(w, r, err, rt.format)
 		}
 	})
 }
 
 // HandleAdmin registers a route only admins may call.
-func (s *Server) HandleAdmin(pattern string, h Handler) {
+func (s *Server) HandleAdmin(pattern string, h Handler, opts ...Option) {
 	s.Handle(pattern, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		if !p.Admin {
 			return Errorf(http.StatusForbidden, CodeForbidden, "this endpoint needs the admin role")
 		}
 		return h(w, r, p)
-	})
+	}, opts...)
 }
 
 // HandlePublic registers a route that needs no credentials (health checks).
@@ -139,20 +172,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, format ErrorFormat) {
 	id := RequestID(r.Context())
+	if format == nil {
+		format = writeError
+	}
 	var he *Error
 	if errors.As(err, &he) {
-		writeError(w, id, he)
+		format(w, id, he)
 		return
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.log.Warn("request timed out", "request_id", id, "err", err)
-		writeError(w, id, Errorf(http.StatusServiceUnavailable, "timeout", "the request ran out of time; retry"))
+		format(w, id, Errorf(http.StatusServiceUnavailable, "timeout", "the request ran out of time; retry"))
 		return
 	}
 	s.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
-	writeError(w, id, Errorf(http.StatusInternalServerError, CodeInternal, "internal error; quote request id %s when reporting it", id))
+	format(w, id, Errorf(http.StatusInternalServerError, CodeInternal, "internal error; quote request id %s when reporting it", id))
 }
 
 type requestIDKey struct{}

@@ -3,11 +3,14 @@
 package money
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"math/bits"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -41,10 +44,18 @@ func MustUSD(usd float64) Nano {
 	return n
 }
 
+// decimalUSD is what ParseUSD accepts: a plain decimal with an optional small exponent, so that
+// fractions ("1/2"), hex ("0x10") and huge exponents (costly to evaluate) are refused up front.
+var decimalUSD = regexp.MustCompile(`^[0-9]{1,16}(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,2})?$`)
+
 // ParseUSD parses a decimal dollar amount ("50", "0.00027", "1e-7") exactly. More than nine
 // decimal places cannot be represented and is an error rather than a silent rounding.
 func ParseUSD(s string) (Nano, error) {
-	r, ok := new(big.Rat).SetString(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	if !decimalUSD.MatchString(strings.TrimPrefix(s, "-")) {
+		return 0, fmt.Errorf("%q is not a decimal number", s)
+	}
+	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return 0, fmt.Errorf("%q is not a number", s)
 	}
@@ -92,11 +103,13 @@ func (n Nano) AppendDecimal(b []byte) []byte {
 // MarshalJSON writes the amount as a JSON number of dollars, exactly.
 func (n Nano) MarshalJSON() ([]byte, error) { return n.AppendDecimal(nil), nil }
 
-// UnmarshalJSON reads a JSON number of dollars, exactly.
+// UnmarshalJSON reads a JSON number of dollars, exactly. Anything but a number is reported as a
+// *json.UnmarshalTypeError, so decoders name the field and call it a type error.
 func (n *Nano) UnmarshalJSON(b []byte) error {
 	s := string(b)
-	if s == "null" || strings.HasPrefix(s, `"`) {
-		return fmt.Errorf("amount must be a JSON number of USD, got %s", s)
+	if len(s) == 0 || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
+		// Reported as float64 so that messages call it a number, which an amount is.
+		return &json.UnmarshalTypeError{Value: jsonKindOf(s), Type: reflect.TypeFor[float64]()}
 	}
 	v, err := ParseUSD(s)
 	if err != nil {
@@ -104,6 +117,20 @@ func (n *Nano) UnmarshalJSON(b []byte) error {
 	}
 	*n = v
 	return nil
+}
+
+func jsonKindOf(s string) string {
+	switch {
+	case strings.HasPrefix(s, `"`):
+		return "string"
+	case s == "true" || s == "false":
+		return "bool"
+	case s == "null":
+		return "null"
+	case strings.HasPrefix(s, "["):
+		return "array"
+	}
+	return "object"
 }
 
 // TokenCharge is a number of tokens at a price in nano-USD per million tokens.
@@ -134,11 +161,11 @@ func CostOf(charges ...TokenCharge) (cost Nano, ok bool) {
 		return 0, false
 	}
 	q, r := bits.Div64(hi, lo, million)
+	if q > math.MaxInt64 || (r != 0 && q == math.MaxInt64) {
+		return 0, false
+	}
 	if r != 0 {
 		q++
-	}
-	if q > math.MaxInt64 {
-		return 0, false
 	}
 	return Nano(q), true
 }

@@ -145,7 +145,6 @@ var errAny = errors.New("any error")
 // arrive (the decoder only passes number literals), but environment values such as
 // HELIX_DEFAULT_DAILY_LIMIT_USD go straight to ParseUSD.
 func TestParseUSDRejectsNonDecimalSyntax(t *testing.T) {
-	t.Skip("BUG: money.ParseUSD accepts big.Rat syntax that is not a decimal amount: \"1/2\" = $0.5, \"0x10\" = $16, \"0b1\", \"0o7\", \"1_000\", \"0x1p-2\"")
 	for _, in := range []string{"1/2", "0x10", "0b1", "0o7", "1_000", "0x1p-2"} {
 		if got, err := money.ParseUSD(in); err == nil {
 			t.Errorf("ParseUSD(%q) = %d, want an error: not a decimal amount", in, got)
@@ -360,7 +359,6 @@ func TestCostOf(t *testing.T) {
 // with Σ = 1e6·2⁶⁴ − 500000 the quotient is 2⁶⁴−1 with a remainder, q++ wraps to 0, and the
 // q > MaxInt64 check then passes. The charge below is 2e6 tokens at MaxInt64 plus 1.5e6 at 1.
 func TestCostOfRoundUpDoesNotWrap(t *testing.T) {
-	t.Skip("BUG: money.CostOf returns (0, true) for a sum whose ceiling is 2^64: the round-up q++ wraps uint64 to 0 before the q > MaxInt64 check (shared/money/money.go, CostOf)")
 	got, ok := money.CostOf(tc(2_000_000, math.MaxInt64), tc(1_500_000, 1))
 	if ok {
 		t.Fatalf("CostOf(2e6×MaxInt64 + 1.5e6×1) = %d, true; want ok=false (the cost exceeds int64)", got)
@@ -425,7 +423,6 @@ func FuzzParseUSD(f *testing.F) {
 // decimal digits before the range check rejects it: megabytes of allocation and tens of
 // milliseconds of CPU per value, reachable through HELIX_*_USD and the admin budget API.
 func TestParseUSDHugeExponentIsCheap(t *testing.T) {
-	t.Skip("BUG: money.ParseUSD(\"1e999999\") allocates ~4 MB (and ~40 ms CPU) before rejecting it; reject exponents beyond the representable range before calling big.Rat.SetString")
 	for _, in := range []string{"1e999999", "1e-999999"} {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)

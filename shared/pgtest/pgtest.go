@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helixhq/helix/infra/migrations"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -45,7 +47,7 @@ func Start() (*Server, error) {
 	if err := s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{s.template}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("create template database: %w", err)
 	}
-	if err := store.Migrate(ctx, withDatabase(admin, s.template), nil); err != nil {
+	if err := migrations.Up(ctx, withDatabase(admin, s.template), nil); err != nil {
 		s.Close()
 		return nil, err
 	}

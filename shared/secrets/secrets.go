@@ -83,7 +83,7 @@ func (r *Resolver) Resolve(ctx context.Context, v string) (string, error) {
 		if !hasField {
 			return *out.SecretString, nil
 		}
-		var fields map[string]any
+		var fields map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(*out.SecretString), &fields); err != nil {
 			return "", fmt.Errorf("secret %s is not a JSON object, so it has no field %q", id, field)
 		}
@@ -91,10 +91,12 @@ func (r *Resolver) Resolve(ctx context.Context, v string) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("secret %s has no field %q", id, field)
 		}
-		if s, ok := val.(string); ok {
-			return s, nil
+		var str string
+		if json.Unmarshal(val, &str) == nil {
+			return str, nil
 		}
-		return fmt.Sprint(val), nil
+		// A number, boolean or object: its JSON text, exactly as stored (no float formatting).
+		return string(val), nil
 	}
 	return v, nil
 }

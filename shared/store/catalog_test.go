@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helixhq/helix/infra/migrations"
+
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/store"
@@ -98,7 +100,7 @@ func TestOperationLogHasTheDesignIndexes(t *testing.T) {
 
 func TestMigrateTwiceIsANoOp(t *testing.T) {
 	url := pg.NewDatabase(t)
-	if err := store.Migrate(context.Background(), url, nil); err != nil {
+	if err := migrations.Up(context.Background(), url, nil); err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
 }

@@ -246,6 +246,52 @@ func (l *Ledger) SetLimits(ctx context.Context, userID string, lim budget.Limits
 	return l.Today(ctx, userID)
 }
 
+// updateLimitsSQL merges a partial limits update into the user's row (created with the defaults
+// just before, if missing). The UPDATE locks the row and computes from its latest version, so two
+// admins changing different fields at once cannot overwrite each other. @daily and @warning are
+// NULL when not given. (A single upsert would not do: Postgres checks the CHECK constraint on the
+// row it proposes to insert before it finds the conflict.)
+const updateLimitsSQL = `
+UPDATE user_budgets SET
+    daily_limit_nano = COALESCE(@daily::bigint, daily_limit_nano),
+    warning_threshold_nano = COALESCE(@warning::bigint,
+        CASE WHEN warning_threshold_nano > COALESCE(@daily::bigint, daily_limit_nano)
+             THEN COALESCE(@daily::bigint, daily_limit_nano) / 2
+             ELSE warning_threshold_nano END),
+    updated_by = @actor, updated_at = now()
+ WHERE user_id = @user_id`
+
+// UpdateLimits implements budget.Ledger.
+func (l *Ledger) UpdateLimits(ctx context.Context, userID string, daily, warning *money.Nano, actor string) (budget.Day, error) {
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING`,
+			userID, int64(l.defaults.DailyLimit), int64(l.defaults.Warning), actor); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, updateLimitsSQL, pgx.NamedArgs{
+			"user_id": userID, "daily": nullableNano(daily), "warning": nullableNano(warning), "actor": actor,
+		})
+		return err
+	})
+	if isCheckViolation(err) {
+		return budget.Day{}, budget.ErrInvalidLimits
+	}
+	if err != nil {
+		return budget.Day{}, fmt.Errorf("update limits: %w", err)
+	}
+	return l.Today(ctx, userID)
+}
+
+func nullableNano(n *money.Nano) *int64 {
+	if n == nil {
+		return nil
+	}
+	v := int64(*n)
+	return &v
+}
+
 // sweepSQL expires overdue reservations in batches. SKIP LOCKED leaves alone the ones a settle
 // or release holds right now; a settle that arrives after expiry still records its spend.
 const sweepSQL = `

@@ -18,6 +18,8 @@ type Cache[T any] struct {
 
 	cur    atomic.Pointer[entry[T]]
 	loadMu sync.Mutex
+	// gen counts invalidations: a load that began before one must not store its older value.
+	gen atomic.Uint64
 }
 
 type entry[T any] struct {
@@ -44,15 +46,21 @@ func (c *Cache[T]) Get(ctx context.Context) (T, error) {
 	if e := c.cur.Load(); e != nil && c.now().Sub(e.at) < c.ttl {
 		return e.val, nil
 	}
-	at := c.now()
+	at, gen := c.now(), c.gen.Load()
 	v, err := c.load(ctx)
 	if err != nil {
 		var zero T
 		return zero, err
 	}
-	c.cur.Store(&entry[T]{val: v, at: at})
+	if c.gen.Load() == gen {
+		c.cur.Store(&entry[T]{val: v, at: at})
+	}
 	return v, nil
 }
 
-// Invalidate drops the cached value, so this instance sees its own writes at once.
-func (c *Cache[T]) Invalidate() { c.cur.Store(nil) }
+// Invalidate drops the cached value, so this instance sees its own writes at once; a load already
+// under way when it is called does not store what it read.
+func (c *Cache[T]) Invalidate() {
+	c.gen.Add(1)
+	c.cur.Store(nil)
+}

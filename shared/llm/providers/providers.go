@@ -31,8 +31,12 @@ const (
 //	GEMINI_BASE_URL        Gemini API root (default https://generativelanguage.googleapis.com/)
 //	ANTHROPIC_API_KEY      Anthropic key; when set, provider "anthropic" calls Claude
 //	ANTHROPIC_BASE_URL     Anthropic API root (default https://api.anthropic.com/)
-//	HELIX_OFFLINE          "true"/"1"/"yes": every provider answers from the offline model,
-//	                       keys or not ("false"/"0"/"no"/empty: only unconfigured ones do)
+//	HELIX_OFFLINE          when the offline model answers:
+//	                         "false" (or empty, the default): never; a provider without a key
+//	                           is unavailable, and its routes fail over as when it is down;
+//	                         "fallback": for providers without a key (the dev server's default,
+//	                           so the whole API works on a laptop with no keys at all);
+//	                         "true": for every provider, keys or not.
 //	HELIX_OPENAI_COMPAT_PROVIDERS
 //	                       comma-separated names of extra OpenAI-compatible providers (vLLM,
 //	                       Ollama, OpenRouter, ...), e.g. "ollama,openrouter"; each is then
@@ -42,15 +46,21 @@ const (
 //	                       where <NAME> is the name upper-cased with "-" as "_"
 //	                       ("open-router" → OPEN_ROUTER_BASE_URL).
 //
-// A provider without a key resolves to the offline model, which says so in every answer and
-// costs nothing. Key values must already be resolved: a value still reading "ssm:..." or
+// The offline model says so in every answer and costs nothing; a deployment never falls back to
+// it unless HELIX_OFFLINE asks, so a missing key cannot turn into fake answers. Key values must already be resolved: a value still reading "ssm:..." or
 // "secretsmanager:..." is an error rather than a key to send. httpClient (nil: a default
 // client) is shared by every adapter; its timeouts and transport apply to all provider calls.
 func FromEnv(ctx context.Context, getenv func(string) string, httpClient *http.Client) (*llm.Registry, error) {
 	env := func(k string) string { return strings.TrimSpace(getenv(k)) }
-	force, err := parseBool(env("HELIX_OFFLINE"))
-	if err != nil {
-		return nil, fmt.Errorf("HELIX_OFFLINE: %w", err)
+	fallback, force := false, false
+	switch strings.ToLower(env("HELIX_OFFLINE")) {
+	case "", "0", "false", "no", "off":
+	case "fallback":
+		fallback = true
+	case "1", "true", "yes", "on":
+		fallback, force = true, true
+	default:
+		return nil, fmt.Errorf("HELIX_OFFLINE: %q must be false, fallback or true", env("HELIX_OFFLINE"))
 	}
 	key := func(name string) (string, error) {
 		v := env(name)
@@ -105,7 +115,11 @@ func FromEnv(ctx context.Context, getenv func(string) string, httpClient *http.C
 		}
 		ps = append(ps, openaicompat.New(openaicompat.Config{Name: name, BaseURL: base, APIKey: k, HTTPClient: httpClient}))
 	}
-	return llm.NewRegistry(ps...).WithOfflineFallback(offline.New(), force), nil
+	reg := llm.NewRegistry(ps...)
+	if fallback {
+		reg = reg.WithOfflineFallback(offline.New(), force)
+	}
+	return reg, nil
 }
 
 // validName accepts lower-case names of letters, digits, '-' and '_', starting with a letter or
@@ -131,14 +145,4 @@ func envPrefix(name string) string {
 // rather than imported so this package does not pull in the AWS SDK.
 func isSecretReference(v string) bool {
 	return strings.HasPrefix(v, "ssm:") || strings.HasPrefix(v, "secretsmanager:")
-}
-
-func parseBool(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "", "0", "false", "no", "off":
-		return false, nil
-	case "1", "true", "yes", "on":
-		return true, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean (use true or false)", v)
 }

@@ -21,22 +21,26 @@ func TestFromEnv(t *testing.T) {
 		env        map[string]string
 		configured []string
 		forced     bool
+		noFallback bool // HELIX_OFFLINE unset or false: unconfigured providers are unavailable
 		errHas     string
 	}{
-		{name: "nothing set: everything offline", env: map[string]string{}, configured: []string{}},
-		{name: "deepseek only", env: map[string]string{"DEEPSEEK_API_KEY": "sk-1"}, configured: []string{"deepseek"}},
+		{name: "nothing set: no provider, no offline model", env: map[string]string{}, configured: []string{}, noFallback: true},
+		{name: "nothing set but fallback: everything offline", env: map[string]string{"HELIX_OFFLINE": "fallback"}, configured: []string{}},
+		{name: "deepseek only", env: map[string]string{"DEEPSEEK_API_KEY": "sk-1"}, configured: []string{"deepseek"}, noFallback: true},
+		{name: "deepseek only, fallback", env: map[string]string{"DEEPSEEK_API_KEY": "sk-1", "HELIX_OFFLINE": "fallback"}, configured: []string{"deepseek"}},
 		{name: "all three", env: map[string]string{"DEEPSEEK_API_KEY": "a", "GEMINI_API_KEY": "b", "ANTHROPIC_API_KEY": "c"},
-			configured: []string{"anthropic", "deepseek", "gemini"}},
-		{name: "blank key is no key", env: map[string]string{"GEMINI_API_KEY": "  "}, configured: []string{}},
+			configured: []string{"anthropic", "deepseek", "gemini"}, noFallback: true},
+		{name: "blank key is no key", env: map[string]string{"GEMINI_API_KEY": "  ", "HELIX_OFFLINE": "fallback"}, configured: []string{}},
 		{name: "forced offline keeps the keys but answers offline", env: map[string]string{"DEEPSEEK_API_KEY": "a", "HELIX_OFFLINE": "true"},
 			configured: []string{"deepseek"}, forced: true},
 		{name: "HELIX_OFFLINE=1", env: map[string]string{"HELIX_OFFLINE": "1"}, configured: []string{}, forced: true},
-		{name: "HELIX_OFFLINE=false", env: map[string]string{"HELIX_OFFLINE": "false"}, configured: []string{}},
+		{name: "HELIX_OFFLINE=false", env: map[string]string{"HELIX_OFFLINE": "false"}, configured: []string{}, noFallback: true},
 		{name: "HELIX_OFFLINE nonsense", env: map[string]string{"HELIX_OFFLINE": "maybe"}, errHas: "HELIX_OFFLINE"},
 		{name: "compat providers", env: map[string]string{
 			"HELIX_OPENAI_COMPAT_PROVIDERS": "ollama, open-router",
 			"OLLAMA_BASE_URL":               "http://127.0.0.1:11434/v1",
 			"OPEN_ROUTER_BASE_URL":          "https://openrouter.ai/api/v1", "OPEN_ROUTER_API_KEY": "or-key",
+			"HELIX_OFFLINE":                 "fallback",
 		}, configured: []string{"ollama", "open-router"}},
 		{name: "compat provider without base URL", env: map[string]string{"HELIX_OPENAI_COMPAT_PROVIDERS": "vllm"}, errHas: "VLLM_BASE_URL"},
 		{name: "compat provider shadowing a built-in", env: map[string]string{"HELIX_OPENAI_COMPAT_PROVIDERS": "deepseek", "DEEPSEEK_BASE_URL": "x"}, errHas: "already"},
@@ -65,9 +69,16 @@ func TestFromEnv(t *testing.T) {
 			if reg.ForcedOffline() != tt.forced {
 				t.Errorf("forced offline = %t, want %t", reg.ForcedOffline(), tt.forced)
 			}
-			// Every name resolves: configured ones to themselves (unless forced), others offline.
+			// Configured names resolve to themselves (unless forced); the others to the offline
+			// model with a fallback, and to nothing without one.
 			for _, name := range []string{"deepseek", "gemini", "anthropic", "ollama"} {
 				p, ok := reg.Get(name)
+				if tt.noFallback {
+					if ok != slices.Contains(tt.configured, name) {
+						t.Errorf("Get(%q) found=%t without a fallback, configured=%v", name, ok, tt.configured)
+					}
+					continue
+				}
 				if !ok {
 					t.Fatalf("Get(%q) found nothing; the offline fallback should answer", name)
 				}
@@ -95,6 +106,7 @@ func TestFromEnvWiresEachProvider(t *testing.T) {
 		"GEMINI_API_KEY": "gm-key", "GEMINI_BASE_URL": gm.URL,
 		"ANTHROPIC_API_KEY": "an-key", "ANTHROPIC_BASE_URL": an.URL,
 		"HELIX_OPENAI_COMPAT_PROVIDERS": "ollama", "OLLAMA_BASE_URL": ol.URL,
+		"HELIX_OFFLINE": "fallback",
 	}
 	reg, err := providers.FromEnv(context.Background(), getenv(env), nil)
 	if err != nil {

@@ -1,25 +1,26 @@
-package store
+package migrations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-
-	"github.com/helixhq/helix/infra/migrations"
 )
 
-// Migrate applies every pending migration under infra/migrations to the database at url. Goose
+// Up applies every pending migration to the database at url. Goose
 // records each applied version in goose_db_version so each file runs once, and a session advisory
 // lock serializes concurrent runs. Only `make migrate`, the dev server and tests call this: a
 // Lambda never migrates on cold start.
-func Migrate(ctx context.Context, url string, log *slog.Logger) error {
-	cfg, err := pgxConnConfig(url)
+func Up(ctx context.Context, url string, log *slog.Logger) error {
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return err
+		// pgx's message can echo the URL, password included.
+		return errors.New("parse database URL: invalid connection string")
 	}
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
@@ -31,7 +32,7 @@ func Migrate(ctx context.Context, url string, log *slog.Logger) error {
 	if log != nil {
 		opts = append(opts, goose.WithSlog(log))
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, opts...)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, FS, opts...)
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}

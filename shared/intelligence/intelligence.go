@@ -1,0 +1,251 @@
+// Package intelligence is Helix's operation catalogue for apps: nine operations (compose an
+// email, prioritize tasks, find anomalies, ...), each with a typed input, a prompt, and a typed
+// JSON result that must validate against a JSON Schema. A model answer that does not validate
+// gets one repair retry (the model sees its answer and the validation error); a second invalid
+// answer is reported as bad model output rather than passed on.
+package intelligence
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/helixhq/helix/shared/execute"
+	"github.com/helixhq/helix/shared/llm"
+	"github.com/helixhq/helix/shared/money"
+)
+
+// Executor runs one model call (the execution pipeline).
+type Executor interface {
+	Execute(ctx context.Context, c execute.Call) (execute.Result, error)
+}
+
+// Input is what every operation input implements.
+type Input interface {
+	// Validate checks the decoded input and fills defaults; errors are *FieldError.
+	Validate() error
+	// approvalID returns the envelope's approval id field.
+	approvalID() *string
+}
+
+// Envelope holds the fields every intelligence request may carry besides its own.
+type Envelope struct {
+	// ApprovalID re-sends a held request once an admin approved it.
+	ApprovalID string `json:"approval_id,omitempty"`
+}
+
+func (e *Envelope) approvalID() *string { return &e.ApprovalID }
+
+// FieldError is an invalid input field (a 400 for the client).
+type FieldError struct {
+	Field   string
+	Missing bool
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func missing(field string) error {
+	return &FieldError{Field: field, Missing: true, Message: "is required"}
+}
+
+func invalid(field, format string, args ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// BadOutputError means the model's answer did not validate, even after the repair retry. The
+// calls were made and charged; Cost says how much.
+type BadOutputError struct {
+	OperationID string
+	Reason      string
+	Cost        money.Nano
+	RequestID   string
+}
+
+func (e *BadOutputError) Error() string {
+	return fmt.Sprintf("%s: the model's answer did not match the result schema: %s", e.OperationID, e.Reason)
+}
+
+// Outcome is a validated result and what it took.
+type Outcome struct {
+	Result       any // the typed result
+	OperationID  string
+	Model        string
+	Cost         money.Nano // of every call made, the repair included
+	RequestID    string
+	Repaired     bool
+	FallbackUsed bool
+	Offline      bool
+}
+
+// spec defines one operation over its input type I and result type O.
+type spec[I Input, O any] struct {
+	operationID string
+	path        string // under /intelligence
+	newInput    func() I
+	system      string
+	prompt      func(in I) string
+	// schema returns the result schema; it may depend on the input (e.g. an enum of the task
+	// ids given), so the model cannot answer about things it was not asked about.
+	schema func(in I) string
+	// after may clean up a validated result (drop what the schema cannot express).
+	after func(in I, out *O)
+}
+
+// Operation is a spec with its types erased, for the HTTP layer.
+type Operation interface {
+	OperationID() string
+	Path() string
+	// NewInput returns an empty input to decode the request body into.
+	NewInput() Input
+	// Run executes the operation for a validated input.
+	Run(ctx context.Context, ex Executor, in Input, base execute.Call) (Outcome, error)
+}
+
+func (s *spec[I, O]) OperationID() string { return s.operationID }
+func (s *spec[I, O]) Path() string        { return s.path }
+func (s *spec[I, O]) NewInput() Input     { return s.newInput() }
+
+// Run prompts the model with the input and the result schema, validates the answer, and repairs
+// it once if needed.
+func (s *spec[I, O]) Run(ctx context.Context, ex Executor, input Input, base execute.Call) (Outcome, error) {
+	in, ok := input.(I)
+	if !ok {
+		return Outcome{}, fmt.Errorf("%s: input of type %T", s.operationID, input)
+	}
+	schemaText := s.schema(in)
+	schema, err := compileSchema(schemaText)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%s: result schema: %w", s.operationID, err)
+	}
+	approvalID := *in.approvalID()
+	*in.approvalID() = "" // the fingerprint is the request without the envelope
+	fingerprint, err := json.Marshal(in)
+	if err != nil {
+		return Outcome{}, err
+	}
+	msgs := []llm.Message{
+		{Role: llm.RoleSystem, Content: s.system + "\n\nAnswer with one JSON object and nothing else. It must validate against this JSON Schema:\n" + schemaText},
+		{Role: llm.RoleUser, Content: s.prompt(in)},
+	}
+	call := base
+	call.OperationID = s.operationID
+	call.Messages = msgs
+	call.JSON = true
+	call.Schema = json.RawMessage(schemaText)
+	call.ApprovalID = approvalID
+	call.Fingerprint = fingerprint
+	call.Summary = fmt.Sprintf("%s, %d bytes of input", s.operationID, len(fingerprint))
+
+	res, err := ex.Execute(ctx, call)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{OperationID: s.operationID, RequestID: res.RequestID, Model: res.Model.Key, Cost: res.Cost,
+		FallbackUsed: res.FallbackUsed, Offline: res.Offline}
+	result, verr := s.parse(in, schema, res.Text)
+	if verr != nil {
+		repair := call
+		repair.RequestID = base.RequestID + "-repair"
+		repair.ApprovalID = ""
+		repair.Continuation = true
+		repair.Messages = append(append([]llm.Message{}, msgs...),
+			llm.Message{Role: llm.RoleAssistant, Content: res.Text},
+			llm.Message{Role: llm.RoleUser, Content: "That answer is not valid: " + verr.Error() +
+				"\nReply again with only the corrected JSON object."})
+		res2, err := ex.Execute(ctx, repair)
+		if err != nil {
+			return Outcome{}, err
+		}
+		out.Cost += res2.Cost
+		out.Model, out.Repaired = res2.Model.Key, true
+		out.FallbackUsed = out.FallbackUsed || res2.FallbackUsed
+		out.Offline = out.Offline && res2.Offline
+		if result, verr = s.parse(in, schema, res2.Text); verr != nil {
+			return Outcome{}, &BadOutputError{OperationID: s.operationID, Reason: verr.Error(), Cost: out.Cost, RequestID: res.RequestID}
+		}
+	}
+	out.Result = result
+	return out, nil
+}
+
+// parse validates the model's text against the schema and decodes it into O.
+func (s *spec[I, O]) parse(in I, schema *jsonschema.Schema, text string) (*O, error) {
+	raw := []byte(stripFences(text))
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, errors.New("the answer is not JSON")
+	}
+	if err := schema.Validate(doc); err != nil {
+		return nil, errors.New(shortValidationError(err))
+	}
+	var out O
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("the answer does not fit the result type: %v", err)
+	}
+	if s.after != nil {
+		s.after(in, &out)
+	}
+	return &out, nil
+}
+
+// stripFences removes a Markdown code fence some models wrap JSON in.
+func stripFences(s string) string {
+	t := strings.TrimSpace(s)
+	if !strings.HasPrefix(t, "```") {
+		return t
+	}
+	t = strings.TrimPrefix(t, "```")
+	if nl := strings.IndexByte(t, '\n'); nl >= 0 && !strings.HasPrefix(strings.TrimSpace(t[:nl]), "{") {
+		t = t[nl+1:] // a language tag such as "json"
+	}
+	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(t), "```"))
+}
+
+func shortValidationError(err error) string {
+	var ve *jsonschema.ValidationError
+	if errors.As(err, &ve) {
+		// The basic output lists each failing keyword with its location; keep it brief.
+		var parts []string
+		for _, u := range ve.BasicOutput().Errors {
+			if u.Error != nil {
+				parts = append(parts, fmt.Sprintf("at %q: %s", u.InstanceLocation, u.Error.String()))
+			}
+			if len(parts) == 5 {
+				break
+			}
+		}
+		if len(parts) > 0 {
+			return strings.Join(parts, "; ")
+		}
+	}
+	return err.Error()
+}
+
+func compileSchema(text string) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("mem://result.json", doc); err != nil {
+		return nil, err
+	}
+	return c.Compile("mem://result.json")
+}
+
+// Operations returns every intelligence operation.
+func Operations() []Operation {
+	return []Operation{
+		emailCompose(), emailClassify(), emailRespond(),
+		calendarPrep(), calendarTime(),
+		taskPrioritize(), taskBreakdown(),
+		analyticsSummary(), analyticsAnomaly(),
+	}
+}
