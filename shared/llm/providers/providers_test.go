@@ -40,7 +40,7 @@ func TestFromEnv(t *testing.T) {
 			"HELIX_OPENAI_COMPAT_PROVIDERS": "ollama, open-router",
 			"OLLAMA_BASE_URL":               "http://127.0.0.1:11434/v1",
 			"OPEN_ROUTER_BASE_URL":          "https://openrouter.ai/api/v1", "OPEN_ROUTER_API_KEY": "or-key",
-			"HELIX_OFFLINE":                 "fallback",
+			"HELIX_OFFLINE": "fallback",
 		}, configured: []string{"ollama", "open-router"}},
 		{name: "compat provider without base URL", env: map[string]string{"HELIX_OPENAI_COMPAT_PROVIDERS": "vllm"}, errHas: "VLLM_BASE_URL"},
 		{name: "compat provider shadowing a built-in", env: map[string]string{"HELIX_OPENAI_COMPAT_PROVIDERS": "deepseek", "DEEPSEEK_BASE_URL": "x"}, errHas: "already"},
