@@ -16,6 +16,7 @@ import (
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/llm/providers"
+	"github.com/helixhq/helix/shared/routefunc"
 )
 
 func main() {
@@ -41,6 +42,6 @@ func main() {
 func newHandler(base *app.Base, providers execute.Providers) http.Handler {
 	tg := base.Toggles()
 	srv := base.NewServer(tg)
-	base.MountRoute(srv, tg, providers)
+	routefunc.Mount(base, srv, tg, providers)
 	return srv
 }

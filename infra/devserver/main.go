@@ -21,6 +21,8 @@ import (
 
 	"github.com/helixhq/helix/infra/devenv"
 	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/budgetfunc"
+	"github.com/helixhq/helix/shared/routefunc"
 )
 
 func main() {
@@ -50,8 +52,8 @@ func run() error {
 	// One server for every HTTP function: their routes do not overlap.
 	tg := base.Toggles()
 	srv := base.NewServer(tg)
-	base.MountRoute(srv, tg, registry)
-	base.MountBudget(srv)
+	routefunc.Mount(base, srv, tg, registry)
+	budgetfunc.Mount(base, srv)
 	base.MountHealth(srv)
 
 	port := os.Getenv("PORT")
