@@ -62,6 +62,8 @@ type Authenticator struct {
 	refreshMu   sync.Mutex
 	lastRefresh time.Time // forced fetch for an unknown kid
 	lastRetry   time.Time // forced fetch after a failed first fetch
+
+	verified *verifiedCache
 }
 
 // New builds an Authenticator. With a JWKS URL it starts a background cache of the key set; the
@@ -82,7 +84,7 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{"RS256", "ES256"}
 	}
-	a := &Authenticator{cfg: cfg}
+	a := &Authenticator{cfg: cfg, verified: newVerifiedCache(4096, 5*time.Minute)}
 	for _, name := range cfg.Algorithms {
 		alg, ok := jwa.LookupSignatureAlgorithm(name)
 		if !ok || !asymmetric(alg) {
@@ -120,6 +122,10 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Principal, er
 	if len(token) > 16<<10 {
 		return Principal{}, fmt.Errorf("%w: too long", ErrInvalidToken)
 	}
+	now := time.Now()
+	if p, ok := a.verified.get(token, now); ok {
+		return p, nil
+	}
 	tok, err := jwt.ParseString(token,
 		jwt.WithKeyProvider(jws.KeyProviderFunc(a.keys)),
 		jwt.WithContext(ctx),
@@ -137,7 +143,11 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Principal, er
 	if sub == "" {
 		return Principal{}, fmt.Errorf("%w: empty sub", ErrInvalidToken)
 	}
-	return Principal{UserID: sub, Admin: a.isAdmin(sub, tokenClaim(tok, a.cfg.AdminClaim))}, nil
+	p := Principal{UserID: sub, Admin: a.isAdmin(sub, tokenClaim(tok, a.cfg.AdminClaim))}
+	if exp, ok := tok.Expiration(); ok {
+		a.verified.put(token, p, exp.Add(a.cfg.Leeway), now)
+	}
+	return p, nil
 }
 
 // keys hands jws the one key that may verify this signature. The algorithm comes from the
