@@ -42,9 +42,10 @@ fi
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 data=${HELIX_PG_DATA:-$repo/.pgdata}
-port=${HELIX_PG_PORT:-54329}
-url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
 log() { echo "pg: $*" >&2; }
+
+# port_free PORT: nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 find_bindir() {
 	local d
@@ -86,9 +87,21 @@ flock 9
 
 running() { as_pg "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; }
 
+# The port: HELIX_PG_PORT; else the one an existing cluster was set up with; else the first free
+# one from 54329 (another checkout's cluster, or anything else, may hold it).
+port=${HELIX_PG_PORT:-}
+if [[ -z "$port" && -s "$data/postgresql.conf" ]]; then
+	port=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$data/postgresql.conf" | tail -n 1)
+fi
+if [[ -z "$port" ]]; then
+	port=54329
+	while ! port_free "$port"; do port=$((port + 1)); done
+fi
+url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
+
 if ! running; then
 	if [[ ! -s "$data/PG_VERSION" ]]; then
-		log "creating a cluster in $data"
+		log "creating a cluster in $data on port $port"
 		mkdir -p "$data"
 		if [[ $(id -u) -eq 0 ]]; then chown postgres: "$data"; fi
 		chmod 700 "$data"
@@ -101,6 +114,10 @@ unix_socket_directories = ''
 max_connections = 300
 shared_buffers = 256MB
 CONF
+	fi
+	if ! port_free "$port"; then
+		log "port $port is taken; set HELIX_PG_PORT, or HELIX_PG_URL to use a running server"
+		exit 1
 	fi
 	log "starting Postgres on 127.0.0.1:$port"
 	# 9>&-: the server must not inherit the lock, or it would hold it for its whole life.
