@@ -33,13 +33,7 @@ func (in *EmailComposeInput) Validate() error {
 	if err := oneOf("length", &in.Length, "medium", "short", "medium", "long"); err != nil {
 		return err
 	}
-	if in.Suggestions == 0 {
-		in.Suggestions = 2
-	}
-	if in.Suggestions < 1 || in.Suggestions > 3 {
-		return invalid("suggestions", "must be between 1 and 3")
-	}
-	return nil
+	return count("suggestions", &in.Suggestions, 2, 1, 3)
 }
 
 // EmailDraft is one suggested email.
@@ -180,13 +174,7 @@ func (in *EmailRespondInput) Validate() error {
 	if err := oneOf("tone", &in.Tone, "neutral", "formal", "friendly", "neutral", "concise"); err != nil {
 		return err
 	}
-	if in.Suggestions == 0 {
-		in.Suggestions = 2
-	}
-	if in.Suggestions < 1 || in.Suggestions > 3 {
-		return invalid("suggestions", "must be between 1 and 3")
-	}
-	return nil
+	return count("suggestions", &in.Suggestions, 2, 1, 3)
 }
 
 // EmailReply is one suggested reply.

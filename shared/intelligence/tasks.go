@@ -125,13 +125,7 @@ func (in *TaskBreakdownInput) Validate() error {
 	if err := text("context", &in.Context, maxText, false); err != nil {
 		return err
 	}
-	if in.MaxSteps == 0 {
-		in.MaxSteps = 8
-	}
-	if in.MaxSteps < 1 || in.MaxSteps > 20 {
-		return invalid("max_steps", "must be between 1 and 20")
-	}
-	return nil
+	return count("max_steps", &in.MaxSteps, 8, 1, 20)
 }
 
 // Step is one step of a broken-down task.

@@ -56,6 +56,17 @@ func oneOf(field string, s *string, def string, allowed ...string) error {
 	return invalid(field, "must be one of %s", strings.Join(allowed, ", "))
 }
 
+// count fills a defaulted integer field (0 means "not given") and checks its range.
+func count(field string, n *int, def, min, max int) error {
+	if *n == 0 {
+		*n = def
+	}
+	if *n < min || *n > max {
+		return invalid(field, "must be between %d and %d", min, max)
+	}
+	return nil
+}
+
 func timestamp(field string, s string, required bool) (time.Time, error) {
 	if s == "" {
 		if required {

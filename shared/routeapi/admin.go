@@ -87,11 +87,7 @@ func (h *admin) listApprovals(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	if err != nil {
 		return err
 	}
-	out := make([]ApprovalView, len(list))
-	for i, a := range list {
-		out[i] = approvalView(a)
-	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"approvals": out})
+	writeList(w, "approvals", list, approvalView)
 	return nil
 }
 
@@ -136,12 +132,7 @@ func (h *admin) listToggles(w http.ResponseWriter, r *http.Request, _ auth.Princ
 	if err != nil {
 		return err
 	}
-	views := set.Views()
-	out := make([]ToggleView, len(views))
-	for i, v := range views {
-		out[i] = toggleView(v)
-	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"toggles": out})
+	writeList(w, "toggles", set.Views(), toggleView)
 	return nil
 }
 

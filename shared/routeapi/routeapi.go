@@ -232,13 +232,17 @@ func (h *handlers) listRoutes(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	if err != nil {
 		return err
 	}
-	routes := snap.Routes()
-	out := make([]RouteView, len(routes))
-	for i, rt := range routes {
-		out[i] = routeView(rt)
-	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"routes": out})
+	writeList(w, "routes", snap.Routes(), routeView)
 	return nil
+}
+
+// writeList answers {"<key>": [view(item), ...]}.
+func writeList[T, V any](w http.ResponseWriter, key string, items []T, view func(T) V) {
+	out := make([]V, len(items))
+	for i, it := range items {
+		out[i] = view(it)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{key: out})
 }
 
 // RouteUpdate is the body of PUT /admin/routes/{operation_id}; omitted fields stay as they are.
@@ -316,16 +320,15 @@ func (h *handlers) listModels(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	if err != nil {
 		return err
 	}
-	models := snap.Models()
-	out := make([]ModelView, len(models))
-	for i, m := range models {
-		out[i] = ModelView{
-			Key: m.Key, Provider: m.Provider, APIModel: m.APIModel, DisplayName: m.DisplayName,
-			InputPerMTokUSD: m.InputPerMTok, OutputPerMTokUSD: m.OutputPerMTok,
-			CachedInputPerMTokUSD: m.CachedInputPerMTok, PriceVersion: m.PriceVersion,
-			Enabled: m.Enabled, Emergency: m.Emergency,
-		}
-	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"models": out})
+	writeList(w, "models", snap.Models(), modelView)
 	return nil
+}
+
+func modelView(m catalog.Model) ModelView {
+	return ModelView{
+		Key: m.Key, Provider: m.Provider, APIModel: m.APIModel, DisplayName: m.DisplayName,
+		InputPerMTokUSD: m.InputPerMTok, OutputPerMTokUSD: m.OutputPerMTok,
+		CachedInputPerMTokUSD: m.CachedInputPerMTok, PriceVersion: m.PriceVersion,
+		Enabled: m.Enabled, Emergency: m.Emergency,
+	}
 }
