@@ -529,3 +529,31 @@ func TestLimitUpdateIsWhatTheUserSees(t *testing.T) {
 	})
 	wantFields(t, jsonBody(t, invoke(t, h, warnOnly), 200), map[string]string{"daily_limit": "100", "warning_threshold": "80"})
 }
+
+// TestMaintenanceMode: with ENABLE_MAINTENANCE_MODE on, from the feature_toggles table (set by
+// the route function's toggle endpoint) or from the environment (a deploy-time override), limit
+// updates answer 503 maintenance while every read still works.
+func TestMaintenanceMode(t *testing.T) {
+	for _, source := range []string{"table", "environment"} {
+		t.Run(source, func(t *testing.T) {
+			base := newBase(t)
+			if source == "table" {
+				if _, err := base.Pool.Exec(t.Context(),
+					`UPDATE feature_toggles SET enabled = true WHERE toggle_key = 'ENABLE_MAINTENANCE_MODE'`); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				base.ToggleEnv = map[string]bool{"ENABLE_MAINTENANCE_MODE": true}
+			}
+			h := lambdaHandler(base)
+			put, _ := loadEvent(t, "put-admin-budget.json")
+			if code := errorCode(jsonBody(t, invoke(t, h, put), 503)); code != "maintenance" {
+				t.Errorf("limit update in maintenance: error.code %q, want maintenance", code)
+			}
+			for _, name := range []string{"get-budget.json", "get-admin-budget.json"} {
+				raw, _ := loadEvent(t, name)
+				wantDefaultDay(t, jsonBody(t, invoke(t, h, raw), 200), "test-user")
+			}
+		})
+	}
+}
