@@ -78,7 +78,11 @@ func Boot(ctx context.Context, o Options) (*Base, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	toggleEnv, err := toggles.EnvOverrides(o.Environ)
+	resolved := make([]string, 0, len(env))
+	for k, v := range env {
+		resolved = append(resolved, k+"="+v)
+	}
+	toggleEnv, err := toggles.EnvOverrides(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}

@@ -152,7 +152,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.status >= 500 {
 			level = slog.LevelError
 		}
-		s.log.Log(r.Context(), level, "request", "request_id", id, "method", r.Method,
+		s.log.Log(r.Context(), level, "request", "request_id", id,
+			"gateway_request_id", gatewayRequestID(r.Context()), "method", r.Method,
 			"path", r.URL.Path, "status", rec.status, "ms", time.Since(start).Milliseconds())
 	}()
 
@@ -192,6 +193,19 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, format 
 }
 
 type requestIDKey struct{}
+
+type gatewayRequestIDKey struct{}
+
+// WithGatewayRequestID records API Gateway's own request id, so Helix's log lines can be joined
+// with the API's access log.
+func WithGatewayRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, gatewayRequestIDKey{}, id)
+}
+
+func gatewayRequestID(ctx context.Context) string {
+	id, _ := ctx.Value(gatewayRequestIDKey{}).(string)
+	return id
+}
 
 // RequestID returns the id of the request being served.
 func RequestID(ctx context.Context) string {

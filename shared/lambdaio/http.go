@@ -12,6 +12,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/httpapi"
 )
 
 // HTTPHandler returns the Lambda handler for an HTTP API. The claims API Gateway's JWT authorizer
@@ -19,9 +20,12 @@ import (
 // of verifying the token again.
 func HTTPHandler(h http.Handler, log *slog.Logger) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	adapter := httpadapter.NewV2(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rc, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok &&
-			rc.Authorizer != nil && rc.Authorizer.JWT != nil && len(rc.Authorizer.JWT.Claims) > 0 {
-			r = r.WithContext(auth.WithGatewayClaims(r.Context(), rc.Authorizer.JWT.Claims))
+		if rc, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok {
+			ctx := httpapi.WithGatewayRequestID(r.Context(), rc.RequestID)
+			if rc.Authorizer != nil && rc.Authorizer.JWT != nil && len(rc.Authorizer.JWT.Claims) > 0 {
+				ctx = auth.WithGatewayClaims(ctx, rc.Authorizer.JWT.Claims)
+			}
+			r = r.WithContext(ctx)
 		}
 		h.ServeHTTP(w, r)
 	}))
