@@ -9,6 +9,13 @@
 // timed out) is an error too. Latencies of errors are recorded like any other. The workers stop
 // starting requests when the duration is up and the run ends when the last response arrives, so
 // no request is cut short; throughput is completed requests over that whole window.
+//
+// Besides the measured requests, the summary counts every request the run sent, the first probe
+// and the warm-up included ("sent", "succeeded" in -json), so a script can check them against
+// what the server recorded.
+//
+// -token-file spreads the load over several users: worker i sends the token on line
+// i mod n of the file (so -c 64 with 64 tokens gives each worker a user of its own).
 package main
 
 import (
@@ -36,6 +43,7 @@ type options struct {
 	url     string
 	method  string
 	token   string
+	tokens  []string // from -token-file; worker i uses tokens[i%len(tokens)]
 	body    string
 	conc    int
 	dur     time.Duration
@@ -49,6 +57,7 @@ func main() {
 	flag.StringVar(&o.url, "url", "", "URL to load (required)")
 	flag.StringVar(&o.method, "method", "", "HTTP method (default POST with -body, else GET)")
 	flag.StringVar(&o.token, "token", "", "bearer token sent as Authorization: Bearer <token>")
+	tokenFile := flag.String("token-file", "", "file of bearer tokens, one a line: worker i sends line i mod n (instead of -token)")
 	flag.StringVar(&o.body, "body", "", "request body, sent as application/json")
 	flag.IntVar(&o.conc, "c", 64, "concurrency: workers, each with one request in flight")
 	flag.DurationVar(&o.dur, "d", 15*time.Second, "measured duration")
@@ -56,6 +65,14 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	flag.BoolVar(&o.json, "json", false, "print the summary as JSON")
 	flag.Parse()
+	if *tokenFile != "" {
+		tokens, err := readTokens(*tokenFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		o.tokens = tokens
+	}
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		flag.Usage()
@@ -96,6 +113,8 @@ func (o *options) check() error {
 		return errors.New("-warmup must not be negative")
 	case o.timeout <= 0:
 		return errors.New("-timeout must be positive")
+	case o.token != "" && len(o.tokens) > 0:
+		return errors.New("-token and -token-file exclude each other")
 	}
 	if o.method == "" {
 		o.method = http.MethodGet
@@ -104,6 +123,49 @@ func (o *options) check() error {
 		}
 	}
 	return nil
+}
+
+// readTokens reads one token a line, skipping blank lines.
+func readTokens(path string) ([]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var tokens []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if t := strings.TrimSpace(line); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s holds no token", path)
+	}
+	return tokens, nil
+}
+
+// authHeaders returns the Authorization header value of each worker ("" for none).
+func (o *options) authHeaders() []string {
+	h := make([]string, o.conc)
+	for w := range h {
+		switch {
+		case len(o.tokens) > 0:
+			h[w] = "Bearer " + o.tokens[w%len(o.tokens)]
+		case o.token != "":
+			h[w] = "Bearer " + o.token
+		}
+	}
+	return h
+}
+
+// distinct counts the different non-empty values.
+func distinct(values []string) int {
+	seen := map[string]bool{}
+	for _, v := range values {
+		if v != "" {
+			seen[v] = true
+		}
+	}
+	return len(seen)
 }
 
 // newClient returns a client that keeps one idle keep-alive connection per worker, so the
@@ -127,12 +189,15 @@ type result struct {
 	latencies []time.Duration
 	errors    int
 	statuses  map[string]int // "200", "503", "transport"
+	sent      int            // requests sent, recorded or not
+	ok        int            // of which 2xx
 }
 
 func run(ctx context.Context, o options) (Summary, error) {
 	client := newClient(o)
 	defer client.CloseIdleConnections()
-	send := func() (status string, ok bool) {
+	auth := o.authHeaders()
+	send := func(worker int) (status string, ok bool) {
 		var body io.Reader
 		if o.body != "" {
 			body = strings.NewReader(o.body)
@@ -144,8 +209,8 @@ func run(ctx context.Context, o options) (Summary, error) {
 		if o.body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		if o.token != "" {
-			req.Header.Set("Authorization", "Bearer "+o.token)
+		if auth[worker] != "" {
+			req.Header.Set("Authorization", auth[worker])
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -161,11 +226,15 @@ func run(ctx context.Context, o options) (Summary, error) {
 	}
 
 	// One request first: a wrong URL or token should fail in a second, not after the whole run.
-	if status, ok := send(); !ok {
+	if status, ok := send(0); !ok {
 		return Summary{}, fmt.Errorf("first request to %s failed (status %s); check -url, -token and -body", o.url, status)
 	}
+	sent, succeeded := 1, 1
 	if o.warmup > 0 {
-		loop(o.conc, o.warmup, send, false)
+		for _, r := range loop(o.conc, o.warmup, send, false) {
+			sent += r.sent
+			succeeded += r.ok
+		}
 	}
 	start := time.Now()
 	results := loop(o.conc, o.dur, send, true)
@@ -180,8 +249,12 @@ func run(ctx context.Context, o options) (Summary, error) {
 		for k, v := range r.statuses {
 			statuses[k] += v
 		}
+		sent += r.sent
+		succeeded += r.ok
 	}
 	s := summarize(all, errs, elapsed)
+	s.Sent, s.Succeeded = sent, succeeded
+	s.Tokens = distinct(auth)
 	s.URL, s.Method, s.Concurrency = o.url, o.method, o.conc
 	s.Statuses = statuses
 	s.CPUs, s.GOMAXPROCS = runtime.NumCPU(), runtime.GOMAXPROCS(0)
@@ -189,8 +262,9 @@ func run(ctx context.Context, o options) (Summary, error) {
 }
 
 // loop runs conc workers that each send requests back to back until d has passed since the
-// start, and returns what each saw (nothing when record is false).
-func loop(conc int, d time.Duration, send func() (string, bool), record bool) []result {
+// start, and returns what each saw (only the counts of sent and 2xx requests when record is
+// false).
+func loop(conc int, d time.Duration, send func(worker int) (string, bool), record bool) []result {
 	deadline := time.Now().Add(d)
 	results := make([]result, conc)
 	var wg sync.WaitGroup
@@ -205,8 +279,12 @@ func loop(conc int, d time.Duration, send func() (string, bool), record bool) []
 			}
 			for time.Now().Before(deadline) {
 				t0 := time.Now()
-				status, ok := send()
+				status, ok := send(w)
 				lat := time.Since(t0)
+				r.sent++
+				if ok {
+					r.ok++
+				}
 				if !record {
 					continue
 				}
@@ -240,6 +318,12 @@ type Summary struct {
 	Max         time.Duration  `json:"-"`
 	CPUs        int            `json:"cpus"`
 	GOMAXPROCS  int            `json:"gomaxprocs"`
+	// Sent counts every request of the run (the first probe, the warm-up and the measured ones),
+	// Succeeded those of them that got a 2xx: what the server should have served.
+	Sent      int `json:"sent"`
+	Succeeded int `json:"succeeded"`
+	// Tokens is how many different bearer tokens the workers sent (0: none).
+	Tokens int `json:"tokens"`
 }
 
 // MarshalJSON writes the durations as milliseconds.
@@ -299,7 +383,11 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func (s Summary) writeText(w io.Writer) {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s  concurrency %d  %.1fs\n", s.Method, s.URL, s.Concurrency, s.Elapsed.Seconds())
+	fmt.Fprintf(&b, "%s %s  concurrency %d  %.1fs", s.Method, s.URL, s.Concurrency, s.Elapsed.Seconds())
+	if s.Tokens > 1 {
+		fmt.Fprintf(&b, "  %d tokens", s.Tokens)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "  requests   %d (%.0f req/s)\n", s.Requests, s.RPS)
 	fmt.Fprintf(&b, "  errors     %d", s.Errors)
 	if len(s.Statuses) > 0 {
@@ -315,6 +403,9 @@ func (s Summary) writeText(w io.Writer) {
 		fmt.Fprintf(&b, "  (statuses %s)", strings.Join(parts, ", "))
 	}
 	b.WriteString("\n")
+	if s.Sent > 0 {
+		fmt.Fprintf(&b, "  in all     %d sent, %d succeeded (first request and warm-up included)\n", s.Sent, s.Succeeded)
+	}
 	fmt.Fprintf(&b, "  latency    min %s  mean %s  p50 %s  p90 %s  p99 %s  max %s\n",
 		fmtDur(s.Min), fmtDur(s.Mean), fmtDur(s.P50), fmtDur(s.P90), fmtDur(s.P99), fmtDur(s.Max))
 	fmt.Fprintf(&b, "  note       %s\n", s.note())

@@ -2,8 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -101,10 +110,11 @@ func TestSummaryOutput(t *testing.T) {
 	s := summarize(ms(1, 2, 3, 4), 0, time.Second)
 	s.URL, s.Method, s.Concurrency, s.CPUs, s.GOMAXPROCS = "http://x/y", "POST", 4, 2, 2
 	s.Statuses = map[string]int{"200": 4}
+	s.Sent, s.Succeeded = 9, 8
 
 	var text bytes.Buffer
 	s.writeText(&text)
-	for _, want := range []string{"4 (4 req/s)", "p50 2.000ms", "p99 4.000ms", "statuses 200: 4", "same machine"} {
+	for _, want := range []string{"4 (4 req/s)", "p50 2.000ms", "p99 4.000ms", "statuses 200: 4", "same machine", "9 sent, 8 succeeded"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text output lacks %q:\n%s", want, text.String())
 		}
@@ -118,9 +128,152 @@ func TestSummaryOutput(t *testing.T) {
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatal(err)
 	}
-	for k, want := range map[string]any{"requests": 4.0, "errors": 0.0, "requests_per_second": 4.0, "p50_ms": 2.0, "p99_ms": 4.0, "max_ms": 4.0, "concurrency": 4.0} {
+	for k, want := range map[string]any{"requests": 4.0, "errors": 0.0, "requests_per_second": 4.0, "p50_ms": 2.0, "p99_ms": 4.0, "max_ms": 4.0, "concurrency": 4.0, "sent": 9.0, "succeeded": 8.0} {
 		if got[k] != want {
 			t.Errorf("json %s = %v, want %v (%s)", k, got[k], want, raw)
 		}
+	}
+}
+
+// The run's totals (first request, warm-up and measured requests) match what the server saw,
+// failures included.
+func TestRunCountsEveryRequest(t *testing.T) {
+	var seen, failed, authorized atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := seen.Add(1)
+		if r.Header.Get("Authorization") == "Bearer tok" && r.Header.Get("Content-Type") == "application/json" {
+			authorized.Add(1)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		if n > 1 && n%5 == 0 { // the first request must succeed, or the run stops at once
+			failed.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer srv.Close()
+
+	o := options{url: srv.URL, token: "tok", body: `{"x":1}`, conc: 3, dur: 100 * time.Millisecond,
+		warmup: 50 * time.Millisecond, timeout: 5 * time.Second}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(s.Sent); got != seen.Load() {
+		t.Errorf("sent = %d, the server saw %d", got, seen.Load())
+	}
+	if got := int64(s.Sent - s.Succeeded); got != failed.Load() {
+		t.Errorf("sent - succeeded = %d, the server failed %d", got, failed.Load())
+	}
+	if authorized.Load() != seen.Load() {
+		t.Errorf("%d of %d requests carried the token and the JSON content type", authorized.Load(), seen.Load())
+	}
+	if s.Sent <= s.Requests {
+		t.Errorf("sent %d is not more than the %d measured requests (the first request and warm-up count too)", s.Sent, s.Requests)
+	}
+	if s.Errors != s.Statuses["503"] || s.Requests != s.Statuses["200"]+s.Statuses["503"] {
+		t.Errorf("errors %d, requests %d, statuses %v do not add up", s.Errors, s.Requests, s.Statuses)
+	}
+	if s.Method != http.MethodPost || s.Concurrency != 3 || s.Tokens != 1 {
+		t.Errorf("method %q concurrency %d tokens %d, want POST, 3 and 1", s.Method, s.Concurrency, s.Tokens)
+	}
+}
+
+func TestRunStopsWhenTheFirstRequestFails(t *testing.T) {
+	var seen atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		seen.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	o := options{url: srv.URL, conc: 4, dur: time.Minute, timeout: 5 * time.Second}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "status 401") {
+		t.Errorf("run = %v, want the first request's 401", err)
+	}
+	if seen.Load() != 1 {
+		t.Errorf("the server saw %d requests, want 1", seen.Load())
+	}
+}
+
+// With -token-file each worker sends its own line's token (worker i: line i mod n).
+func TestRunSpreadsTokens(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("Authorization")]++
+		mu.Unlock()
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer srv.Close()
+
+	path := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(path, []byte("t0\n\n  t1  \nt2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := readTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tokens, []string{"t0", "t1", "t2"}) {
+		t.Fatalf("readTokens = %q, want t0 t1 t2", tokens)
+	}
+	o := options{url: srv.URL, tokens: tokens, conc: 5, dur: 50 * time.Millisecond, timeout: 5 * time.Second}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := o.authHeaders(), []string{"Bearer t0", "Bearer t1", "Bearer t2", "Bearer t0", "Bearer t1"}; !slices.Equal(got, want) {
+		t.Errorf("authHeaders = %q, want %q", got, want)
+	}
+	s, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for h, n := range seen {
+		if h != "Bearer t0" && h != "Bearer t1" && h != "Bearer t2" {
+			t.Errorf("unexpected Authorization %q (%d requests)", h, n)
+		}
+		total += n
+	}
+	if s.Tokens != 3 {
+		t.Errorf("summary tokens = %d, want 3", s.Tokens)
+	}
+	if len(seen) != 3 || total != s.Sent {
+		t.Errorf("server saw %v (%d requests), loadgen sent %d; want all three tokens", seen, total, s.Sent)
+	}
+}
+
+func TestTokenOptions(t *testing.T) {
+	o := options{url: "http://x", conc: 1, dur: time.Second, timeout: time.Second, token: "a", tokens: []string{"b"}}
+	if err := o.check(); err == nil {
+		t.Error("check accepted -token with -token-file")
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readTokens(empty); err == nil {
+		t.Error("readTokens accepted a file without tokens")
+	}
+	if _, err := readTokens(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("readTokens accepted a missing file")
+	}
+	single := options{conc: 2, token: "a"}
+	if got := single.authHeaders(); !slices.Equal(got, []string{"Bearer a", "Bearer a"}) {
+		t.Errorf("authHeaders with -token = %q", got)
+	}
+	none := options{conc: 1}
+	if got := none.authHeaders(); !slices.Equal(got, []string{""}) {
+		t.Errorf("authHeaders without a token = %q", got)
 	}
 }
