@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,6 +49,19 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 	gates []Gate
+	// prefixFormats answer unknown paths under a prefix (404, 405) in that API's error format.
+	prefixFormats []prefixFormat
+}
+
+type prefixFormat struct {
+	prefix string
+	format ErrorFormat
+}
+
+// UseErrorFormatFor makes 404 and 405 answers for paths under prefix use format, so that an API
+// with its own error format (the OpenAI-compatible one under /v1/) answers in it throughout.
+func (s *Server) UseErrorFormatFor(prefix string, format ErrorFormat) {
+	s.prefixFormats = append(s.prefixFormats, prefixFormat{prefix: prefix, format: format})
 }
 
 // NewServer returns a server that authenticates with a.
@@ -160,14 +174,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h, pattern := s.mux.Handler(r); pattern == "" {
 		// ServeMux would answer in text/plain: find out whether it is a 404 or a 405 and say
 		// so in JSON.
+		format := ErrorFormat(writeError)
+		for _, pf := range s.prefixFormats {
+			if strings.HasPrefix(r.URL.Path, pf.prefix) {
+				format = pf.format
+			}
+		}
 		probe := &statusProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
 		if probe.status == http.StatusMethodNotAllowed {
 			rec.Header().Set("Allow", probe.header.Get("Allow"))
-			writeError(rec, id, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+			format(rec, id, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
 			return
 		}
-		writeError(rec, id, Errorf(http.StatusNotFound, CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+		format(rec, id, Errorf(http.StatusNotFound, CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
 	s.mux.ServeHTTP(rec, r)

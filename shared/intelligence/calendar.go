@@ -113,7 +113,7 @@ func (in *CalendarTimeInput) Validate() error {
 	if err != nil {
 		return err
 	}
-	if !end.After(start.Add(time.Duration(in.DurationMinutes) * time.Minute)) {
+	if end.Before(start.Add(time.Duration(in.DurationMinutes) * time.Minute)) {
 		return invalid("window_end", "must leave room for the meeting after window_start")
 	}
 	if end.Sub(start) > 31*24*time.Hour {

@@ -147,11 +147,13 @@ type EmailMessage struct {
 // EmailRespondInput is the body of POST /intelligence/email/respond.
 type EmailRespondInput struct {
 	Envelope
-	Original     EmailMessage `json:"original"`
-	Intent       string       `json:"intent,omitempty"` // accept, decline, ask_question, acknowledge, follow_up, custom
-	Instructions string       `json:"instructions,omitempty"`
-	Tone         string       `json:"tone,omitempty"`
-	Suggestions  int          `json:"suggestions,omitempty"`
+	Original EmailMessage `json:"original"`
+	// Intent is accept, decline, ask_question, acknowledge, follow_up or custom (which needs
+	// instructions); omitted, it is custom with instructions and acknowledge without.
+	Intent       string `json:"intent,omitempty"`
+	Instructions string `json:"instructions,omitempty"`
+	Tone         string `json:"tone,omitempty"`
+	Suggestions  int    `json:"suggestions,omitempty"`
 }
 
 // Validate implements Input.
@@ -165,7 +167,11 @@ func (in *EmailRespondInput) Validate() error {
 	if err := text("original.body", &in.Original.Body, maxBody, true); err != nil {
 		return err
 	}
-	if err := oneOf("intent", &in.Intent, "custom", "accept", "decline", "ask_question", "acknowledge", "follow_up", "custom"); err != nil {
+	def := "acknowledge"
+	if strings.TrimSpace(in.Instructions) != "" {
+		def = "custom"
+	}
+	if err := oneOf("intent", &in.Intent, def, "accept", "decline", "ask_question", "acknowledge", "follow_up", "custom"); err != nil {
 		return err
 	}
 	if err := text("instructions", &in.Instructions, maxText, in.Intent == "custom"); err != nil {

@@ -65,7 +65,11 @@ type BadOutputError struct {
 	Reason      string
 	Cost        money.Nano
 	RequestID   string
+	// Err is what stopped the repair attempt, if it did not run to an answer.
+	Err error
 }
+
+func (e *BadOutputError) Unwrap() error { return e.Err }
 
 func (e *BadOutputError) Error() string {
 	return fmt.Sprintf("%s: the model's answer did not match the result schema: %s", e.OperationID, e.Reason)
@@ -93,6 +97,9 @@ type spec[I Input, O any] struct {
 	// schema returns the result schema; it may depend on the input (e.g. an enum of the task
 	// ids given), so the model cannot answer about things it was not asked about.
 	schema func(in I) string
+	// check rejects a schema-valid result that breaks a rule the schema cannot express; the
+	// model then gets the repair attempt like for any invalid answer.
+	check func(in I, out *O) error
 	// after may clean up a validated result (drop what the schema cannot express).
 	after func(in I, out *O)
 }
@@ -160,7 +167,10 @@ func (s *spec[I, O]) Run(ctx context.Context, ex Executor, input Input, base exe
 				"\nReply again with only the corrected JSON object."})
 		res2, err := ex.Execute(ctx, repair)
 		if err != nil {
-			return Outcome{}, err
+			// The first, invalid answer was made and charged: the client must hear so, not
+			// "nothing was charged", whatever stopped the repair.
+			return Outcome{}, &BadOutputError{OperationID: s.operationID, Cost: out.Cost, RequestID: res.RequestID,
+				Reason: verr.Error() + "; the repair attempt failed: " + err.Error(), Err: err}
 		}
 		out.Cost += res2.Cost
 		out.Model, out.Repaired = res2.Model.Key, true
@@ -187,6 +197,11 @@ func (s *spec[I, O]) parse(in I, schema *jsonschema.Schema, text string) (*O, er
 	var out O
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, fmt.Errorf("the answer does not fit the result type: %v", err)
+	}
+	if s.check != nil {
+		if err := s.check(in, &out); err != nil {
+			return nil, err
+		}
 	}
 	if s.after != nil {
 		s.after(in, &out)

@@ -106,6 +106,16 @@ func taskPrioritize() Operation {
     "properties": {"id": {"enum": %s}, "priority": {"enum": ["high", "medium", "low"]}, "reason": {"type": "string"}}}}}}`,
 				len(ids), jsonList(ids))
 		},
+		check: func(_ *TaskPrioritizeInput, out *TaskPrioritizeResult) error {
+			seen := map[string]bool{}
+			for _, t := range out.Ordered {
+				if seen[t.ID] {
+					return fmt.Errorf("task %q is ranked twice; rank each task once", t.ID)
+				}
+				seen[t.ID] = true
+			}
+			return nil
+		},
 	}
 }
 

@@ -45,6 +45,7 @@ func Register(s *httpapi.Server, ex Executor, cat Catalog) {
 	format := httpapi.WithErrorFormat(writeError)
 	s.Handle("POST /v1/chat/completions", h.chat, format)
 	s.Handle("GET /v1/models", h.models, format)
+	s.UseErrorFormatFor("/v1/", writeError)
 }
 
 type handlers struct {

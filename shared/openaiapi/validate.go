@@ -1,6 +1,7 @@
 package openaiapi
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/helixhq/helix/shared/httpapi"
@@ -53,6 +54,10 @@ func (r *ChatRequest) validate() error {
 		case "json_schema":
 			if f.JSONSchema == nil || len(f.JSONSchema.Schema) == 0 {
 				return badParam("response_format", httpapi.CodeMissingField, "response_format.json_schema.schema is required")
+			}
+			var obj map[string]json.RawMessage
+			if json.Unmarshal(f.JSONSchema.Schema, &obj) != nil || obj == nil {
+				return badParam("response_format", httpapi.CodeInvalidField, "response_format.json_schema.schema must be a JSON Schema object")
 			}
 		default:
 			return badParam("response_format", httpapi.CodeInvalidField, "response_format.type must be text, json_object or json_schema")
