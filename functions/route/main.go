@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -26,11 +25,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "route: cold start failed:", err)
 		os.Exit(1)
 	}
-	// Provider calls get their deadline from the request; the client only bounds connection setup.
-	registry, err := providers.FromEnv(ctx, base.Getenv, &http.Client{Transport: &http.Transport{
-		Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 5 * time.Second,
-		MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second,
-	}})
+	registry, err := providers.FromEnv(ctx, base.Getenv, providers.NewHTTPClient())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "route: providers:", err)
 		os.Exit(1)

@@ -44,7 +44,7 @@ func run() error {
 		return err
 	}
 	defer base.Pool.Close()
-	registry, err := providers.FromEnv(ctx, base.Getenv, nil)
+	registry, err := providers.FromEnv(ctx, base.Getenv, providers.NewHTTPClient())
 	if err != nil {
 		return err
 	}

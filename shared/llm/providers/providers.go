@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/llm/anthropic"
@@ -120,6 +121,20 @@ func FromEnv(ctx context.Context, getenv func(string) string, httpClient *http.C
 		reg = reg.WithOfflineFallback(offline.New(), force)
 	}
 	return reg, nil
+}
+
+// NewHTTPClient is the client the composition roots share between the adapters: it reuses
+// connections (a handshake per call would cost more than many calls), bounds connection setup,
+// and has no overall timeout, because every call's deadline comes from its request.
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSHandshakeTimeout: 5 * time.Second,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}}
 }
 
 // validName accepts lower-case names of letters, digits, '-' and '_', starting with a letter or
