@@ -32,46 +32,10 @@ func NewLedger(pool *pgxpool.Pool, defaults budget.Limits, now func() time.Time)
 	return &Ledger{pool: pool, defaults: defaults, now: now}
 }
 
-// reserveSQL admits a reservation in one statement:
-//   - `existing` makes a replayed request id a no-op;
-//   - `admitted` is an upsert on the user's day row whose ON CONFLICT … WHERE re-checks
-//     spent + reserved + amount <= limit on the locked latest row version, so concurrent
-//     reservations serialize on that row and none can overshoot (no read-then-write);
-//   - `held` records the reservation only if it was admitted. Two concurrent statements with the
-//     same new request id both pass `existing`, but the second then fails on the primary key and
-//     its whole statement rolls back; Reserve retries it once, as a replay.
-const reserveSQL = `
-WITH existing AS (
-    SELECT 1 FROM budget_reservations WHERE request_id = $1
-), lim AS (
-    SELECT COALESCE(ub.daily_limit_nano, $5::bigint) AS limit_nano,
-           COALESCE(ub.warning_threshold_nano, $6::bigint) AS warning_nano
-      FROM (SELECT 1) AS one
-      LEFT JOIN user_budgets ub ON ub.user_id = $2
-), admitted AS (
-    INSERT INTO budget_days AS d (user_id, day, limit_nano, spent_nano, reserved_nano)
-    SELECT $2, $3::date, lim.limit_nano, 0, $4::bigint
-      FROM lim
-     WHERE NOT EXISTS (SELECT 1 FROM existing) AND $4::bigint <= lim.limit_nano
-    ON CONFLICT (user_id, day) DO UPDATE
-       SET reserved_nano = d.reserved_nano + EXCLUDED.reserved_nano,
-           limit_nano    = EXCLUDED.limit_nano,
-           updated_at    = now()
-     WHERE d.spent_nano + d.reserved_nano + EXCLUDED.reserved_nano <= EXCLUDED.limit_nano
-    RETURNING d.spent_nano, d.reserved_nano
-), held AS (
-    INSERT INTO budget_reservations (request_id, user_id, day, amount_nano, status, created_at, expires_at)
-    SELECT $1, $2, $3::date, $4::bigint, 'reserved', $7::timestamptz, $8::timestamptz FROM admitted
-    RETURNING 1
-)
-SELECT EXISTS (SELECT 1 FROM held),
-       EXISTS (SELECT 1 FROM existing),
-       lim.limit_nano, lim.warning_nano,
-       COALESCE((SELECT spent_nano FROM admitted),
-                (SELECT spent_nano FROM budget_days WHERE user_id = $2 AND day = $3::date), 0),
-       COALESCE((SELECT reserved_nano FROM admitted),
-                (SELECT reserved_nano FROM budget_days WHERE user_id = $2 AND day = $3::date), 0)
-  FROM lim`
+// reserveSQL calls helix_reserve (migration 00004), the one statement that admits a
+// reservation: see the function's comment for how it stays atomic and idempotent.
+const reserveSQL = `SELECT o_held, o_replayed, o_limit, o_warning, o_spent, o_reserved
+  FROM helix_reserve($1, $2, $3, $4, $5, $6, $7, $8)`
 
 // Reserve implements budget.Ledger.
 func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admission, error) {
@@ -117,74 +81,28 @@ func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admi
 	}
 }
 
-// settleCTEs close an open or expired reservation at the actual cost (@request_id, @cost, @now)
-// and move the cost into the day's spend. The FOR UPDATE makes a concurrent second
-// settle wait and then see the reservation already closed. `closed` has one row when this
-// statement did the settling. Operations.Finish appends its log insert to these CTEs.
-const settleCTEs = `
-WITH old AS (
-    SELECT request_id, user_id, day, amount_nano, status
-      FROM budget_reservations
-     WHERE request_id = @request_id AND status IN ('reserved', 'expired')
-       FOR UPDATE
-), closed AS (
-    UPDATE budget_reservations b
-       SET status = 'settled', actual_nano = @cost, closed_at = @now
-      FROM old
-     WHERE b.request_id = old.request_id
-    RETURNING old.user_id, old.day, old.amount_nano, old.status AS was
-), spent AS (
-    UPDATE budget_days d
-       SET reserved_nano = d.reserved_nano - CASE WHEN closed.was = 'reserved' THEN closed.amount_nano ELSE 0 END,
-           spent_nano    = d.spent_nano + @cost,
-           updated_at    = now()
-      FROM closed
-     WHERE d.user_id = closed.user_id AND d.day = closed.day
-    RETURNING 1
-)`
-
 // Settle implements budget.Ledger.
 func (l *Ledger) Settle(ctx context.Context, requestID string, actual money.Nano) error {
 	if actual < 0 {
 		return errors.New("settle: negative cost")
 	}
-	var closed int
-	err := l.pool.QueryRow(ctx, settleCTEs+` SELECT count(*) FROM closed`,
-		pgx.NamedArgs{"request_id": requestID, "cost": int64(actual), "now": l.now()}).Scan(&closed)
+	closed, err := finish(ctx, l.pool, "settle", requestID, actual, l.now(), nil)
 	if err != nil {
 		return fmt.Errorf("settle: %w", err)
 	}
-	if closed == 0 {
+	if !closed {
 		return l.closedOrMissing(ctx, requestID)
 	}
 	return nil
 }
 
-// releaseCTEs drop an open reservation (@request_id, @now) and give its amount back to the
-// day; `closed` has one row when this statement did the releasing.
-const releaseCTEs = `
-WITH closed AS (
-    UPDATE budget_reservations
-       SET status = 'released', closed_at = @now
-     WHERE request_id = @request_id AND status = 'reserved'
-    RETURNING user_id, day, amount_nano
-), freed AS (
-    UPDATE budget_days d
-       SET reserved_nano = d.reserved_nano - closed.amount_nano, updated_at = now()
-      FROM closed
-     WHERE d.user_id = closed.user_id AND d.day = closed.day
-    RETURNING 1
-)`
-
 // Release implements budget.Ledger.
 func (l *Ledger) Release(ctx context.Context, requestID string) error {
-	var closed int
-	err := l.pool.QueryRow(ctx, releaseCTEs+` SELECT count(*) FROM closed`,
-		pgx.NamedArgs{"request_id": requestID, "now": l.now()}).Scan(&closed)
+	closed, err := finish(ctx, l.pool, "release", requestID, 0, l.now(), nil)
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	if closed == 0 {
+	if !closed {
 		return l.closedOrMissing(ctx, requestID)
 	}
 	return nil
@@ -202,12 +120,7 @@ func (l *Ledger) closedOrMissing(ctx context.Context, requestID string) error {
 	return nil
 }
 
-const todaySQL = `
-SELECT COALESCE(ub.daily_limit_nano, $3::bigint), COALESCE(ub.warning_threshold_nano, $4::bigint),
-       COALESCE(d.spent_nano, 0), COALESCE(d.reserved_nano, 0)
-  FROM (SELECT 1) AS one
-  LEFT JOIN user_budgets ub ON ub.user_id = $1
-  LEFT JOIN budget_days d ON d.user_id = $1 AND d.day = $2::date`
+const todaySQL = `SELECT o_limit, o_warning, o_spent, o_reserved FROM helix_budget_today($1, $2, $3, $4)`
 
 // Today implements budget.Ledger.
 func (l *Ledger) Today(ctx context.Context, userID string) (budget.Day, error) {

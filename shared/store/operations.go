@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helixhq/helix/shared/money"
 
 	"github.com/helixhq/helix/shared/oplog"
 )
@@ -27,57 +28,42 @@ func NewOperations(pool *pgxpool.Pool, now func() time.Time) *Operations {
 
 var _ oplog.Writer = (*Operations)(nil)
 
-const logInsertCTE = `
-logged AS (
-    INSERT INTO ai_operation_log (request_id, operation_id, user_id, model_used, provider,
-            provider_request_id, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens,
-            cost_nano, price_version, latency_ms, success, error_code, fallback_used, created_at)
-    VALUES (@request_id, @operation_id, @user_id, NULLIF(@model, ''), NULLIF(@provider, ''),
-            NULLIF(@provider_request_id, ''), @input_tokens, @output_tokens, @cached_input_tokens,
-            @reasoning_tokens, @cost, NULLIF(@price_version, ''), @latency_ms, @success,
-            NULLIF(@error_code, ''), @fallback_used, @now)
-    ON CONFLICT (request_id) DO NOTHING
-    RETURNING 1
-)`
-
-// finishSQL is the single statement that closes the reservation and writes the log row: one
-// round trip, and either both happen or neither does.
-func finishSQL(o oplog.Outcome) (string, bool) {
-	switch o {
-	case oplog.Settle:
-		return settleCTEs + `,` + logInsertCTE + ` SELECT count(*) FROM logged`, true
-	case oplog.Release:
-		return releaseCTEs + `,` + logInsertCTE + ` SELECT count(*) FROM logged`, true
-	case oplog.NoReservation:
-		return `WITH` + logInsertCTE + ` SELECT count(*) FROM logged`, true
-	}
-	return "", false
-}
-
 // Finish records an operation's outcome and, with Settle or Release, closes the request's
-// reservation in the same statement. Replaying it changes nothing: the reservation closes once
-// and the log row is keyed by request id.
+// reservation in the same statement (helix_finish, migration 00004). Replaying it changes
+// nothing: the reservation closes once and the log row is keyed by request id.
 func (o *Operations) Finish(ctx context.Context, rec oplog.Record, outcome oplog.Outcome) error {
-	sql, ok := finishSQL(outcome)
-	if !ok {
+	var name string
+	switch outcome {
+	case oplog.Settle:
+		name = "settle"
+	case oplog.Release:
+		name = "release"
+	case oplog.NoReservation:
+		name = "log"
+	default:
 		return fmt.Errorf("finish: unknown outcome %d", outcome)
 	}
-	cost := int64(rec.Cost)
-	if outcome != oplog.Settle {
-		cost = 0 // nothing was spent
-	}
-	args := pgx.NamedArgs{
-		"request_id": rec.RequestID, "operation_id": rec.OperationID, "user_id": rec.UserID,
-		"model": rec.Model, "provider": rec.Provider, "provider_request_id": rec.ProviderRequestID,
-		"input_tokens": rec.Usage.InputTokens, "output_tokens": rec.Usage.OutputTokens,
-		"cached_input_tokens": rec.Usage.CachedInputTokens, "reasoning_tokens": rec.Usage.ReasoningTokens,
-		"cost": cost, "price_version": rec.PriceVersion, "latency_ms": rec.Latency.Milliseconds(),
-		"success": rec.Success, "error_code": rec.ErrorCode, "fallback_used": rec.FallbackUsed,
-		"now": o.now(),
-	}
-	var logged int
-	if err := o.pool.QueryRow(ctx, sql, args).Scan(&logged); err != nil {
+	if _, err := finish(ctx, o.pool, name, rec.RequestID, rec.Cost, o.now(), &rec); err != nil {
 		return fmt.Errorf("finish operation %s: %w", rec.RequestID, err)
 	}
 	return nil
+}
+
+// finish calls helix_finish; with rec nil it only closes the reservation (the ledger's Settle
+// and Release), else it also writes rec's log row. It reports whether it closed a reservation.
+func finish(ctx context.Context, pool *pgxpool.Pool, outcome, requestID string, cost money.Nano, now time.Time, rec *oplog.Record) (bool, error) {
+	var op, user, model, provider, providerReq, priceVersion, errorCode *string
+	var in, out, cached, reasoning, latency int64
+	var success, fallback bool
+	if rec != nil {
+		op, user, model, provider = &rec.OperationID, &rec.UserID, &rec.Model, &rec.Provider
+		providerReq, priceVersion, errorCode = &rec.ProviderRequestID, &rec.PriceVersion, &rec.ErrorCode
+		in, out, cached, reasoning = rec.Usage.InputTokens, rec.Usage.OutputTokens, rec.Usage.CachedInputTokens, rec.Usage.ReasoningTokens
+		latency, success, fallback = rec.Latency.Milliseconds(), rec.Success, rec.FallbackUsed
+	}
+	var closed bool
+	err := pool.QueryRow(ctx, `SELECT helix_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		outcome, requestID, int64(cost), now, op, user, model, provider, providerReq,
+		in, out, cached, reasoning, priceVersion, latency, success, errorCode, fallback).Scan(&closed)
+	return closed, err
 }
