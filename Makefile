@@ -43,7 +43,7 @@ template-check: ## validate template.yaml against the official SAM schema (needs
 		echo "template-check: skipped, $(SAMCHECK) is not beside the repository"; \
 	fi
 
-bench: ## benchmarks: routing, reserve+settle at concurrency 1/16/64, HTTP load on the dev server, bootstrap sizes
+bench: ## benchmarks: routing, reserve+settle at concurrency 1/16/64, HTTP load, /v1 gateway overhead, bootstrap sizes
 	bash infra/bench/run.sh
 
 build: $(addprefix build-,$(FUNCTIONS)) ## cross-compile each function to bin/<fn>/bootstrap (linux/arm64)
