@@ -6,15 +6,10 @@ package main
 // API Gateway v2 response.
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,16 +17,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helixhq/helix/shared/llm"
-	"github.com/helixhq/helix/shared/llm/offline"
-
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/helixhq/helix/shared/apitest"
 	"github.com/helixhq/helix/shared/app"
-	"github.com/helixhq/helix/shared/auth"
-	"github.com/helixhq/helix/shared/config"
 	"github.com/helixhq/helix/shared/lambdaio"
+	"github.com/helixhq/helix/shared/lambdatest"
+	"github.com/helixhq/helix/shared/llm"
+	"github.com/helixhq/helix/shared/llm/offline"
 	"github.com/helixhq/helix/shared/pgtest"
 )
 
@@ -41,12 +35,18 @@ func TestMain(m *testing.M) {
 	os.Exit(pgtest.Main(m, func(s *pgtest.Server) { pg = s }))
 }
 
-const (
-	eventDir   = "../../events/route"
-	testSecret = "route-lambda-test-secret-0123456789abcdef"
-	testIssuer = "https://auth.example.com/"
-	testAud    = "helix-api"
-)
+// fn is the route function as these tests see it: its sample events and SAM resource, and the
+// tokens its configuration trusts when no API Gateway authorizer vouched for the caller.
+var fn = lambdatest.Function{
+	Events:   "../../events/route",
+	Template: "../../template.yaml",
+	Resource: "RouteFunction",
+	Tokens: apitest.Tokens{
+		Secret:   "route-lambda-test-secret-0123456789abcdef",
+		Issuer:   "https://auth.example.com/",
+		Audience: "helix-api",
+	},
+}
 
 // The function's routes; every one needs a sample event and a route in template.yaml.
 var wantRoutes = []string{
@@ -72,53 +72,10 @@ var wantRoutes = []string{
 	"PUT /admin/toggles/{key}",
 }
 
-// newBase builds what app.Boot would, over a fresh database: configuration from an environment
-// (so the defaults are the real ones), a discarded log, and an HS256 authenticator.
+// newBase builds what app.Boot would, over a fresh database.
 func newBase(t *testing.T) *app.Base {
 	t.Helper()
-	env := map[string]string{
-		"DATABASE_URL":       "postgres://unused.invalid/helix", // the pool below is used instead
-		"HELIX_JWT_SECRET":   testSecret,
-		"HELIX_JWT_ISSUER":   testIssuer,
-		"HELIX_JWT_AUDIENCE": testAud,
-	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	authn, err := auth.New(t.Context(), auth.Config{
-		HS256Secret: []byte(cfg.Auth.HS256Secret),
-		Issuer:      cfg.Auth.Issuer,
-		Audience:    cfg.Auth.Audience,
-		AdminClaim:  cfg.Auth.AdminClaim,
-		AdminValue:  cfg.Auth.AdminValue,
-	})
-	if err != nil {
-		t.Fatalf("auth: %v", err)
-	}
-	return &app.Base{
-		Config: cfg,
-		Log:    slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Pool:   pg.NewPool(t),
-		Auth:   authn,
-	}
-}
-
-// invoke runs payload through the Lambda handler the way the runtime does and decodes the
-// API Gateway response.
-func invoke(t *testing.T, h lambda.Handler, payload []byte) events.APIGatewayV2HTTPResponse {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	out, err := h.Invoke(ctx, payload)
-	if err != nil {
-		t.Fatalf("Invoke: %v", err)
-	}
-	var resp events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(out, &resp); err != nil {
-		t.Fatalf("response is not an API Gateway v2 response: %v\n%s", err, out)
-	}
-	return resp
+	return fn.NewBase(t, pg.NewPool(t))
 }
 
 func lambdaHandler(base *app.Base) lambda.Handler {
@@ -128,244 +85,10 @@ func lambdaHandler(base *app.Base) lambda.Handler {
 	return lambda.NewHandler(lambdaio.HTTPHandler(newHandler(base, providers), base.Log))
 }
 
-// loadEvent reads a sample event and checks it decodes into the v2 event type with no unknown
-// fields (a misspelt key would silently be dropped by the runtime).
-func loadEvent(t *testing.T, name string) ([]byte, events.APIGatewayV2HTTPRequest) {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(eventDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayV2HTTPRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ev); err != nil {
-		t.Fatalf("%s is not an API Gateway v2 event: %v", name, err)
-	}
-	return raw, ev
-}
-
-// modified returns the event file changed by edit, as a payload.
-func modified(t *testing.T, name string, edit func(*events.APIGatewayV2HTTPRequest)) []byte {
-	t.Helper()
-	_, ev := loadEvent(t, name)
-	edit(&ev)
-	b, err := json.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// jsonBody checks the status and that the response is JSON, with error.code on failures, and
-// returns the decoded body (numbers kept as written).
-func jsonBody(t *testing.T, resp events.APIGatewayV2HTTPResponse, status int) map[string]any {
-	t.Helper()
-	if resp.StatusCode != status {
-		t.Fatalf("status = %d, want %d; body %s", resp.StatusCode, status, resp.Body)
-	}
-	if ct := resp.Headers["Content-Type"]; !strings.HasPrefix(ct, "application/json") {
-		t.Fatalf("Content-Type = %q, want application/json; body %s", ct, resp.Body)
-	}
-	if resp.IsBase64Encoded {
-		t.Fatalf("a JSON body came back base64-encoded")
-	}
-	var body map[string]any
-	dec := json.NewDecoder(strings.NewReader(resp.Body))
-	dec.UseNumber()
-	if err := dec.Decode(&body); err != nil {
-		t.Fatalf("body is not a JSON object: %v\n%s", err, resp.Body)
-	}
-	if status >= 400 {
-		e, _ := body["error"].(map[string]any)
-		if code, _ := e["code"].(string); code == "" {
-			t.Fatalf("error response without error.code: %s", resp.Body)
-		}
-		if msg, _ := e["message"].(string); msg == "" {
-			t.Fatalf("error response without error.message: %s", resp.Body)
-		}
-	}
-	return body
-}
-
-func errorCode(body map[string]any) string {
-	e, _ := body["error"].(map[string]any)
-	code, _ := e["code"].(string)
-	return code
-}
-
-// field walks a dotted path ("budget.remaining") and renders the value: numbers exactly as the
-// JSON wrote them, strings as is, null as "null".
-func field(t *testing.T, body map[string]any, path string) string {
-	t.Helper()
-	var v any = body
-	for _, k := range strings.Split(path, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			t.Fatalf("%s: %v is not an object", path, v)
-		}
-		if v, ok = m[k]; !ok {
-			t.Fatalf("response has no %s: %v", path, body)
-		}
-	}
-	switch v := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return v
-	case json.Number:
-		return v.String()
-	case bool:
-		if v {
-			return "true"
-		}
-		return "false"
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
-func wantFields(t *testing.T, body map[string]any, want map[string]string) {
-	t.Helper()
-	for path, w := range want {
-		if got := field(t, body, path); got != w {
-			t.Errorf("%s = %s, want %s", path, got, w)
-		}
-	}
-}
-
-func bearer(t *testing.T, sub string, claims map[string]any, ttl time.Duration, now time.Time) string {
-	t.Helper()
-	tok, err := auth.SignHS256(auth.TokenSpec{
-		Secret: []byte(testSecret), Subject: sub, Issuer: testIssuer, Audience: testAud,
-		TTL: ttl, Claims: claims, Now: now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "Bearer " + tok
-}
-
-// forged is a well-formed token for the right issuer and audience, signed with another secret.
-func forged(t *testing.T) string {
-	t.Helper()
-	tok, err := auth.SignHS256(auth.TokenSpec{
-		Secret: []byte("some-other-secret-that-is-32-bytes-long"), Subject: "intruder",
-		Issuer: testIssuer, Audience: testAud, TTL: time.Hour, Claims: map[string]any{"role": "admin"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "Bearer " + tok
-}
-
-// withoutAuthorizer is a request that reached the function without API Gateway's JWT
-// authorizer (a route without it, or the local dev server), optionally with a bearer token.
-func withoutAuthorizer(authorization string) func(*events.APIGatewayV2HTTPRequest) {
-	return func(ev *events.APIGatewayV2HTTPRequest) {
-		ev.RequestContext.Authorizer = nil
-		delete(ev.Headers, "authorization")
-		if authorization != "" {
-			ev.Headers["authorization"] = authorization
-		}
-	}
-}
-
-func eventFiles(t *testing.T) []string {
-	t.Helper()
-	names, err := filepath.Glob(filepath.Join(eventDir, "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range names {
-		names[i] = filepath.Base(n)
-	}
-	return names
-}
-
 // TestEventFiles checks the sample events are the v2 events API Gateway sends for this
 // function's routes, one per route, and that template.yaml routes the same set here.
 func TestEventFiles(t *testing.T) {
-	var got []string
-	for _, name := range eventFiles(t) {
-		_, ev := loadEvent(t, name)
-		method, pattern, _ := strings.Cut(ev.RouteKey, " ")
-		switch {
-		case ev.Version != "2.0":
-			t.Errorf("%s: version %q, want 2.0", name, ev.Version)
-		case ev.RequestContext.RouteKey != ev.RouteKey:
-			t.Errorf("%s: requestContext.routeKey %q differs from routeKey %q", name, ev.RequestContext.RouteKey, ev.RouteKey)
-		case ev.RequestContext.HTTP.Method != method:
-			t.Errorf("%s: http.method %q does not match routeKey %q", name, ev.RequestContext.HTTP.Method, ev.RouteKey)
-		case ev.RequestContext.HTTP.Path != ev.RawPath:
-			t.Errorf("%s: http.path %q differs from rawPath %q", name, ev.RequestContext.HTTP.Path, ev.RawPath)
-		case !matchesPattern(pattern, ev.RawPath, ev.PathParameters):
-			t.Errorf("%s: rawPath %q with pathParameters %v does not match %q", name, ev.RawPath, ev.PathParameters, pattern)
-		case ev.RequestContext.Stage != "$default" || ev.RequestContext.RequestID == "" || ev.RequestContext.TimeEpoch == 0:
-			t.Errorf("%s: requestContext lacks stage $default, requestId or timeEpoch", name)
-		case ev.RequestContext.Authorizer == nil || ev.RequestContext.Authorizer.JWT == nil:
-			t.Errorf("%s: no JWT authorizer context", name)
-		default:
-			c := ev.RequestContext.Authorizer.JWT.Claims
-			for _, k := range []string{"sub", "iss", "aud", "exp"} {
-				if c[k] == "" {
-					t.Errorf("%s: claim %s missing", name, k)
-				}
-			}
-			if admin := strings.HasPrefix(pattern, "/admin/"); admin != (c["role"] == "admin") {
-				t.Errorf("%s: role claim %q on %s", name, c["role"], pattern)
-			}
-		}
-		got = append(got, ev.RouteKey)
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, wantRoutes) {
-		t.Errorf("events cover %v, want one event per route %v", got, wantRoutes)
-	}
-	if tmpl := templateRoutes(t, "RouteFunction"); !slices.Equal(tmpl, wantRoutes) {
-		t.Errorf("template.yaml routes %v to RouteFunction, want %v", tmpl, wantRoutes)
-	}
-}
-
-// matchesPattern reports whether path fits an API Gateway route pattern with {name} segments
-// whose values are the event's path parameters.
-func matchesPattern(pattern, path string, params map[string]string) bool {
-	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
-	if len(ps) != len(xs) {
-		return false
-	}
-	seen := 0
-	for i, p := range ps {
-		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
-			if params[p[1:len(p)-1]] != xs[i] || xs[i] == "" {
-				return false
-			}
-			seen++
-		} else if p != xs[i] {
-			return false
-		}
-	}
-	return seen == len(params)
-}
-
-// templateRoutes lists "METHOD /path" for the HttpApi events of one function in template.yaml.
-func templateRoutes(t *testing.T, function string) []string {
-	t.Helper()
-	raw, err := os.ReadFile("../../template.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The function's block runs from "  <Name>:" to the next resource at the same indentation.
-	block := regexp.MustCompile(`(?ms)^  ` + function + `:\n(.*?)(?:^  \S|\z)`).FindSubmatch(raw)
-	if block == nil {
-		t.Fatalf("template.yaml has no resource %s", function)
-	}
-	var routes []string
-	for _, m := range regexp.MustCompile(`Path: (\S+)\s+Method: (\S+)`).FindAllSubmatch(block[1], -1) {
-		routes = append(routes, string(m[2])+" "+string(m[1]))
-	}
-	slices.Sort(routes)
-	return routes
+	fn.CheckEventFiles(t, wantRoutes)
 }
 
 // env is one handler over one fresh database, for tests that send several events in a row.
@@ -385,11 +108,11 @@ func (e *env) send(t *testing.T, name string, edit func(*events.APIGatewayV2HTTP
 	t.Helper()
 	var payload []byte
 	if edit == nil {
-		payload, _ = loadEvent(t, name)
+		payload, _ = fn.Load(t, name)
 	} else {
-		payload = modified(t, name, edit)
+		payload = fn.Modified(t, name, edit)
 	}
-	return invoke(t, e.h, payload)
+	return lambdatest.Invoke(t, e.h, payload)
 }
 
 // holdCompose makes email-compose require approval (through the admin API, as an operator
@@ -397,10 +120,10 @@ func (e *env) send(t *testing.T, name string, edit func(*events.APIGatewayV2HTTP
 func (e *env) holdCompose(t *testing.T) string {
 	t.Helper()
 	update := e.send(t, "put-admin-route.json", body(`{"requires_approval":true}`))
-	wantFields(t, jsonBody(t, update, 200), map[string]string{"operation_id": "email-compose", "requires_approval": "true"})
-	held := jsonBody(t, e.send(t, composeEvent, nil), 202)
-	wantFields(t, held, map[string]string{"status": "pending_approval", "operation_id": "email-compose"})
-	id := field(t, held, "approval_id")
+	lambdatest.WantFields(t, lambdatest.JSONBody(t, update, 200), map[string]string{"operation_id": "email-compose", "requires_approval": "true"})
+	held := lambdatest.JSONBody(t, e.send(t, composeEvent, nil), 202)
+	lambdatest.WantFields(t, held, map[string]string{"status": "pending_approval", "operation_id": "email-compose"})
+	id := lambdatest.Field(t, held, "approval_id")
 	if id == "" {
 		t.Fatalf("a held operation without approval_id: %v", held)
 	}
@@ -532,8 +255,8 @@ func oneOf(t *testing.T, what, got string, allowed ...string) {
 // budget hold settled.
 func wantIntelMeta(t *testing.T, e *env, resp events.APIGatewayV2HTTPResponse, body map[string]any, operation, model string) {
 	t.Helper()
-	wantFields(t, body, map[string]string{"operation_id": operation, "model": model, "cost_usd": "0", "offline": "true"})
-	id := field(t, body, "request_id")
+	lambdatest.WantFields(t, body, map[string]string{"operation_id": operation, "model": model, "cost_usd": "0", "offline": "true"})
+	id := lambdatest.Field(t, body, "request_id")
 	if id == "" || id != resp.Headers["X-Request-Id"] {
 		t.Errorf("request_id %q, X-Request-Id header %q: want the same non-empty id", id, resp.Headers["X-Request-Id"])
 	}
@@ -592,7 +315,7 @@ func approvalDecision(status string, then func(t *testing.T, e *env, id string))
 			return withPathParam("id", id)
 		},
 		check: func(t *testing.T, e *env, _ events.APIGatewayV2HTTPResponse, body map[string]any) {
-			wantFields(t, body, map[string]string{
+			lambdatest.WantFields(t, body, map[string]string{
 				"approval_id": id, "status": status, "operation_id": "email-compose",
 				"user_id": "test-user", "decided_by": "admin-user", "reason": "operation_requires_approval",
 			})
@@ -606,7 +329,7 @@ func approvalDecision(status string, then func(t *testing.T, e *env, id string))
 func sampleChecks() map[string]sample {
 	return map[string]sample{
 		"post-ai-router-route.json": bodyCheck(func(t *testing.T, body map[string]any) {
-			wantFields(t, body, map[string]string{
+			lambdatest.WantFields(t, body, map[string]string{
 				"operation_id":   "email-compose",
 				"model":          "deepseek",
 				"provider":       "deepseek",
@@ -623,7 +346,7 @@ func sampleChecks() map[string]sample {
 				"budget.reserved":         "0",
 				"budget.remaining":        "50",
 			})
-			if got := field(t, body, "failover_chain"); !strings.HasPrefix(got, `["deepseek","gemini_flash"`) {
+			if got := lambdatest.Field(t, body, "failover_chain"); !strings.HasPrefix(got, `["deepseek","gemini_flash"`) {
 				t.Errorf("failover_chain = %s, want deepseek then gemini_flash first", got)
 			}
 		}),
@@ -634,14 +357,14 @@ func sampleChecks() map[string]sample {
 			}
 			for _, r := range routes {
 				if r["operation_id"] == "email-compose" {
-					wantFields(t, r, map[string]string{"primary_model": "deepseek", "fallback_model": "gemini_flash", "enabled": "true"})
+					lambdatest.WantFields(t, r, map[string]string{"primary_model": "deepseek", "fallback_model": "gemini_flash", "enabled": "true"})
 					return
 				}
 			}
 			t.Errorf("email-compose is not among the routes")
 		}),
 		"put-admin-route.json": bodyCheck(func(t *testing.T, body map[string]any) {
-			wantFields(t, body, map[string]string{
+			lambdatest.WantFields(t, body, map[string]string{
 				"operation_id":      "email-compose",
 				"enabled":           "true",
 				"max_output_tokens": "2048",
@@ -652,7 +375,7 @@ func sampleChecks() map[string]sample {
 		"get-admin-models.json": bodyCheck(func(t *testing.T, body map[string]any) {
 			prices := map[string]string{}
 			for _, m := range objects(t, body, "models") {
-				prices[field(t, m, "model")] = field(t, m, "input_usd_per_mtok") + "/" + field(t, m, "output_usd_per_mtok")
+				prices[lambdatest.Field(t, m, "model")] = lambdatest.Field(t, m, "input_usd_per_mtok") + "/" + lambdatest.Field(t, m, "output_usd_per_mtok")
 			}
 			for model, want := range map[string]string{"deepseek": "0.28/0.42", "gemini_flash": "0.1/0.4", "claude": "1/5"} {
 				if prices[model] != want {
@@ -673,7 +396,7 @@ func sampleChecks() map[string]sample {
 				if len(approvals) != 1 {
 					t.Fatalf("%d pending approvals, want the one held: %v", len(approvals), body)
 				}
-				wantFields(t, approvals[0], map[string]string{
+				lambdatest.WantFields(t, approvals[0], map[string]string{
 					"status": "pending", "operation_id": "email-compose", "user_id": "test-user",
 					"reason": "operation_requires_approval",
 				})
@@ -687,44 +410,44 @@ func sampleChecks() map[string]sample {
 			resend := withBodyField(t, "approval_id", id)
 			// Another user cannot use it, nor can a different request.
 			other := e.send(t, composeEvent, edits(resend, asUser("someone-else")))
-			if code := errorCode(jsonBody(t, other, 404)); code != "approval_not_found" {
+			if code := lambdatest.ErrorCode(lambdatest.JSONBody(t, other, 404)); code != "approval_not_found" {
 				t.Errorf("another user's re-send: error.code %q, want approval_not_found", code)
 			}
 			changed := e.send(t, composeEvent, edits(resend, withBodyField(t, "subject", "Something else")))
-			if code := errorCode(jsonBody(t, changed, 409)); code != "approval_mismatch" {
+			if code := lambdatest.ErrorCode(lambdatest.JSONBody(t, changed, 409)); code != "approval_mismatch" {
 				t.Errorf("re-send of a different request: error.code %q, want approval_mismatch", code)
 			}
 			// The held request, re-sent with the approval, runs once.
 			resp := e.send(t, composeEvent, resend)
-			ran := jsonBody(t, resp, 200)
+			ran := lambdatest.JSONBody(t, resp, 200)
 			wantIntelMeta(t, e, resp, ran, "email-compose", "deepseek")
 			if len(list(t, ran, "suggestions")) == 0 {
 				t.Errorf("no suggestions: %v", ran)
 			}
 			again := e.send(t, composeEvent, resend)
-			if code := errorCode(jsonBody(t, again, 409)); code != "approval_not_usable" {
+			if code := lambdatest.ErrorCode(lambdatest.JSONBody(t, again, 409)); code != "approval_not_usable" {
 				t.Errorf("second use of the approval: error.code %q, want approval_not_usable", code)
 			}
-			used := jsonBody(t, e.send(t, "get-admin-approvals.json", query("status", "used")), 200)
+			used := lambdatest.JSONBody(t, e.send(t, "get-admin-approvals.json", query("status", "used")), 200)
 			if l := objects(t, used, "approvals"); len(l) != 1 || l[0]["approval_id"] != id || l[0]["used_request_id"] != ran["request_id"] {
 				t.Errorf("used approvals %v, want %s used by request %v", l, id, ran["request_id"])
 			}
 		}),
 		"post-admin-approval-reject.json": approvalDecision("rejected", func(t *testing.T, e *env, id string) {
 			resent := e.send(t, composeEvent, withBodyField(t, "approval_id", id))
-			if code := errorCode(jsonBody(t, resent, 409)); code != "approval_not_usable" {
+			if code := lambdatest.ErrorCode(lambdatest.JSONBody(t, resent, 409)); code != "approval_not_usable" {
 				t.Errorf("re-send with a rejected approval: error.code %q, want approval_not_usable", code)
 			}
 			// A decided approval cannot be decided again.
 			twice := e.send(t, "post-admin-approval-approve.json", withPathParam("id", id))
-			if code := errorCode(jsonBody(t, twice, 409)); code != "approval_not_pending" {
+			if code := lambdatest.ErrorCode(lambdatest.JSONBody(t, twice, 409)); code != "approval_not_pending" {
 				t.Errorf("approving a rejected approval: error.code %q, want approval_not_pending", code)
 			}
 		}),
 		"get-admin-toggles.json": bodyCheck(func(t *testing.T, body map[string]any) {
 			got := map[string]string{}
 			for _, tg := range objects(t, body, "toggles") {
-				got[field(t, tg, "key")] = field(t, tg, "enabled") + "/" + field(t, tg, "source")
+				got[lambdatest.Field(t, tg, "key")] = lambdatest.Field(t, tg, "enabled") + "/" + lambdatest.Field(t, tg, "source")
 			}
 			for _, k := range []string{"DISABLE_DEEPSEEK", "DISABLE_GEMINI", "DISABLE_ANTHROPIC", "DISABLE_SYNTHESIS", "ENABLE_MAINTENANCE_MODE"} {
 				if got[k] != "false/database" {
@@ -733,12 +456,12 @@ func sampleChecks() map[string]sample {
 			}
 		}),
 		"put-admin-toggle.json": {check: func(t *testing.T, e *env, _ events.APIGatewayV2HTTPResponse, body map[string]any) {
-			wantFields(t, body, map[string]string{
+			lambdatest.WantFields(t, body, map[string]string{
 				"key": "DISABLE_GEMINI", "enabled": "true", "stored_value": "true", "source": "database", "updated_by": "admin-user",
 			})
 			// calendar-time runs on gemini_flash first; with Gemini switched off it goes to deepseek.
 			resp := e.send(t, "post-intelligence-calendar-time.json", nil)
-			wantIntelMeta(t, e, resp, jsonBody(t, resp, 200), "calendar-time", "deepseek")
+			wantIntelMeta(t, e, resp, lambdatest.JSONBody(t, resp, 200), "calendar-time", "deepseek")
 		}},
 
 		// The intelligence operations, answered by the offline model.
@@ -849,16 +572,16 @@ func sampleChecks() map[string]sample {
 
 		// The OpenAI-compatible API.
 		"post-v1-chat-completions.json": {check: func(t *testing.T, e *env, resp events.APIGatewayV2HTTPResponse, body map[string]any) {
-			wantFields(t, body, map[string]string{"object": "chat.completion", "model": "deepseek"})
-			if id := field(t, body, "id"); id != "chatcmpl-"+resp.Headers["X-Request-Id"] {
+			lambdatest.WantFields(t, body, map[string]string{"object": "chat.completion", "model": "deepseek"})
+			if id := lambdatest.Field(t, body, "id"); id != "chatcmpl-"+resp.Headers["X-Request-Id"] {
 				t.Errorf("id = %q, want chatcmpl-<request id %s>", id, resp.Headers["X-Request-Id"])
 			}
 			choices := objects(t, body, "choices")
 			if len(choices) != 1 {
 				t.Fatalf("%d choices, want 1", len(choices))
 			}
-			wantFields(t, choices[0], map[string]string{"index": "0", "finish_reason": "stop", "message.role": "assistant"})
-			if c := field(t, choices[0], "message.content"); !strings.HasPrefix(c, "[offline model]") {
+			lambdatest.WantFields(t, choices[0], map[string]string{"index": "0", "finish_reason": "stop", "message.role": "assistant"})
+			if c := lambdatest.Field(t, choices[0], "message.content"); !strings.HasPrefix(c, "[offline model]") {
 				t.Errorf("content %q does not say it comes from the offline model", c)
 			}
 			usage, _ := body["usage"].(map[string]any)
@@ -873,11 +596,11 @@ func sampleChecks() map[string]sample {
 			wantLogged(t, e, resp.Headers["X-Request-Id"], "chat_message", "deepseek")
 		}},
 		"get-v1-models.json": bodyCheck(func(t *testing.T, body map[string]any) {
-			wantFields(t, body, map[string]string{"object": "list"})
+			lambdatest.WantFields(t, body, map[string]string{"object": "list"})
 			ids := map[string]bool{}
 			for _, m := range objects(t, body, "data") {
-				wantFields(t, m, map[string]string{"object": "model"})
-				ids[field(t, m, "id")] = true
+				lambdatest.WantFields(t, m, map[string]string{"object": "model"})
+				ids[lambdatest.Field(t, m, "id")] = true
 			}
 			for _, id := range []string{"auto", "helix/chat_message", "helix/email-compose", "deepseek", "gemini_flash"} {
 				if !ids[id] {
@@ -895,7 +618,7 @@ func sampleChecks() map[string]sample {
 // events that act on an approval get a real one first.
 func TestSampleEvents(t *testing.T) {
 	samples := sampleChecks()
-	for _, name := range eventFiles(t) {
+	for _, name := range fn.EventFiles(t) {
 		t.Run(name, func(t *testing.T) {
 			s, ok := samples[name]
 			if !ok {
@@ -914,7 +637,7 @@ func TestSampleEvents(t *testing.T) {
 			if status == 0 {
 				status = 200
 			}
-			s.check(t, e, resp, jsonBody(t, resp, status))
+			s.check(t, e, resp, lambdatest.JSONBody(t, resp, status))
 		})
 	}
 }
@@ -929,169 +652,151 @@ func TestModifiedEvents(t *testing.T) {
 		compose = composeEvent
 		chat    = "post-v1-chat-completions.json"
 	)
-	cases := []struct {
-		name   string
-		event  string
-		edit   func(*events.APIGatewayV2HTTPRequest)
-		status int
-		code   string            // error.code, for failures
-		fields map[string]string // checked on success
-	}{
-		{name: "admin routes without the role", event: "get-admin-routes.json", edit: noRole, status: 403, code: "forbidden"},
-		{name: "route update without the role", event: "put-admin-route.json", edit: noRole, status: 403, code: "forbidden"},
-		{name: "models without the role", event: "get-admin-models.json", edit: noRole, status: 403, code: "forbidden"},
-		{name: "routing for another user without the role", event: route, status: 403, code: "forbidden",
-			edit: body(`{"operation_id":"email-compose","user_id":"someone-else","estimated_tokens":100}`)},
-		{name: "admin routing for another user", event: route, status: 200,
-			edit: func(ev *events.APIGatewayV2HTTPRequest) {
+	cases := []lambdatest.Case{
+		{Name: "admin routes without the role", Event: "get-admin-routes.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "route update without the role", Event: "put-admin-route.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "models without the role", Event: "get-admin-models.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "routing for another user without the role", Event: route, Status: 403, Code: "forbidden",
+			Edit: body(`{"operation_id":"email-compose","user_id":"someone-else","estimated_tokens":100}`)},
+		{Name: "admin routing for another user", Event: route, Status: 200,
+			Edit: func(ev *events.APIGatewayV2HTTPRequest) {
 				ev.RequestContext.Authorizer.JWT.Claims["role"] = "admin"
 				ev.Body = `{"operation_id":"email-compose","user_id":"someone-else","estimated_tokens":100}`
 			},
-			fields: map[string]string{"budget.user_id": "someone-else", "model": "deepseek"}},
-		{name: "authorizer claims without sub", event: route, status: 401, code: "unauthorized",
-			edit: func(ev *events.APIGatewayV2HTTPRequest) { delete(ev.RequestContext.Authorizer.JWT.Claims, "sub") }},
-		{name: "no authorizer and no token", event: route, edit: withoutAuthorizer(""), status: 401, code: "unauthorized"},
-		{name: "no authorizer, valid HS256 token", event: route, status: 200,
-			edit:   withoutAuthorizer(bearer(t, "token-user", nil, time.Hour, now)),
-			fields: map[string]string{"budget.user_id": "token-user", "model": "deepseek", "estimated_cost_usd": "0.000175"}},
-		{name: "no authorizer, admin HS256 token on an admin route", event: "get-admin-models.json", status: 200,
-			edit: withoutAuthorizer(bearer(t, "token-admin", map[string]any{"role": "admin"}, time.Hour, now))},
-		{name: "no authorizer, HS256 token without the role on an admin route", event: "get-admin-routes.json", status: 403, code: "forbidden",
-			edit: withoutAuthorizer(bearer(t, "token-user", nil, time.Hour, now))},
-		{name: "no authorizer, expired token", event: route, status: 401, code: "unauthorized",
-			edit: withoutAuthorizer(bearer(t, "token-user", nil, time.Minute, now.Add(-time.Hour)))},
-		{name: "no authorizer, token signed with another secret", event: route, status: 401, code: "unauthorized",
-			edit: withoutAuthorizer(forged(t))},
-		{name: "authorizer claims win over a stray Authorization header", event: route, status: 200,
-			edit:   func(ev *events.APIGatewayV2HTTPRequest) { ev.Headers["authorization"] = "Bearer not-a-jwt" },
-			fields: map[string]string{"budget.user_id": "test-user"}},
-		{name: "malformed JSON", event: route, edit: body(`{"operation_id":"email-compose",`), status: 400, code: "malformed_json"},
-		{name: "empty body", event: route, edit: body(""), status: 400, code: "empty_body"},
-		{name: "unknown field", event: route, edit: body(`{"operation_id":"email-compose","estimated_tokenz":100}`), status: 400, code: "unknown_field"},
-		{name: "wrong type", event: route, edit: body(`{"operation_id":"email-compose","estimated_tokens":"100"}`), status: 400, code: "invalid_type"},
-		{name: "unknown operation", event: route, edit: body(`{"operation_id":"no-such-op","estimated_tokens":100}`), status: 404, code: "unknown_operation"},
-		{name: "disabled operation", event: route, edit: body(`{"operation_id":"email_analysis","estimated_tokens":100}`), status: 403, code: "operation_disabled"},
-		{name: "body over 64 KiB", event: route, status: 413, code: "body_too_large",
-			edit: body(`{"operation_id":"` + strings.Repeat("x", 70<<10) + `"}`)},
-		{name: "base64-encoded body", event: route, status: 200,
-			edit: func(ev *events.APIGatewayV2HTTPRequest) {
+			Fields: map[string]string{"budget.user_id": "someone-else", "model": "deepseek"}},
+		{Name: "authorizer claims without sub", Event: route, Status: 401, Code: "unauthorized",
+			Edit: func(ev *events.APIGatewayV2HTTPRequest) { delete(ev.RequestContext.Authorizer.JWT.Claims, "sub") }},
+		{Name: "no authorizer and no token", Event: route, Edit: lambdatest.WithoutAuthorizer(""), Status: 401, Code: "unauthorized"},
+		{Name: "no authorizer, valid HS256 token", Event: route, Status: 200,
+			Edit:   lambdatest.WithoutAuthorizer(fn.Bearer(t, "token-user", nil, time.Hour, now)),
+			Fields: map[string]string{"budget.user_id": "token-user", "model": "deepseek", "estimated_cost_usd": "0.000175"}},
+		{Name: "no authorizer, admin HS256 token on an admin route", Event: "get-admin-models.json", Status: 200,
+			Edit: lambdatest.WithoutAuthorizer(fn.Bearer(t, "token-admin", map[string]any{"role": "admin"}, time.Hour, now))},
+		{Name: "no authorizer, HS256 token without the role on an admin route", Event: "get-admin-routes.json", Status: 403, Code: "forbidden",
+			Edit: lambdatest.WithoutAuthorizer(fn.Bearer(t, "token-user", nil, time.Hour, now))},
+		{Name: "no authorizer, expired token", Event: route, Status: 401, Code: "unauthorized",
+			Edit: lambdatest.WithoutAuthorizer(fn.Bearer(t, "token-user", nil, time.Minute, now.Add(-time.Hour)))},
+		{Name: "no authorizer, token signed with another secret", Event: route, Status: 401, Code: "unauthorized",
+			Edit: lambdatest.WithoutAuthorizer(fn.Forged(t))},
+		{Name: "authorizer claims win over a stray Authorization header", Event: route, Status: 200,
+			Edit:   func(ev *events.APIGatewayV2HTTPRequest) { ev.Headers["authorization"] = "Bearer not-a-jwt" },
+			Fields: map[string]string{"budget.user_id": "test-user"}},
+		{Name: "malformed JSON", Event: route, Edit: body(`{"operation_id":"email-compose",`), Status: 400, Code: "malformed_json"},
+		{Name: "empty body", Event: route, Edit: body(""), Status: 400, Code: "empty_body"},
+		{Name: "unknown field", Event: route, Edit: body(`{"operation_id":"email-compose","estimated_tokenz":100}`), Status: 400, Code: "unknown_field"},
+		{Name: "wrong type", Event: route, Edit: body(`{"operation_id":"email-compose","estimated_tokens":"100"}`), Status: 400, Code: "invalid_type"},
+		{Name: "unknown operation", Event: route, Edit: body(`{"operation_id":"no-such-op","estimated_tokens":100}`), Status: 404, Code: "unknown_operation"},
+		{Name: "disabled operation", Event: route, Edit: body(`{"operation_id":"email_analysis","estimated_tokens":100}`), Status: 403, Code: "operation_disabled"},
+		{Name: "body over 64 KiB", Event: route, Status: 413, Code: "body_too_large",
+			Edit: body(`{"operation_id":"` + strings.Repeat("x", 70<<10) + `"}`)},
+		{Name: "base64-encoded body", Event: route, Status: 200,
+			Edit: func(ev *events.APIGatewayV2HTTPRequest) {
 				ev.Body = base64.StdEncoding.EncodeToString([]byte(ev.Body))
 				ev.IsBase64Encoded = true
 			},
-			fields: map[string]string{"model": "deepseek", "estimated_cost_usd": "0.000175"}},
-		{name: "isBase64Encoded with a body that is not base64", event: route, status: 400, code: "malformed_event",
-			edit: func(ev *events.APIGatewayV2HTTPRequest) { ev.IsBase64Encoded = true }},
-		{name: "admin route update to a model that does not exist", event: "put-admin-route.json", status: 400, code: "unknown_model",
-			edit: body(`{"primary_model":"gpt-imaginary"}`)},
-		{name: "admin route update of an unknown operation", event: "put-admin-route.json", status: 404, code: "unknown_operation",
-			edit: func(ev *events.APIGatewayV2HTTPRequest) {
+			Fields: map[string]string{"model": "deepseek", "estimated_cost_usd": "0.000175"}},
+		{Name: "isBase64Encoded with a body that is not base64", Event: route, Status: 400, Code: "malformed_event",
+			Edit: func(ev *events.APIGatewayV2HTTPRequest) { ev.IsBase64Encoded = true }},
+		{Name: "admin route update to a model that does not exist", Event: "put-admin-route.json", Status: 400, Code: "unknown_model",
+			Edit: body(`{"primary_model":"gpt-imaginary"}`)},
+		{Name: "admin route update of an unknown operation", Event: "put-admin-route.json", Status: 404, Code: "unknown_operation",
+			Edit: func(ev *events.APIGatewayV2HTTPRequest) {
 				ev.RawPath, ev.RequestContext.HTTP.Path = "/admin/routes/no-such-op", "/admin/routes/no-such-op"
 				ev.PathParameters = map[string]string{"operation_id": "no-such-op"}
 			}},
-		{name: "unknown route", event: route, status: 404, code: "not_found",
-			edit: func(ev *events.APIGatewayV2HTTPRequest) {
+		{Name: "unknown route", Event: route, Status: 404, Code: "not_found",
+			Edit: func(ev *events.APIGatewayV2HTTPRequest) {
 				ev.RouteKey, ev.RequestContext.RouteKey = "$default", "$default"
 				ev.RawPath, ev.RequestContext.HTTP.Path = "/ai-router/nowhere", "/ai-router/nowhere"
 			}},
-		{name: "wrong method", event: route, status: 405, code: "method_not_allowed",
-			edit: func(ev *events.APIGatewayV2HTTPRequest) {
+		{Name: "wrong method", Event: route, Status: 405, Code: "method_not_allowed",
+			Edit: func(ev *events.APIGatewayV2HTTPRequest) {
 				ev.RouteKey, ev.RequestContext.RouteKey = "$default", "$default"
 				ev.RequestContext.HTTP.Method = "DELETE"
 				ev.Body = ""
 			}},
 
 		// Approvals and kill switches.
-		{name: "approvals without the role", event: "get-admin-approvals.json", edit: noRole, status: 403, code: "forbidden"},
-		{name: "approve without the role", event: "post-admin-approval-approve.json", edit: noRole, status: 403, code: "forbidden"},
-		{name: "reject without the role", event: "post-admin-approval-reject.json", edit: noRole, status: 403, code: "forbidden"},
-		{name: "toggles without the role", event: "get-admin-toggles.json", edit: noRole, status: 403, code: "forbidden"},
-		{name: "toggle switch without the role", event: "put-admin-toggle.json", edit: noRole, status: 403, code: "forbidden"},
-		{name: "approvals with an unknown status", event: "get-admin-approvals.json", status: 400, code: "invalid_field",
-			edit: query("status", "maybe")},
-		{name: "all approvals", event: "get-admin-approvals.json", edit: query("status", "all"), status: 200},
-		{name: "approve an approval that does not exist", event: "post-admin-approval-approve.json", edit: func(*events.APIGatewayV2HTTPRequest) {},
-			status: 404, code: "approval_not_found"},
-		{name: "reject an id that is not a UUID", event: "post-admin-approval-reject.json", edit: withPathParam("id", "not-a-uuid"),
-			status: 404, code: "approval_not_found"},
-		{name: "unknown toggle", event: "put-admin-toggle.json", edit: withPathParam("key", "DISABLE_EVERYTHING"), status: 404, code: "unknown_toggle"},
-		{name: "toggle without enabled", event: "put-admin-toggle.json", edit: body(`{}`), status: 400, code: "missing_field"},
-		{name: "toggle with a string", event: "put-admin-toggle.json", edit: body(`{"enabled":"yes"}`), status: 400, code: "invalid_type"},
-		{name: "toggle with an unknown field", event: "put-admin-toggle.json", edit: body(`{"enabled":true,"reason":"x"}`), status: 400, code: "unknown_field"},
+		{Name: "approvals without the role", Event: "get-admin-approvals.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "approve without the role", Event: "post-admin-approval-approve.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "reject without the role", Event: "post-admin-approval-reject.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "toggles without the role", Event: "get-admin-toggles.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "toggle switch without the role", Event: "put-admin-toggle.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "approvals with an unknown status", Event: "get-admin-approvals.json", Status: 400, Code: "invalid_field",
+			Edit: query("status", "maybe")},
+		{Name: "all approvals", Event: "get-admin-approvals.json", Edit: query("status", "all"), Status: 200},
+		{Name: "approve an approval that does not exist", Event: "post-admin-approval-approve.json", Edit: func(*events.APIGatewayV2HTTPRequest) {},
+			Status: 404, Code: "approval_not_found"},
+		{Name: "reject an id that is not a UUID", Event: "post-admin-approval-reject.json", Edit: withPathParam("id", "not-a-uuid"),
+			Status: 404, Code: "approval_not_found"},
+		{Name: "unknown toggle", Event: "put-admin-toggle.json", Edit: withPathParam("key", "DISABLE_EVERYTHING"), Status: 404, Code: "unknown_toggle"},
+		{Name: "toggle without enabled", Event: "put-admin-toggle.json", Edit: body(`{}`), Status: 400, Code: "missing_field"},
+		{Name: "toggle with a string", Event: "put-admin-toggle.json", Edit: body(`{"enabled":"yes"}`), Status: 400, Code: "invalid_type"},
+		{Name: "toggle with an unknown field", Event: "put-admin-toggle.json", Edit: body(`{"enabled":true,"reason":"x"}`), Status: 400, Code: "unknown_field"},
 
 		// Intelligence operations.
-		{name: "intelligence without credentials", event: compose, edit: withoutAuthorizer(""), status: 401, code: "unauthorized"},
-		{name: "intelligence with an HS256 token", event: compose, status: 200,
-			edit:   withoutAuthorizer(bearer(t, "token-user", nil, time.Hour, now)),
-			fields: map[string]string{"operation_id": "email-compose", "model": "deepseek", "offline": "true"}},
-		{name: "compose without a subject", event: compose, edit: body(`{"recipient_context":"Manager"}`), status: 400, code: "missing_field"},
-		{name: "compose with a misspelt field", event: compose, status: 400, code: "unknown_field",
-			edit: body(`{"subject":"Project Update","recipient_context":"Manager","tones":"formal"}`)},
-		{name: "compose with an unknown tone", event: compose, edit: withBodyField(t, "tone", "angry"), status: 400, code: "invalid_field"},
-		{name: "compose with too many suggestions", event: compose, edit: withBodyField(t, "suggestions", 4), status: 400, code: "invalid_field"},
-		{name: "compose with an approval that does not exist", event: compose, status: 404, code: "approval_not_found",
-			edit: withBodyField(t, "approval_id", "5f0c8a3e-2b7d-4c1a-9e6f-3d8b1a4c7e20")},
-		{name: "classify without a body", event: "post-intelligence-email-classify.json", edit: body(`{"subject":"Hi"}`), status: 400, code: "missing_field"},
-		{name: "calendar time with a window shorter than the meeting", event: "post-intelligence-calendar-time.json", status: 400, code: "invalid_field",
-			edit: withBodyField(t, "window_end", "2026-03-05T09:20:00Z")},
-		{name: "calendar time with a date that is not RFC 3339", event: "post-intelligence-calendar-time.json", status: 400, code: "invalid_field",
-			edit: withBodyField(t, "window_start", "tomorrow morning")},
-		{name: "prioritize with a duplicate task id", event: "post-intelligence-task-prioritize.json", status: 400, code: "invalid_field",
-			edit: body(`{"tasks":[{"id":"a","title":"One"},{"id":"a","title":"Two"}]}`)},
-		{name: "prioritize without tasks", event: "post-intelligence-task-prioritize.json", edit: body(`{"tasks":[]}`), status: 400, code: "missing_field"},
-		{name: "breakdown with too many steps", event: "post-intelligence-task-breakdown.json", edit: withBodyField(t, "max_steps", 21), status: 400, code: "invalid_field"},
-		{name: "summary with a metric without a value", event: "post-intelligence-analytics-summary.json", status: 400, code: "missing_field",
-			edit: body(`{"metrics":[{"name":"Churn"}]}`)},
-		{name: "anomaly with two points", event: "post-intelligence-analytics-anomaly.json", status: 400, code: "invalid_field",
-			edit: body(`{"series":[{"timestamp":"2026-03-01T00:00:00Z","value":1},{"timestamp":"2026-03-01T01:00:00Z","value":2}]}`)},
-		{name: "intelligence with a malformed body", event: "post-intelligence-calendar-prep.json", edit: body(`{"title":`), status: 400, code: "malformed_json"},
+		{Name: "intelligence without credentials", Event: compose, Edit: lambdatest.WithoutAuthorizer(""), Status: 401, Code: "unauthorized"},
+		{Name: "intelligence with an HS256 token", Event: compose, Status: 200,
+			Edit:   lambdatest.WithoutAuthorizer(fn.Bearer(t, "token-user", nil, time.Hour, now)),
+			Fields: map[string]string{"operation_id": "email-compose", "model": "deepseek", "offline": "true"}},
+		{Name: "compose without a subject", Event: compose, Edit: body(`{"recipient_context":"Manager"}`), Status: 400, Code: "missing_field"},
+		{Name: "compose with a misspelt field", Event: compose, Status: 400, Code: "unknown_field",
+			Edit: body(`{"subject":"Project Update","recipient_context":"Manager","tones":"formal"}`)},
+		{Name: "compose with an unknown tone", Event: compose, Edit: withBodyField(t, "tone", "angry"), Status: 400, Code: "invalid_field"},
+		{Name: "compose with too many suggestions", Event: compose, Edit: withBodyField(t, "suggestions", 4), Status: 400, Code: "invalid_field"},
+		{Name: "compose with an approval that does not exist", Event: compose, Status: 404, Code: "approval_not_found",
+			Edit: withBodyField(t, "approval_id", "5f0c8a3e-2b7d-4c1a-9e6f-3d8b1a4c7e20")},
+		{Name: "classify without a body", Event: "post-intelligence-email-classify.json", Edit: body(`{"subject":"Hi"}`), Status: 400, Code: "missing_field"},
+		{Name: "calendar time with a window shorter than the meeting", Event: "post-intelligence-calendar-time.json", Status: 400, Code: "invalid_field",
+			Edit: withBodyField(t, "window_end", "2026-03-05T09:20:00Z")},
+		{Name: "calendar time with a date that is not RFC 3339", Event: "post-intelligence-calendar-time.json", Status: 400, Code: "invalid_field",
+			Edit: withBodyField(t, "window_start", "tomorrow morning")},
+		{Name: "prioritize with a duplicate task id", Event: "post-intelligence-task-prioritize.json", Status: 400, Code: "invalid_field",
+			Edit: body(`{"tasks":[{"id":"a","title":"One"},{"id":"a","title":"Two"}]}`)},
+		{Name: "prioritize without tasks", Event: "post-intelligence-task-prioritize.json", Edit: body(`{"tasks":[]}`), Status: 400, Code: "missing_field"},
+		{Name: "breakdown with too many steps", Event: "post-intelligence-task-breakdown.json", Edit: withBodyField(t, "max_steps", 21), Status: 400, Code: "invalid_field"},
+		{Name: "summary with a metric without a value", Event: "post-intelligence-analytics-summary.json", Status: 400, Code: "missing_field",
+			Edit: body(`{"metrics":[{"name":"Churn"}]}`)},
+		{Name: "anomaly with two points", Event: "post-intelligence-analytics-anomaly.json", Status: 400, Code: "invalid_field",
+			Edit: body(`{"series":[{"timestamp":"2026-03-01T00:00:00Z","value":1},{"timestamp":"2026-03-01T01:00:00Z","value":2}]}`)},
+		{Name: "intelligence with a malformed body", Event: "post-intelligence-calendar-prep.json", Edit: body(`{"title":`), Status: 400, Code: "malformed_json"},
 
 		// The OpenAI-compatible API answers in OpenAI's error format (error.type besides error.code).
-		{name: "chat completion without credentials", event: chat, edit: withoutAuthorizer(""), status: 401, code: "unauthorized",
-			fields: map[string]string{"error.type": "authentication_error"}},
-		{name: "models without credentials", event: "get-v1-models.json", edit: withoutAuthorizer(""), status: 401, code: "unauthorized"},
-		{name: "chat completion with an unknown model", event: chat, edit: withBodyField(t, "model", "gpt-imaginary"), status: 404, code: "model_not_found",
-			fields: map[string]string{"error.type": "not_found_error"}},
-		{name: "chat completion on a disabled operation", event: chat, edit: withBodyField(t, "model", "helix/email_analysis"), status: 403, code: "operation_disabled",
-			fields: map[string]string{"error.type": "permission_error"}},
-		{name: "chat completion pinned to an operation", event: chat, edit: withBodyField(t, "model", "helix/analytics-summary"), status: 200,
-			fields: map[string]string{"model": "gemini_flash", "object": "chat.completion"}},
-		{name: "chat completion pinned to a model", event: chat, edit: withBodyField(t, "model", "claude"), status: 200,
-			fields: map[string]string{"model": "claude"}},
-		{name: "chat completion without messages", event: chat, edit: body(`{"model":"auto","messages":[]}`), status: 400, code: "missing_field",
-			fields: map[string]string{"error.type": "invalid_request_error", "error.param": "messages"}},
-		{name: "chat completion with streaming", event: chat, edit: withBodyField(t, "stream", true), status: 400, code: "unsupported_parameter",
-			fields: map[string]string{"error.param": "stream"}},
-		{name: "chat completion with a misspelt parameter", event: chat, edit: withBodyField(t, "max_token", 10), status: 400, code: "unknown_field"},
+		{Name: "chat completion without credentials", Event: chat, Edit: lambdatest.WithoutAuthorizer(""), Status: 401, Code: "unauthorized",
+			Fields: map[string]string{"error.type": "authentication_error"}},
+		{Name: "models without credentials", Event: "get-v1-models.json", Edit: lambdatest.WithoutAuthorizer(""), Status: 401, Code: "unauthorized"},
+		{Name: "chat completion with an unknown model", Event: chat, Edit: withBodyField(t, "model", "gpt-imaginary"), Status: 404, Code: "model_not_found",
+			Fields: map[string]string{"error.type": "not_found_error"}},
+		{Name: "chat completion on a disabled operation", Event: chat, Edit: withBodyField(t, "model", "helix/email_analysis"), Status: 403, Code: "operation_disabled",
+			Fields: map[string]string{"error.type": "permission_error"}},
+		{Name: "chat completion pinned to an operation", Event: chat, Edit: withBodyField(t, "model", "helix/analytics-summary"), Status: 200,
+			Fields: map[string]string{"model": "gemini_flash", "object": "chat.completion"}},
+		{Name: "chat completion pinned to a model", Event: chat, Edit: withBodyField(t, "model", "claude"), Status: 200,
+			Fields: map[string]string{"model": "claude"}},
+		{Name: "chat completion without messages", Event: chat, Edit: body(`{"model":"auto","messages":[]}`), Status: 400, Code: "missing_field",
+			Fields: map[string]string{"error.type": "invalid_request_error", "error.param": "messages"}},
+		{Name: "chat completion with streaming", Event: chat, Edit: withBodyField(t, "stream", true), Status: 400, Code: "unsupported_parameter",
+			Fields: map[string]string{"error.param": "stream"}},
+		{Name: "chat completion with a misspelt parameter", Event: chat, Edit: withBodyField(t, "max_token", 10), Status: 400, Code: "unknown_field"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			payload := modified(t, tc.event, tc.edit)
-			body := jsonBody(t, invoke(t, lambdaHandler(newBase(t)), payload), tc.status)
-			if tc.code != "" {
-				if got := errorCode(body); got != tc.code {
-					t.Errorf("error.code = %q, want %q; body %v", got, tc.code, body)
-				}
-			}
-			wantFields(t, body, tc.fields)
-		})
-	}
+	fn.RunCases(t, func(t *testing.T) lambda.Handler { return lambdaHandler(newBase(t)) }, cases)
 }
 
 // TestRouteUpdateChangesRouting runs two sample events against one database: the admin's route
 // update is what the next routing decision uses.
 func TestRouteUpdateChangesRouting(t *testing.T) {
 	h := lambdaHandler(newBase(t))
-	raw, _ := loadEvent(t, "post-ai-router-route.json")
-	before := jsonBody(t, invoke(t, h, raw), 200)
-	wantFields(t, before, map[string]string{"max_output_tokens": "1024"})
+	raw, _ := fn.Load(t, "post-ai-router-route.json")
+	before := lambdatest.JSONBody(t, lambdatest.Invoke(t, h, raw), 200)
+	lambdatest.WantFields(t, before, map[string]string{"max_output_tokens": "1024"})
 
-	update := modified(t, "put-admin-route.json", func(ev *events.APIGatewayV2HTTPRequest) {
+	update := fn.Modified(t, "put-admin-route.json", func(ev *events.APIGatewayV2HTTPRequest) {
 		ev.Body = `{"primary_model":"gemini_flash","fallback_model":"deepseek","max_output_tokens":2048}`
 	})
-	jsonBody(t, invoke(t, h, update), 200)
+	lambdatest.JSONBody(t, lambdatest.Invoke(t, h, update), 200)
 
-	after := jsonBody(t, invoke(t, h, raw), 200)
-	wantFields(t, after, map[string]string{
+	after := lambdatest.JSONBody(t, lambdatest.Invoke(t, h, raw), 200)
+	lambdatest.WantFields(t, after, map[string]string{
 		"model":             "gemini_flash",
 		"fallback_model":    "deepseek",
 		"max_output_tokens": "2048",
@@ -1107,32 +812,32 @@ func TestMaintenanceMode(t *testing.T) {
 	maintenance := func(on bool) func(*events.APIGatewayV2HTTPRequest) {
 		return edits(withPathParam("key", "ENABLE_MAINTENANCE_MODE"), body(fmt.Sprintf(`{"enabled":%v}`, on)))
 	}
-	on := jsonBody(t, e.send(t, "put-admin-toggle.json", maintenance(true)), 200)
-	wantFields(t, on, map[string]string{"key": "ENABLE_MAINTENANCE_MODE", "enabled": "true"})
+	on := lambdatest.JSONBody(t, e.send(t, "put-admin-toggle.json", maintenance(true)), 200)
+	lambdatest.WantFields(t, on, map[string]string{"key": "ENABLE_MAINTENANCE_MODE", "enabled": "true"})
 
 	for _, name := range []string{composeEvent, "post-intelligence-task-prioritize.json", "post-v1-chat-completions.json",
 		"put-admin-route.json", "post-admin-approval-approve.json", "post-admin-approval-reject.json"} {
-		if code := errorCode(jsonBody(t, e.send(t, name, nil), 503)); code != "maintenance" {
+		if code := lambdatest.ErrorCode(lambdatest.JSONBody(t, e.send(t, name, nil), 503)); code != "maintenance" {
 			t.Errorf("%s in maintenance: error.code %q, want maintenance", name, code)
 		}
 	}
 	// Reads, the routing decision (a read) and the switch still work.
 	for _, name := range []string{"get-admin-routes.json", "get-admin-toggles.json", "get-admin-approvals.json", "get-v1-models.json", "post-ai-router-route.json"} {
-		jsonBody(t, e.send(t, name, nil), 200)
+		lambdatest.JSONBody(t, e.send(t, name, nil), 200)
 	}
-	toggles := jsonBody(t, e.send(t, "get-admin-toggles.json", nil), 200)
+	toggles := lambdatest.JSONBody(t, e.send(t, "get-admin-toggles.json", nil), 200)
 	for _, tg := range objects(t, toggles, "toggles") {
 		if tg["key"] == "ENABLE_MAINTENANCE_MODE" {
-			wantFields(t, tg, map[string]string{"enabled": "true", "updated_by": "admin-user"})
+			lambdatest.WantFields(t, tg, map[string]string{"enabled": "true", "updated_by": "admin-user"})
 		}
 	}
 	// Another switch can be flipped too (e.g. to route around a provider during the incident).
-	jsonBody(t, e.send(t, "put-admin-toggle.json", nil), 200)
+	lambdatest.JSONBody(t, e.send(t, "put-admin-toggle.json", nil), 200)
 
-	off := jsonBody(t, e.send(t, "put-admin-toggle.json", maintenance(false)), 200)
-	wantFields(t, off, map[string]string{"key": "ENABLE_MAINTENANCE_MODE", "enabled": "false"})
+	off := lambdatest.JSONBody(t, e.send(t, "put-admin-toggle.json", maintenance(false)), 200)
+	lambdatest.WantFields(t, off, map[string]string{"key": "ENABLE_MAINTENANCE_MODE", "enabled": "false"})
 	resp := e.send(t, composeEvent, nil)
-	wantIntelMeta(t, e, resp, jsonBody(t, resp, 200), "email-compose", "deepseek")
+	wantIntelMeta(t, e, resp, lambdatest.JSONBody(t, resp, 200), "email-compose", "deepseek")
 }
 
 // TestBudgetExceeded: a call whose worst case does not fit the user's remaining budget is
@@ -1146,12 +851,12 @@ func TestBudgetExceeded(t *testing.T) {
 		VALUES ('test-user', 1, 0, 'test')`); err != nil {
 		t.Fatal(err)
 	}
-	intel := jsonBody(t, e.send(t, composeEvent, nil), 402)
-	if code := errorCode(intel); code != "budget_exceeded" {
+	intel := lambdatest.JSONBody(t, e.send(t, composeEvent, nil), 402)
+	if code := lambdatest.ErrorCode(intel); code != "budget_exceeded" {
 		t.Errorf("intelligence: error.code %q, want budget_exceeded", code)
 	}
-	chat := jsonBody(t, e.send(t, "post-v1-chat-completions.json", nil), 402)
-	wantFields(t, chat, map[string]string{"error.code": "budget_exceeded", "error.type": "insufficient_quota"})
+	chat := lambdatest.JSONBody(t, e.send(t, "post-v1-chat-completions.json", nil), 402)
+	lambdatest.WantFields(t, chat, map[string]string{"error.code": "budget_exceeded", "error.type": "insufficient_quota"})
 
 	var held, logged int
 	err := e.base.Pool.QueryRow(t.Context(), `

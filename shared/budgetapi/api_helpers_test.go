@@ -1,19 +1,15 @@
 package budgetapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
-	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/apitest"
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/budgetapi"
 	"github.com/helixhq/helix/shared/httpapi"
@@ -21,13 +17,13 @@ import (
 	"github.com/helixhq/helix/shared/store"
 )
 
-// The token settings of the server under test; tokens minted with anything else must fail.
-const (
-	btIssuer   = "https://auth.helix.test/budgetapi"
-	btAudience = "helix-budgetapi-test"
-)
-
-var btSecret = []byte("budgetapi-integration-test-secret-0123456789")
+// btTokens are the token settings of the server under test; tokens minted with anything else
+// must fail.
+var btTokens = apitest.Tokens{
+	Secret:   "budgetapi-integration-test-secret-0123456789",
+	Issuer:   "https://auth.helix.test/budgetapi",
+	Audience: "helix-budgetapi-test",
+}
 
 // btEnv is one budget API server over HTTP on its own database, built the way
 // functions/budget/main.go builds it.
@@ -41,87 +37,34 @@ type btEnv struct {
 func newBudgetEnv(t *testing.T) *btEnv {
 	t.Helper()
 	pool := pg.NewPool(t)
-	authn, err := auth.New(context.Background(), auth.Config{
-		HS256Secret: btSecret,
-		Issuer:      btIssuer,
-		Audience:    btAudience,
-		AdminClaim:  "role",
-		AdminValue:  "admin",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ledger := store.NewLedger(pool, budget.Limits{DailyLimit: money.MustUSD(50), Warning: money.MustUSD(25)}, nil)
-	log := slog.New(slog.NewTextHandler(btLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := httpapi.NewServer(authn, log)
+	srv := httpapi.NewServer(apitest.Authenticator(t, btTokens), apitest.Log(t))
 	budgetapi.Register(srv, ledger)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close) // before the pool closes: cleanups run last-in first-out
 
 	return &btEnv{
 		ledger: ledger,
-		url:    hs.URL,
-		alice:  btToken(t, btTokenSpec("alice", nil)),
-		bob:    btToken(t, btTokenSpec("bob", nil)),
-		ops:    btToken(t, btTokenSpec("ops", map[string]any{"role": "admin"})),
+		url:    apitest.Serve(t, srv), // closes before the pool
+		alice:  btTokens.Token(t, "alice", nil),
+		bob:    btTokens.Token(t, "bob", nil),
+		ops:    btTokens.Token(t, "ops", map[string]any{"role": "admin"}),
 	}
-}
-
-// btLogWriter sends the server's warnings and errors to the test log.
-type btLogWriter struct{ t *testing.T }
-
-func (w btLogWriter) Write(p []byte) (int, error) {
-	w.t.Logf("server: %s", bytes.TrimSpace(p))
-	return len(p), nil
-}
-
-func btTokenSpec(sub string, claims map[string]any) auth.TokenSpec {
-	return auth.TokenSpec{Secret: btSecret, Subject: sub, Issuer: btIssuer, Audience: btAudience, TTL: time.Hour, Claims: claims}
-}
-
-func btToken(t *testing.T, spec auth.TokenSpec) string {
-	t.Helper()
-	tok, err := auth.SignHS256(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // btResp is an HTTP response with its body read.
-type btResp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type btResp struct{ apitest.Response }
 
-// do sends body (none when "") with the Authorization header value auth (none when "").
+// doAuth sends body (none when "") with the Authorization header value authorization (none when
+// ""), exactly as given: no Content-Type, and no scheme added.
 func (e *btEnv) doAuth(t *testing.T, method, path, authorization, body string) btResp {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.url+path, r)
+	req, err := http.NewRequest(method, e.url+path, apitest.Body(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s %s: Content-Type = %q, want application/json", method, path, ct)
-	}
-	return btResp{Status: res.StatusCode, Header: res.Header, Body: b}
+	return btResp{apitest.SendJSON(t, req)}
 }
 
 // do sends a request with a bearer token (none when "").
@@ -134,42 +77,13 @@ func (e *btEnv) do(t *testing.T, method, path, token, body string) btResp {
 	return e.doAuth(t, method, path, authz, body)
 }
 
-func (r btResp) wantStatus(t *testing.T, status int) {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
-	}
-}
-
 // wantError checks the status and the error envelope: one of the stable codes, a message, and
 // the request id that the X-Request-Id header carries.
 func (r btResp) wantError(t *testing.T, status int, codes ...string) {
 	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
-	}
-	var env struct {
-		Error struct {
-			Code      string `json:"code"`
-			Message   string `json:"message"`
-			RequestID string `json:"request_id"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(r.Body, &env); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
-	}
-	ok := false
-	for _, c := range codes {
-		ok = ok || env.Error.Code == c
-	}
-	if !ok {
+	env := r.WantErrorBody(t, status)
+	if !slices.Contains(codes, env.Error.Code) {
 		t.Errorf("error.code = %q, want one of %q; body %s", env.Error.Code, codes, r.Body)
-	}
-	if env.Error.Message == "" {
-		t.Errorf("error.message is empty; body %s", r.Body)
-	}
-	if id := r.Header.Get("X-Request-Id"); env.Error.RequestID == "" || env.Error.RequestID != id {
-		t.Errorf("error.request_id = %q, X-Request-Id = %q", env.Error.RequestID, id)
 	}
 }
 
@@ -199,13 +113,9 @@ func (v budgetView) amounts() amounts {
 // view decodes a 200 budget response strictly and checks its day.
 func (r btResp) view(t *testing.T) budgetView {
 	t.Helper()
-	r.wantStatus(t, http.StatusOK)
-	dec := json.NewDecoder(bytes.NewReader(r.Body))
-	dec.UseNumber()
+	r.WantStatus(t, http.StatusOK)
 	var v budgetView
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
-	}
+	r.DecodeNumbers(t, &v)
 	checkDay(t, v)
 	return v
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helixhq/helix/shared/apitest"
 	"github.com/helixhq/helix/shared/auth"
 )
 
@@ -291,9 +292,9 @@ func TestBudgetAPIAuthentication(t *testing.T) {
 	e := newBudgetEnv(t)
 	now := time.Now()
 	bearer := func(mod func(*auth.TokenSpec)) string {
-		s := btTokenSpec("ops", map[string]any{"role": "admin"})
+		s := btTokens.Spec("ops", map[string]any{"role": "admin"})
 		mod(&s)
-		return "Bearer " + btToken(t, s)
+		return "Bearer " + apitest.Sign(t, s)
 	}
 	credentials := []struct{ name, header string }{
 		{"no Authorization header", ""},

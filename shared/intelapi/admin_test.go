@@ -38,12 +38,12 @@ func (e *env) approvals(t *testing.T, status string) []approvalView {
 	if status != "" {
 		path += "?status=" + status
 	}
-	r := e.do(t, http.MethodGet, path, e.admin, "")
-	r.wantStatus(t, http.StatusOK)
+	r := e.do(t, http.MethodGet, path, e.Admin, "")
+	r.WantStatus(t, http.StatusOK)
 	var body struct {
 		Approvals []approvalView `json:"approvals"`
 	}
-	r.decode(t, &body)
+	r.Decode(t, &body)
 	return body.Approvals
 }
 
@@ -60,9 +60,9 @@ func findApproval(list []approvalView, id string) *approvalView {
 func (e *env) hold(t *testing.T, path, tok, body string) pendingView {
 	t.Helper()
 	r := e.post(t, path, tok, body)
-	r.wantStatus(t, http.StatusAccepted)
+	r.WantStatus(t, http.StatusAccepted)
 	var p pendingView
-	r.decode(t, &p)
+	r.Decode(t, &p)
 	if p.Status != "pending_approval" || p.ApprovalID == "" || p.Reason == "" || p.ExpiresAt == "" || len(p.EstimatedCostUSD) == 0 {
 		t.Fatalf("pending answer = %s", r.Body)
 	}
@@ -78,16 +78,16 @@ func withApprovalID(body, id string) string {
 func TestApprovalFlow(t *testing.T) {
 	e := newEnv(t)
 	tc := caseFor(t, "task-breakdown")
-	e.do(t, http.MethodPut, "/admin/routes/task-breakdown", e.admin, `{"requires_approval":true}`).wantStatus(t, http.StatusOK)
+	e.do(t, http.MethodPut, "/admin/routes/task-breakdown", e.Admin, `{"requires_approval":true}`).WantStatus(t, http.StatusOK)
 
-	p := e.hold(t, tc.path, e.alice, tc.body)
+	p := e.hold(t, tc.path, e.Alice, tc.body)
 	if p.OperationID != "task-breakdown" {
 		t.Errorf("pending operation %q", p.OperationID)
 	}
-	if c := e.requestCounts(); c != [3]int{} {
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Fatalf("provider requests %v for a held operation", c)
 	}
-	if d := e.today(t, "alice"); d.Reserved != 0 || d.Spent != 0 {
+	if d := e.Today(t, "alice"); d.Reserved != 0 || d.Spent != 0 {
 		t.Errorf("a held operation holds money: %+v", d)
 	}
 
@@ -97,12 +97,12 @@ func TestApprovalFlow(t *testing.T) {
 	}
 
 	// Not usable before it is approved.
-	e.post(t, tc.path, e.alice, withApprovalID(tc.body, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_not_usable")
+	e.post(t, tc.path, e.Alice, withApprovalID(tc.body, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_not_usable")
 
-	r := e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.admin, "")
-	r.wantStatus(t, http.StatusOK)
+	r := e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.Admin, "")
+	r.WantStatus(t, http.StatusOK)
 	var decided approvalView
-	r.decode(t, &decided)
+	r.Decode(t, &decided)
 	if decided.Status != "approved" || decided.DecidedBy != "ops" {
 		t.Errorf("approve = %s", r.Body)
 	}
@@ -111,37 +111,37 @@ func TestApprovalFlow(t *testing.T) {
 	}
 
 	// Another user cannot use it, nor can alice for another request; neither attempt uses it up.
-	e.post(t, tc.path, e.bob, withApprovalID(tc.body, p.ApprovalID)).wantError(t, http.StatusNotFound, "approval_not_found")
-	e.post(t, tc.path, e.alice, withApprovalID(`{"task":"Something else"}`, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_mismatch")
-	e.post(t, "/email/compose", e.alice, withApprovalID(`{"subject":"s","recipient_context":"r"}`, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_mismatch")
-	if c := e.requestCounts(); c != [3]int{} {
+	e.post(t, tc.path, e.Bob, withApprovalID(tc.body, p.ApprovalID)).wantError(t, http.StatusNotFound, "approval_not_found")
+	e.post(t, tc.path, e.Alice, withApprovalID(`{"task":"Something else"}`, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_mismatch")
+	e.post(t, "/email/compose", e.Alice, withApprovalID(`{"subject":"s","recipient_context":"r"}`, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_mismatch")
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Fatalf("provider requests %v before the approved request ran", c)
 	}
 
 	// The approved request runs once; its repair call is a continuation, not held again.
-	e.deepseek.Script(llmtest.OK("not yet JSON"), llmtest.OK(tc.answer))
-	r = e.post(t, tc.path, e.alice, withApprovalID(tc.body, p.ApprovalID))
-	r.wantStatus(t, http.StatusOK)
+	e.DeepSeek.Script(llmtest.OK("not yet JSON"), llmtest.OK(tc.answer))
+	r = e.post(t, tc.path, e.Alice, withApprovalID(tc.body, p.ApprovalID))
+	r.WantStatus(t, http.StatusOK)
 	if f := r.fields(t); string(f["repaired"]) != "true" || string(f["operation_id"]) != `"task-breakdown"` {
 		t.Errorf("approved run = %s", r.Body)
 	}
 	usedBy := r.Header.Get("X-Request-Id")
-	if n := e.deepseek.Count(); n != 2 {
+	if n := e.DeepSeek.Count(); n != 2 {
 		t.Errorf("%d provider requests, want 2 (the call and its repair)", n)
 	}
 
 	// Used: not again, and the admin sees by which request.
-	e.post(t, tc.path, e.alice, withApprovalID(tc.body, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_not_usable")
+	e.post(t, tc.path, e.Alice, withApprovalID(tc.body, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_not_usable")
 	if a := findApproval(e.approvals(t, "used"), p.ApprovalID); a == nil || a.UsedRequestID != usedBy {
 		t.Errorf("used approvals: %+v, want %s used by %s", a, p.ApprovalID, usedBy)
 	}
-	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.admin, "").wantError(t, http.StatusConflict, "approval_not_pending")
-	if n := e.deepseek.Count(); n != 2 {
+	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.Admin, "").wantError(t, http.StatusConflict, "approval_not_pending")
+	if n := e.DeepSeek.Count(); n != 2 {
 		t.Errorf("%d provider requests after the refused re-sends, want still 2", n)
 	}
 
 	// Without an approval id the operation is held again.
-	if p2 := e.hold(t, tc.path, e.alice, tc.body); p2.ApprovalID == p.ApprovalID {
+	if p2 := e.hold(t, tc.path, e.Alice, tc.body); p2.ApprovalID == p.ApprovalID {
 		t.Errorf("a new request reused approval %s", p.ApprovalID)
 	}
 }
@@ -149,30 +149,30 @@ func TestApprovalFlow(t *testing.T) {
 func TestApprovalRejected(t *testing.T) {
 	e := newEnv(t)
 	tc := caseFor(t, "email-classify")
-	e.do(t, http.MethodPut, "/admin/routes/email-classify", e.admin, `{"requires_approval":true}`).wantStatus(t, http.StatusOK)
-	p := e.hold(t, tc.path, e.alice, tc.body)
+	e.do(t, http.MethodPut, "/admin/routes/email-classify", e.Admin, `{"requires_approval":true}`).WantStatus(t, http.StatusOK)
+	p := e.hold(t, tc.path, e.Alice, tc.body)
 
-	r := e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/reject", e.admin, "")
-	r.wantStatus(t, http.StatusOK)
+	r := e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/reject", e.Admin, "")
+	r.WantStatus(t, http.StatusOK)
 	var v approvalView
-	r.decode(t, &v)
+	r.Decode(t, &v)
 	if v.Status != "rejected" {
 		t.Errorf("reject = %s", r.Body)
 	}
-	e.post(t, tc.path, e.alice, withApprovalID(tc.body, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_not_usable")
-	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.admin, "").wantError(t, http.StatusConflict, "approval_not_pending")
+	e.post(t, tc.path, e.Alice, withApprovalID(tc.body, p.ApprovalID)).wantError(t, http.StatusConflict, "approval_not_usable")
+	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.Admin, "").wantError(t, http.StatusConflict, "approval_not_pending")
 	if a := findApproval(e.approvals(t, "rejected"), p.ApprovalID); a == nil {
 		t.Errorf("GET /admin/approvals?status=rejected does not list %s", p.ApprovalID)
 	}
-	if c := e.requestCounts(); c != [3]int{} {
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v for a rejected operation", c)
 	}
 
 	for _, id := range []string{"00000000-0000-4000-8000-000000000000", "not-a-uuid"} {
-		e.do(t, http.MethodPost, "/admin/approvals/"+id+"/approve", e.admin, "").wantError(t, http.StatusNotFound, "approval_not_found")
-		e.post(t, tc.path, e.alice, withApprovalID(tc.body, id)).wantError(t, http.StatusNotFound, "approval_not_found")
+		e.do(t, http.MethodPost, "/admin/approvals/"+id+"/approve", e.Admin, "").wantError(t, http.StatusNotFound, "approval_not_found")
+		e.post(t, tc.path, e.Alice, withApprovalID(tc.body, id)).wantError(t, http.StatusNotFound, "approval_not_found")
 	}
-	e.do(t, http.MethodGet, "/admin/approvals?status=maybe", e.admin, "").wantError(t, http.StatusBadRequest, "invalid_field")
+	e.do(t, http.MethodGet, "/admin/approvals?status=maybe", e.Admin, "").wantError(t, http.StatusBadRequest, "invalid_field")
 }
 
 func TestAdminEndpointsNeedAdmin(t *testing.T) {
@@ -185,12 +185,12 @@ func TestAdminEndpointsNeedAdmin(t *testing.T) {
 		{http.MethodPut, "/admin/toggles/DISABLE_DEEPSEEK", `{"enabled":true}`},
 		{http.MethodPut, "/admin/routes/email-compose", `{"requires_approval":false}`},
 	} {
-		e.do(t, tc.method, tc.path, e.alice, tc.body).wantError(t, http.StatusForbidden, "forbidden")
+		e.do(t, tc.method, tc.path, e.Alice, tc.body).wantError(t, http.StatusForbidden, "forbidden")
 		e.do(t, tc.method, tc.path, "", tc.body).wantError(t, http.StatusUnauthorized, "unauthorized")
 	}
 	// Nothing changed.
-	r := e.do(t, http.MethodGet, "/admin/toggles", e.admin, "")
-	r.wantStatus(t, http.StatusOK)
+	r := e.do(t, http.MethodGet, "/admin/toggles", e.Admin, "")
+	r.WantStatus(t, http.StatusOK)
 	if v := toggle(t, r, "DISABLE_DEEPSEEK"); v == nil || v.Enabled {
 		t.Errorf("DISABLE_DEEPSEEK = %+v after a refused PUT", v)
 	}
@@ -207,7 +207,7 @@ func toggle(t *testing.T, r resp, key string) *toggleView {
 	var body struct {
 		Toggles []toggleView `json:"toggles"`
 	}
-	r.decode(t, &body)
+	r.Decode(t, &body)
 	for i := range body.Toggles {
 		if body.Toggles[i].Key == key {
 			return &body.Toggles[i]
@@ -222,10 +222,10 @@ func (e *env) setToggle(t *testing.T, key string, on bool) {
 	if on {
 		body = `{"enabled":true}`
 	}
-	r := e.do(t, http.MethodPut, "/admin/toggles/"+key, e.admin, body)
-	r.wantStatus(t, http.StatusOK)
+	r := e.do(t, http.MethodPut, "/admin/toggles/"+key, e.Admin, body)
+	r.WantStatus(t, http.StatusOK)
 	var v toggleView
-	r.decode(t, &v)
+	r.Decode(t, &v)
 	if v.Key != key || v.Enabled != on {
 		t.Fatalf("PUT /admin/toggles/%s = %s", key, r.Body)
 	}
@@ -236,24 +236,24 @@ func TestProviderKillSwitch(t *testing.T) {
 	e := newEnv(t)
 	tc := caseFor(t, "email-compose")
 	e.setToggle(t, "DISABLE_DEEPSEEK", true)
-	if v := toggle(t, e.do(t, http.MethodGet, "/admin/toggles", e.admin, ""), "DISABLE_DEEPSEEK"); v == nil || !v.Enabled {
+	if v := toggle(t, e.do(t, http.MethodGet, "/admin/toggles", e.Admin, ""), "DISABLE_DEEPSEEK"); v == nil || !v.Enabled {
 		t.Errorf("GET /admin/toggles: DISABLE_DEEPSEEK = %+v", v)
 	}
 
-	e.gemini.Script(llmtest.OK(tc.answer))
-	r := e.post(t, tc.path, e.alice, tc.body)
-	r.wantStatus(t, http.StatusOK)
+	e.Gemini.Script(llmtest.OK(tc.answer))
+	r := e.post(t, tc.path, e.Alice, tc.body)
+	r.WantStatus(t, http.StatusOK)
 	if f := r.fields(t); string(f["model"]) != `"gemini_flash"` || string(f["fallback_used"]) != "true" {
 		t.Errorf("with DeepSeek disabled: model %s fallback %s", f["model"], f["fallback_used"])
 	}
-	if c := e.requestCounts(); c != [3]int{0, 1, 0} {
+	if c := e.RequestCounts(); c != [3]int{0, 1, 0} {
 		t.Errorf("provider requests %v: DeepSeek must not be called at all", c)
 	}
 
 	e.setToggle(t, "DISABLE_DEEPSEEK", false)
-	e.deepseek.Script(llmtest.OK(tc.answer))
-	r = e.post(t, tc.path, e.alice, tc.body)
-	r.wantStatus(t, http.StatusOK)
+	e.DeepSeek.Script(llmtest.OK(tc.answer))
+	r = e.post(t, tc.path, e.Alice, tc.body)
+	r.WantStatus(t, http.StatusOK)
 	if f := r.fields(t); string(f["model"]) != `"deepseek"` {
 		t.Errorf("with DeepSeek enabled again: model %s", f["model"])
 	}
@@ -267,11 +267,11 @@ func TestMaintenanceMode(t *testing.T) {
 	e.setToggle(t, "ENABLE_MAINTENANCE_MODE", true)
 
 	for _, c := range opCases {
-		e.post(t, c.path, e.alice, c.body).wantError(t, http.StatusServiceUnavailable, "maintenance")
+		e.post(t, c.path, e.Alice, c.body).wantError(t, http.StatusServiceUnavailable, "maintenance")
 	}
-	e.do(t, http.MethodPut, "/admin/routes/email-compose", e.admin, `{"requires_approval":true}`).wantError(t, http.StatusServiceUnavailable, "maintenance")
+	e.do(t, http.MethodPut, "/admin/routes/email-compose", e.Admin, `{"requires_approval":true}`).wantError(t, http.StatusServiceUnavailable, "maintenance")
 
-	r := e.do(t, http.MethodPost, "/v1/chat/completions", e.alice, `{"model":"auto","messages":[{"role":"user","content":"hi"}]}`)
+	r := e.do(t, http.MethodPost, "/v1/chat/completions", e.Alice, `{"model":"auto","messages":[{"role":"user","content":"hi"}]}`)
 	if r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("/v1/chat/completions: %d %s", r.Status, r.Body)
 	}
@@ -283,22 +283,22 @@ func TestMaintenanceMode(t *testing.T) {
 			Param   *string `json:"param"`
 		} `json:"error"`
 	}
-	r.decode(t, &oai)
+	r.Decode(t, &oai)
 	if oai.Error.Code != "maintenance" || oai.Error.Type != "api_error" || oai.Error.Message == "" || oai.Error.Param != nil {
 		t.Errorf("/v1 maintenance error = %s", r.Body)
 	}
 
 	for _, path := range []string{"/v1/models", "/admin/toggles", "/admin/routes", "/admin/approvals"} {
-		e.do(t, http.MethodGet, path, e.admin, "").wantStatus(t, http.StatusOK)
+		e.do(t, http.MethodGet, path, e.Admin, "").WantStatus(t, http.StatusOK)
 	}
-	e.do(t, http.MethodPost, "/ai-router/route", e.alice, `{"operation_id":"email-compose"}`).wantStatus(t, http.StatusOK)
-	if c := e.requestCounts(); c != [3]int{} {
+	e.do(t, http.MethodPost, "/ai-router/route", e.Alice, `{"operation_id":"email-compose"}`).WantStatus(t, http.StatusOK)
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v in maintenance", c)
 	}
 
 	e.setToggle(t, "ENABLE_MAINTENANCE_MODE", false)
-	e.deepseek.Script(llmtest.OK(tc.answer))
-	e.post(t, tc.path, e.alice, tc.body).wantStatus(t, http.StatusOK)
+	e.DeepSeek.Script(llmtest.OK(tc.answer))
+	e.post(t, tc.path, e.Alice, tc.body).WantStatus(t, http.StatusOK)
 }
 
 func TestToggleErrors(t *testing.T) {
@@ -317,10 +317,10 @@ func TestToggleErrors(t *testing.T) {
 		{"DISABLE_DEEPSEEK", `{"enabled":true,"until":"tomorrow"}`, 400, "unknown_field"},
 		{"DISABLE_DEEPSEEK", ``, 400, "empty_body"},
 	} {
-		e.do(t, http.MethodPut, "/admin/toggles/"+tc.key, e.admin, tc.body).wantError(t, tc.status, tc.code)
+		e.do(t, http.MethodPut, "/admin/toggles/"+tc.key, e.Admin, tc.body).wantError(t, tc.status, tc.code)
 	}
-	r := e.do(t, http.MethodGet, "/admin/toggles", e.admin, "")
-	r.wantStatus(t, http.StatusOK)
+	r := e.do(t, http.MethodGet, "/admin/toggles", e.Admin, "")
+	r.WantStatus(t, http.StatusOK)
 	if toggle(t, r, "DISABLE_EVERYTHING") != nil || toggle(t, r, "DISABLE_OPENROUTER") != nil {
 		t.Errorf("a refused toggle was created: %s", r.Body)
 	}
@@ -333,10 +333,10 @@ func TestToggleErrors(t *testing.T) {
 func TestApprovalUsedOnceConcurrently(t *testing.T) {
 	e := newEnv(t)
 	tc := caseFor(t, "calendar-prep")
-	e.do(t, http.MethodPut, "/admin/routes/calendar-prep", e.admin, `{"requires_approval":true}`).wantStatus(t, http.StatusOK)
-	p := e.hold(t, tc.path, e.alice, tc.body)
-	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.admin, "").wantStatus(t, http.StatusOK)
-	e.deepseek.SetDefault(llmtest.OK(tc.answer))
+	e.do(t, http.MethodPut, "/admin/routes/calendar-prep", e.Admin, `{"requires_approval":true}`).WantStatus(t, http.StatusOK)
+	p := e.hold(t, tc.path, e.Alice, tc.body)
+	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.Admin, "").WantStatus(t, http.StatusOK)
+	e.DeepSeek.SetDefault(llmtest.OK(tc.answer))
 
 	const n = 8
 	statuses := make(chan int, n)
@@ -345,12 +345,12 @@ func TestApprovalUsedOnceConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := http.NewRequest(http.MethodPost, e.url+"/intelligence"+tc.path, strings.NewReader(withApprovalID(tc.body, p.ApprovalID)))
+			r, err := http.NewRequest(http.MethodPost, e.URL+"/intelligence"+tc.path, strings.NewReader(withApprovalID(tc.body, p.ApprovalID)))
 			if err != nil {
 				statuses <- 0
 				return
 			}
-			r.Header.Set("Authorization", "Bearer "+e.alice)
+			r.Header.Set("Authorization", "Bearer "+e.Alice)
 			res, err := http.DefaultClient.Do(r)
 			if err != nil {
 				statuses <- 0
@@ -369,7 +369,7 @@ func TestApprovalUsedOnceConcurrently(t *testing.T) {
 	if count[http.StatusOK] != 1 || count[http.StatusConflict] != n-1 {
 		t.Errorf("statuses %v, want one 200 and %d 409", count, n-1)
 	}
-	if got := e.deepseek.Count(); got != 1 {
+	if got := e.DeepSeek.Count(); got != 1 {
 		t.Errorf("%d provider requests, want 1", got)
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/helixhq/helix/shared/apitest"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/intelligence"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/llm/llmtest"
 	"github.com/helixhq/helix/shared/llm/offline"
+	"github.com/helixhq/helix/shared/routefunc/routefunctest"
 )
 
 // opCase is one intelligence endpoint with a valid request, the JSON its primary model answers,
@@ -107,11 +109,11 @@ func caseFor(t *testing.T, op string) opCase {
 func (e *env) server(model string) *llmtest.Server {
 	switch model {
 	case "deepseek":
-		return e.deepseek
+		return e.DeepSeek
 	case "gemini_flash":
-		return e.gemini
+		return e.Gemini
 	}
-	return e.claude
+	return e.Claude
 }
 
 // providerRequest reads what an adapter sent: whether it asked for JSON, the schema it passed
@@ -144,11 +146,11 @@ func TestEndpoints(t *testing.T) {
 		t.Run(tc.op, func(t *testing.T) {
 			srv := e.server(tc.primary)
 			before := srv.Count()
-			countsBefore := e.requestCounts()
+			countsBefore := e.RequestCounts()
 			srv.Script(llmtest.OK(tc.answer).WithUsage(tc.usage))
 
-			r := e.post(t, tc.path, e.alice, tc.body)
-			r.wantStatus(t, http.StatusOK)
+			r := e.post(t, tc.path, e.Alice, tc.body)
+			r.WantStatus(t, http.StatusOK)
 			if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
@@ -160,7 +162,7 @@ func TestEndpoints(t *testing.T) {
 			}
 			got := reflect.New(reflect.TypeOf(tc.result).Elem()).Interface()
 			exp := reflect.New(reflect.TypeOf(tc.result).Elem()).Interface()
-			r.decode(t, got)
+			r.Decode(t, got)
 			if err := json.Unmarshal([]byte(want), exp); err != nil {
 				t.Fatal(err)
 			}
@@ -188,7 +190,7 @@ func TestEndpoints(t *testing.T) {
 			}
 
 			// One call, to the primary, in JSON mode, with the route's output cap.
-			after := e.requestCounts()
+			after := e.RequestCounts()
 			if total := after[0] + after[1] + after[2] - countsBefore[0] - countsBefore[1] - countsBefore[2]; total != 1 || srv.Count() != before+1 {
 				t.Fatalf("provider requests %v → %v, want one to %s", countsBefore, after, tc.primary)
 			}
@@ -201,8 +203,8 @@ func TestEndpoints(t *testing.T) {
 			}
 
 			// One log row with the exact cost.
-			var row *logRow
-			for _, l := range e.logRows(t) {
+			var row *routefunctest.LogRow
+			for _, l := range e.LogRows(t) {
 				if l.RequestID == id {
 					if row != nil {
 						t.Fatalf("two log rows for %s", id)
@@ -225,10 +227,10 @@ func TestEndpoints(t *testing.T) {
 	for _, c := range opCases {
 		total += c.costNano
 	}
-	if d := e.today(t, "alice"); int64(d.Spent) != total || d.Reserved != 0 {
+	if d := e.Today(t, "alice"); int64(d.Spent) != total || d.Reserved != 0 {
 		t.Errorf("alice spent %d nano with %d reserved, want %d and 0", d.Spent, d.Reserved, total)
 	}
-	if n := len(e.logRows(t)); n != len(opCases) {
+	if n := len(e.LogRows(t)); n != len(opCases) {
 		t.Errorf("%d log rows, want %d", n, len(opCases))
 	}
 }
@@ -238,8 +240,8 @@ func TestEndpoints(t *testing.T) {
 func TestEndpointsOffline(t *testing.T) {
 	e := newEnvWith(t, func(r *llm.Registry) execute.Providers { return r.WithOfflineFallback(offline.New(), true) })
 	for _, tc := range opCases {
-		r := e.post(t, tc.path, e.alice, tc.body)
-		r.wantStatus(t, http.StatusOK)
+		r := e.post(t, tc.path, e.Alice, tc.body)
+		r.WantStatus(t, http.StatusOK)
 		f := r.fields(t)
 		if string(f["offline"]) != "true" || string(f["cost_usd"]) != "0" || string(f["operation_id"]) != `"`+tc.op+`"` {
 			t.Errorf("%s: offline %s cost %s op %s", tc.op, f["offline"], f["cost_usd"], f["operation_id"])
@@ -248,10 +250,10 @@ func TestEndpointsOffline(t *testing.T) {
 			t.Errorf("%s: the offline answer needed a repair", tc.op)
 		}
 	}
-	if c := e.requestCounts(); c != [3]int{} {
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v with offline forced", c)
 	}
-	for _, l := range e.logRows(t) {
+	for _, l := range e.LogRows(t) {
 		if l.Provider != "offline" || l.CostNano != 0 || !l.Success {
 			t.Errorf("log row %+v, want offline, free, successful", l)
 		}
@@ -265,18 +267,18 @@ func TestRepairOverHTTP(t *testing.T) {
 	tc := caseFor(t, "task-prioritize")
 	// t9 is not one of the tasks given: the schema's enum rejects it.
 	bad := `{"ordered":[{"id":"t9","priority":"high","reason":"made up"}]}`
-	e.deepseek.Script(
+	e.DeepSeek.Script(
 		llmtest.OK(bad).WithUsage(llmtest.Usage{InputTokens: 100, OutputTokens: 10}),       // 28000 + 4200
 		llmtest.OK(tc.answer).WithUsage(llmtest.Usage{InputTokens: 200, OutputTokens: 20}), // 56000 + 8400
 	)
-	r := e.post(t, tc.path, e.alice, tc.body)
-	r.wantStatus(t, http.StatusOK)
+	r := e.post(t, tc.path, e.Alice, tc.body)
+	r.WantStatus(t, http.StatusOK)
 	f := r.fields(t)
 	id := r.Header.Get("X-Request-Id")
 	if string(f["repaired"]) != "true" || string(f["cost_usd"]) != "0.0000966" || string(f["request_id"]) != `"`+id+`"` {
 		t.Errorf("repaired %s cost %s request %s; want true, 0.0000966, %s", f["repaired"], f["cost_usd"], f["request_id"], id)
 	}
-	reqs := e.deepseek.Requests()
+	reqs := e.DeepSeek.Requests()
 	if len(reqs) != 2 {
 		t.Fatalf("%d provider requests, want 2", len(reqs))
 	}
@@ -291,12 +293,12 @@ func TestRepairOverHTTP(t *testing.T) {
 		repair.Messages[n-1].Role != "user" || !strings.Contains(repair.Messages[n-1].Content, "/ordered/0/id") {
 		t.Errorf("repair request messages = %+v", repair.Messages)
 	}
-	rows := e.logRows(t)
+	rows := e.LogRows(t)
 	if len(rows) != 2 || rows[0].RequestID != id || rows[1].RequestID != id+"-repair" ||
 		rows[0].CostNano != 32200 || rows[1].CostNano != 64400 || !rows[0].Success || !rows[1].Success {
 		t.Errorf("log rows = %+v, want %s (32200 nano) and %s-repair (64400 nano)", rows, id, id)
 	}
-	if d := e.today(t, "alice"); d.Spent != 96600 || d.Reserved != 0 {
+	if d := e.Today(t, "alice"); d.Spent != 96600 || d.Reserved != 0 {
 		t.Errorf("spent %d reserved %d, want 96600 and 0", d.Spent, d.Reserved)
 	}
 }
@@ -304,11 +306,11 @@ func TestRepairOverHTTP(t *testing.T) {
 func TestBadModelOutput(t *testing.T) {
 	e := newEnv(t)
 	tc := caseFor(t, "email-compose")
-	e.deepseek.Script(
+	e.DeepSeek.Script(
 		llmtest.OK("I'd rather chat.").WithUsage(llmtest.Usage{InputTokens: 10, OutputTokens: 10}),  // 2800 + 4200
 		llmtest.OK(`{"suggestions":[]}`).WithUsage(llmtest.Usage{InputTokens: 20, OutputTokens: 1}), // 5600 + 420
 	)
-	r := e.post(t, tc.path, e.alice, tc.body)
+	r := e.post(t, tc.path, e.Alice, tc.body)
 	b := r.wantError(t, http.StatusBadGateway, "bad_model_output")
 	var details struct {
 		Reason  string          `json:"reason"`
@@ -323,14 +325,14 @@ func TestBadModelOutput(t *testing.T) {
 	if r.Header.Get("X-Helix-Cost-Usd") != "" {
 		t.Errorf("cost header on an error: %q", r.Header.Get("X-Helix-Cost-Usd"))
 	}
-	if n := e.deepseek.Count(); n != 2 {
+	if n := e.DeepSeek.Count(); n != 2 {
 		t.Errorf("%d provider requests, want 2 (no second repair)", n)
 	}
-	rows := e.logRows(t)
+	rows := e.LogRows(t)
 	if len(rows) != 2 || rows[1].RequestID != rows[0].RequestID+"-repair" || rows[0].CostNano+rows[1].CostNano != 13020 {
 		t.Errorf("log rows = %+v", rows)
 	}
-	if d := e.today(t, "alice"); d.Spent != 13020 || d.Reserved != 0 {
+	if d := e.Today(t, "alice"); d.Spent != 13020 || d.Reserved != 0 {
 		t.Errorf("spent %d reserved %d: the calls happened and must be charged", d.Spent, d.Reserved)
 	}
 }
@@ -338,18 +340,18 @@ func TestBadModelOutput(t *testing.T) {
 func TestFallback(t *testing.T) {
 	e := newEnv(t)
 	tc := caseFor(t, "email-compose")
-	e.deepseek.SetDefault(llmtest.Error(http.StatusInternalServerError, "internal error"))
-	e.gemini.Script(llmtest.OK(tc.answer).WithUsage(llmtest.Usage{InputTokens: 1000, OutputTokens: 100})) // 100000 + 40000
-	r := e.post(t, tc.path, e.alice, tc.body)
-	r.wantStatus(t, http.StatusOK)
+	e.DeepSeek.SetDefault(llmtest.Error(http.StatusInternalServerError, "internal error"))
+	e.Gemini.Script(llmtest.OK(tc.answer).WithUsage(llmtest.Usage{InputTokens: 1000, OutputTokens: 100})) // 100000 + 40000
+	r := e.post(t, tc.path, e.Alice, tc.body)
+	r.WantStatus(t, http.StatusOK)
 	f := r.fields(t)
 	if string(f["fallback_used"]) != "true" || string(f["model"]) != `"gemini_flash"` || string(f["cost_usd"]) != "0.00014" {
 		t.Errorf("fallback_used %s model %s cost %s; want true, gemini_flash, 0.00014", f["fallback_used"], f["model"], f["cost_usd"])
 	}
-	if c := e.requestCounts(); c[0] < 1 || c[1] != 1 || c[2] != 0 {
+	if c := e.RequestCounts(); c[0] < 1 || c[1] != 1 || c[2] != 0 {
 		t.Errorf("provider requests %v: want DeepSeek tried, then one Gemini call, no Claude", c)
 	}
-	rows := e.logRows(t)
+	rows := e.LogRows(t)
 	if len(rows) != 1 || !rows[0].Fallback || rows[0].Model != "gemini_flash" || rows[0].Provider != "gemini" || rows[0].CostNano != 140000 {
 		t.Errorf("log rows = %+v", rows)
 	}
@@ -357,19 +359,19 @@ func TestFallback(t *testing.T) {
 
 func TestAllProvidersDown(t *testing.T) {
 	e := newEnv(t)
-	for _, s := range []*llmtest.Server{e.deepseek, e.gemini, e.claude} {
+	for _, s := range []*llmtest.Server{e.DeepSeek, e.Gemini, e.Claude} {
 		s.SetDefault(llmtest.Error(http.StatusServiceUnavailable, "overloaded"))
 	}
 	tc := caseFor(t, "task-breakdown")
-	r := e.post(t, tc.path, e.alice, tc.body)
+	r := e.post(t, tc.path, e.Alice, tc.body)
 	r.wantError(t, http.StatusServiceUnavailable, "providers_unavailable")
-	if c := e.requestCounts(); c[0] == 0 || c[1] == 0 || c[2] == 0 {
+	if c := e.RequestCounts(); c[0] == 0 || c[1] == 0 || c[2] == 0 {
 		t.Errorf("provider requests %v: want DeepSeek, Gemini and the Claude emergency fallback tried", c)
 	}
-	if d := e.today(t, "alice"); d.Spent != 0 || d.Reserved != 0 {
+	if d := e.Today(t, "alice"); d.Spent != 0 || d.Reserved != 0 {
 		t.Errorf("spent %d reserved %d, want nothing (the reservation released)", d.Spent, d.Reserved)
 	}
-	rows := e.logRows(t)
+	rows := e.LogRows(t)
 	if len(rows) != 1 || rows[0].Success || rows[0].ErrorCode != "providers_unavailable" || rows[0].CostNano != 0 {
 		t.Errorf("log rows = %+v", rows)
 	}
@@ -378,18 +380,18 @@ func TestAllProvidersDown(t *testing.T) {
 func TestContentFiltered(t *testing.T) {
 	e := newEnv(t)
 	tc := caseFor(t, "email-compose")
-	e.deepseek.Script(llmtest.Filtered())
-	e.post(t, tc.path, e.alice, tc.body).wantError(t, http.StatusUnprocessableEntity, "content_filtered")
-	if c := e.requestCounts(); c != [3]int{1, 0, 0} {
+	e.DeepSeek.Script(llmtest.Filtered())
+	e.post(t, tc.path, e.Alice, tc.body).wantError(t, http.StatusUnprocessableEntity, "content_filtered")
+	if c := e.RequestCounts(); c != [3]int{1, 0, 0} {
 		t.Errorf("provider requests %v: a refusal is final, no other model is asked", c)
 	}
 }
 
 func TestBudgetExceeded(t *testing.T) {
 	e := newEnv(t)
-	e.setLimits(t, "alice", 0.0001) // below the worst case of any operation
+	e.SetLimits(t, "alice", 0.0001) // below the worst case of any operation
 	tc := caseFor(t, "email-compose")
-	r := e.post(t, tc.path, e.alice, tc.body)
+	r := e.post(t, tc.path, e.Alice, tc.body)
 	b := r.wantError(t, http.StatusPaymentRequired, "budget_exceeded")
 	var details map[string]json.RawMessage
 	if err := json.Unmarshal(b.Error.Details, &details); err != nil {
@@ -398,24 +400,24 @@ func TestBudgetExceeded(t *testing.T) {
 	if string(details["daily_limit"]) != "0.0001" || string(details["remaining"]) != "0.0001" {
 		t.Errorf("details = %s", b.Error.Details)
 	}
-	if c := e.requestCounts(); c != [3]int{} {
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v, want none", c)
 	}
-	rows := e.logRows(t)
+	rows := e.LogRows(t)
 	if len(rows) != 1 || rows[0].Success || rows[0].ErrorCode != "budget_exceeded" {
 		t.Errorf("log rows = %+v", rows)
 	}
 	// Bob's budget is his own.
-	e.deepseek.Script(llmtest.OK(tc.answer))
-	e.post(t, tc.path, e.bob, tc.body).wantStatus(t, http.StatusOK)
+	e.DeepSeek.Script(llmtest.OK(tc.answer))
+	e.post(t, tc.path, e.Bob, tc.body).WantStatus(t, http.StatusOK)
 }
 
 func TestOperationDisabled(t *testing.T) {
 	e := newEnv(t)
-	e.do(t, http.MethodPut, "/admin/routes/email-compose", e.admin, `{"enabled":false}`).wantStatus(t, http.StatusOK)
+	e.do(t, http.MethodPut, "/admin/routes/email-compose", e.Admin, `{"enabled":false}`).WantStatus(t, http.StatusOK)
 	tc := caseFor(t, "email-compose")
-	e.post(t, tc.path, e.alice, tc.body).wantError(t, http.StatusForbidden, "operation_disabled")
-	if c := e.requestCounts(); c != [3]int{} {
+	e.post(t, tc.path, e.Alice, tc.body).wantError(t, http.StatusForbidden, "operation_disabled")
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v", c)
 	}
 }
@@ -430,29 +432,29 @@ func TestRequestErrors(t *testing.T) {
 	}{
 		{"no token", "/email/compose", "", `{"subject":"s","recipient_context":"r"}`, 401, "unauthorized"},
 		{"bad token", "/email/compose", "not-a-jwt", `{"subject":"s","recipient_context":"r"}`, 401, "unauthorized"},
-		{"missing field", "/email/compose", e.alice, `{"subject":"s"}`, 400, "missing_field"},
-		{"invalid field", "/email/compose", e.alice, `{"subject":"s","recipient_context":"r","tone":"angry"}`, 400, "invalid_field"},
-		{"unknown field", "/email/compose", e.alice, `{"subject":"s","recipient_context":"r","recipient":"x"}`, 400, "unknown_field"},
-		{"wrong type", "/task/breakdown", e.alice, `{"task":"t","max_steps":"3"}`, 400, "invalid_type"},
-		{"malformed", "/task/breakdown", e.alice, `{"task":`, 400, "malformed_json"},
-		{"empty body", "/task/breakdown", e.alice, ``, 400, "empty_body"},
-		{"two values", "/task/breakdown", e.alice, `{"task":"a"}{"task":"b"}`, 400, "malformed_json"},
-		{"duplicate task ids", "/task/prioritize", e.alice, `{"tasks":[{"id":"a","title":"x"},{"id":"a","title":"y"}]}`, 400, "invalid_field"},
-		{"bad timestamp", "/calendar/time", e.alice, `{"duration_minutes":30,"window_start":"today","window_end":"2026-11-23T17:00:00Z"}`, 400, "invalid_field"},
-		{"too large", "/email/classify", e.alice, `{"body":"` + strings.Repeat("x", 70_000) + `"}`, 413, "body_too_large"},
-		{"unknown endpoint", "/email/translate", e.alice, `{}`, 404, "not_found"},
+		{"missing field", "/email/compose", e.Alice, `{"subject":"s"}`, 400, "missing_field"},
+		{"invalid field", "/email/compose", e.Alice, `{"subject":"s","recipient_context":"r","tone":"angry"}`, 400, "invalid_field"},
+		{"unknown field", "/email/compose", e.Alice, `{"subject":"s","recipient_context":"r","recipient":"x"}`, 400, "unknown_field"},
+		{"wrong type", "/task/breakdown", e.Alice, `{"task":"t","max_steps":"3"}`, 400, "invalid_type"},
+		{"malformed", "/task/breakdown", e.Alice, `{"task":`, 400, "malformed_json"},
+		{"empty body", "/task/breakdown", e.Alice, ``, 400, "empty_body"},
+		{"two values", "/task/breakdown", e.Alice, `{"task":"a"}{"task":"b"}`, 400, "malformed_json"},
+		{"duplicate task ids", "/task/prioritize", e.Alice, `{"tasks":[{"id":"a","title":"x"},{"id":"a","title":"y"}]}`, 400, "invalid_field"},
+		{"bad timestamp", "/calendar/time", e.Alice, `{"duration_minutes":30,"window_start":"today","window_end":"2026-11-23T17:00:00Z"}`, 400, "invalid_field"},
+		{"too large", "/email/classify", e.Alice, `{"body":"` + strings.Repeat("x", 70_000) + `"}`, 413, "body_too_large"},
+		{"unknown endpoint", "/email/translate", e.Alice, `{}`, 404, "not_found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.post(t, tc.path, tc.tok, tc.body).wantError(t, tc.status, tc.code)
 		})
 	}
-	if r := e.do(t, http.MethodGet, "/intelligence/email/compose", e.alice, ""); r.Status != http.StatusMethodNotAllowed {
+	if r := e.do(t, http.MethodGet, "/intelligence/email/compose", e.Alice, ""); r.Status != http.StatusMethodNotAllowed {
 		t.Errorf("GET on an operation: %d, want 405", r.Status)
 	}
-	if c := e.requestCounts(); c != [3]int{} {
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v", c)
 	}
-	if rows := e.logRows(t); len(rows) != 0 {
+	if rows := e.LogRows(t); len(rows) != 0 {
 		t.Errorf("log rows %+v for refused requests", rows)
 	}
 }
@@ -462,19 +464,19 @@ func TestRequestErrors(t *testing.T) {
 func TestRepairCallFailsAfterAChargedAnswer(t *testing.T) {
 	e := newEnv(t)
 	tc := caseFor(t, "task-breakdown")
-	e.deepseek.Script(llmtest.OK("Sure, here are the steps: ...").WithUsage(llmtest.Usage{InputTokens: 100, OutputTokens: 10})) // 28000 + 4200
-	for _, s := range []*llmtest.Server{e.deepseek, e.gemini, e.claude} {
+	e.DeepSeek.Script(llmtest.OK("Sure, here are the steps: ...").WithUsage(llmtest.Usage{InputTokens: 100, OutputTokens: 10})) // 28000 + 4200
+	for _, s := range []*llmtest.Server{e.DeepSeek, e.Gemini, e.Claude} {
 		s.SetDefault(llmtest.Error(http.StatusServiceUnavailable, "overloaded"))
 	}
-	r := e.post(t, tc.path, e.alice, tc.body)
+	r := e.post(t, tc.path, e.Alice, tc.body)
 	if r.Status < 500 {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
-	if d := e.today(t, "alice"); d.Spent != 32200 || d.Reserved != 0 {
+	if d := e.Today(t, "alice"); d.Spent != 32200 || d.Reserved != 0 {
 		t.Fatalf("spent %d reserved %d, want the first answer's 32200 charged", d.Spent, d.Reserved)
 	}
-	var b errorBody
-	r.decode(t, &b)
+	var b apitest.ErrorBody
+	r.Decode(t, &b)
 	var details struct {
 		CostUSD json.RawMessage `json:"cost_usd"`
 	}

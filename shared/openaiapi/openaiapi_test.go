@@ -42,7 +42,7 @@ func (h *headerTap) last() (int, http.Header) {
 func (e *env) sdk(tok string) (*openai.Client, *headerTap) {
 	tap := &headerTap{}
 	cfg := openai.DefaultConfig(tok)
-	cfg.BaseURL = e.url + "/v1"
+	cfg.BaseURL = e.URL + "/v1"
 	cfg.HTTPClient = &http.Client{Transport: tap}
 	return openai.NewClientWithConfig(cfg), tap
 }
@@ -57,7 +57,7 @@ func userMessage(text string) []openai.ChatCompletionMessage {
 // The official client, unchanged, against Helix: model "auto", an operation, and a model key.
 func TestSDKChatCompletion(t *testing.T) {
 	e := newEnv(t)
-	client, tap := e.sdk(e.alice)
+	client, tap := e.sdk(e.Alice)
 	// Usage reported by DeepSeek's wire: 1000 uncached + 200 cached input, 300 visible + 50
 	// reasoning output. Cost: 1000×280 + 200×28 + 350×420 = 432600 nano-USD.
 	usage := llmtest.Usage{InputTokens: 1000, CachedInputTokens: 200, OutputTokens: 300, ReasoningTokens: 50}
@@ -66,14 +66,14 @@ func TestSDKChatCompletion(t *testing.T) {
 		server                *llmtest.Server
 		costUSD               string
 	}{
-		{"auto", "chat_message", "deepseek", e.deepseek, "0.0004326"},
-		{"helix/email-compose", "email-compose", "deepseek", e.deepseek, "0.0004326"},
-		{"deepseek", "chat_message", "deepseek", e.deepseek, "0.0004326"},
+		{"auto", "chat_message", "deepseek", e.DeepSeek, "0.0004326"},
+		{"helix/email-compose", "email-compose", "deepseek", e.DeepSeek, "0.0004326"},
+		{"deepseek", "chat_message", "deepseek", e.DeepSeek, "0.0004326"},
 		// Pinned to Gemini: 1000×100 + 200×10 + 350×400 = 242000 nano-USD.
-		{"gemini_flash", "chat_message", "gemini_flash", e.gemini, "0.000242"},
+		{"gemini_flash", "chat_message", "gemini_flash", e.Gemini, "0.000242"},
 	} {
 		t.Run(tc.model, func(t *testing.T) {
-			before := e.requestCounts()
+			before := e.RequestCounts()
 			tc.server.Script(llmtest.OK("Hello from " + tc.answeredBy).WithUsage(usage))
 			res, err := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
 				Model: tc.model, Messages: userMessage("Say hello."), MaxCompletionTokens: 64,
@@ -107,7 +107,7 @@ func TestSDKChatCompletion(t *testing.T) {
 			if id := h.Get("X-Request-Id"); res.ID != "chatcmpl-"+id {
 				t.Errorf("id %q, X-Request-Id %q", res.ID, id)
 			}
-			after := e.requestCounts()
+			after := e.RequestCounts()
 			if sum(after)-sum(before) != 1 {
 				t.Fatalf("provider requests %v → %v, want one", before, after)
 			}
@@ -123,7 +123,7 @@ func TestSDKChatCompletion(t *testing.T) {
 			}
 		})
 	}
-	rows := e.logRows(t)
+	rows := e.LogRows(t)
 	want := []string{"chat_message", "email-compose", "chat_message", "chat_message"}
 	var ops []string
 	for _, r := range rows {
@@ -141,7 +141,7 @@ func sum(c [3]int) int { return c[0] + c[1] + c[2] }
 
 func TestSDKListModels(t *testing.T) {
 	e := newEnv(t)
-	client, _ := e.sdk(e.alice)
+	client, _ := e.sdk(e.Alice)
 	list, err := client.ListModels(context.Background())
 	if err != nil {
 		t.Fatalf("ListModels: %v", err)
@@ -181,7 +181,7 @@ func isAPIError(err error, status int, code, typ string) bool {
 // Errors reach the SDK as *openai.APIError with the status, Helix's code and OpenAI's type.
 func TestSDKErrors(t *testing.T) {
 	e := newEnv(t)
-	client, _ := e.sdk(e.alice)
+	client, _ := e.sdk(e.Alice)
 	ctx := context.Background()
 	req := func(model string) openai.ChatCompletionRequest {
 		return openai.ChatCompletionRequest{Model: model, Messages: userMessage("hi")}
@@ -245,18 +245,18 @@ func TestSDKErrors(t *testing.T) {
 			}
 		})
 	}
-	if c := e.requestCounts(); c != [3]int{} {
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v for refused requests", c)
 	}
-	if rows := e.logRows(t); len(rows) != 0 {
+	if rows := e.LogRows(t); len(rows) != 0 {
 		t.Errorf("log rows %+v for refused requests", rows)
 	}
 }
 
 func TestSDKBudgetExceeded(t *testing.T) {
 	e := newEnv(t)
-	e.setLimits(t, "alice", 0.0001)
-	client, tap := e.sdk(e.alice)
+	e.SetLimits(t, "alice", 0.0001)
+	client, tap := e.sdk(e.Alice)
 	_, err := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "auto", Messages: userMessage("hi")})
 	if !isAPIError(err, http.StatusPaymentRequired, "budget_exceeded", "insufficient_quota") {
 		t.Fatalf("err = %#v, want a 402 budget_exceeded APIError", err)
@@ -264,11 +264,11 @@ func TestSDKBudgetExceeded(t *testing.T) {
 	if _, h := tap.last(); h.Get("X-Helix-Cost-Usd") != "" {
 		t.Errorf("cost header on a refused call: %q", h.Get("X-Helix-Cost-Usd"))
 	}
-	if c := e.requestCounts(); c != [3]int{} {
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v, want none", c)
 	}
 	// Bob is not limited.
-	bob, _ := e.sdk(e.bob)
+	bob, _ := e.sdk(e.Bob)
 	if _, err := bob.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "auto", Messages: userMessage("hi")}); err != nil {
 		t.Errorf("bob: %v", err)
 	}
@@ -277,21 +277,21 @@ func TestSDKBudgetExceeded(t *testing.T) {
 // A pinned model is that model only: when its provider fails, nothing else is asked.
 func TestPinnedModelDoesNotFailOver(t *testing.T) {
 	e := newEnv(t)
-	e.deepseek.SetDefault(llmtest.Error(http.StatusInternalServerError, "internal error"))
-	client, _ := e.sdk(e.alice)
+	e.DeepSeek.SetDefault(llmtest.Error(http.StatusInternalServerError, "internal error"))
+	client, _ := e.sdk(e.Alice)
 	_, err := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "deepseek", Messages: userMessage("hi")})
 	if !isAPIError(err, http.StatusServiceUnavailable, "providers_unavailable", "api_error") {
 		t.Fatalf("err = %v, want a 503 providers_unavailable APIError", err)
 	}
-	if c := e.requestCounts(); c[0] == 0 || c[1] != 0 || c[2] != 0 {
+	if c := e.RequestCounts(); c[0] == 0 || c[1] != 0 || c[2] != 0 {
 		t.Errorf("provider requests %v: only DeepSeek may be asked", c)
 	}
-	if d := e.today(t, "alice"); d.Spent != 0 || d.Reserved != 0 {
+	if d := e.Today(t, "alice"); d.Spent != 0 || d.Reserved != 0 {
 		t.Errorf("spent %d reserved %d after a failed call", d.Spent, d.Reserved)
 	}
 
 	// "auto" fails over.
-	e.gemini.Script(llmtest.OK("from gemini"))
+	e.Gemini.Script(llmtest.OK("from gemini"))
 	res, err := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "auto", Messages: userMessage("hi")})
 	if err != nil || res.Model != "gemini_flash" || res.Choices[0].Message.Content != "from gemini" {
 		t.Errorf("auto with DeepSeek down: %+v, %v", res, err)

@@ -27,7 +27,7 @@ type deepseekRequest struct {
 
 func lastDeepseek(t *testing.T, e *env) deepseekRequest {
 	t.Helper()
-	reqs := e.deepseek.Requests()
+	reqs := e.DeepSeek.Requests()
 	if len(reqs) == 0 {
 		t.Fatal("DeepSeek received no request")
 	}
@@ -125,11 +125,11 @@ func TestRequestMapping(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.deepseek.Count()
-			r := e.chat(t, e.alice, tc.body)
-			r.wantStatus(t, http.StatusOK)
-			if e.deepseek.Count() != before+1 {
-				t.Fatalf("DeepSeek requests %d → %d", before, e.deepseek.Count())
+			before := e.DeepSeek.Count()
+			r := e.chat(t, e.Alice, tc.body)
+			r.WantStatus(t, http.StatusOK)
+			if e.DeepSeek.Count() != before+1 {
+				t.Fatalf("DeepSeek requests %d → %d", before, e.DeepSeek.Count())
 			}
 			tc.check(t, lastDeepseek(t, e))
 		})
@@ -140,21 +140,21 @@ func TestRequestMapping(t *testing.T) {
 func TestJSONSchemaReachesGemini(t *testing.T) {
 	e := newEnv(t)
 	schema := `{"type":"object","properties":{"answer":{"type":"integer"}},"required":["answer"],"additionalProperties":false}`
-	e.gemini.Script(llmtest.OK(`{"answer":42}`))
-	r := e.chat(t, e.alice, `{"model":"gemini_flash","max_tokens":30,"response_format":{"type":"json_schema","json_schema":{"name":"a","strict":true,"schema":`+schema+`}},
+	e.Gemini.Script(llmtest.OK(`{"answer":42}`))
+	r := e.chat(t, e.Alice, `{"model":"gemini_flash","max_tokens":30,"response_format":{"type":"json_schema","json_schema":{"name":"a","strict":true,"schema":`+schema+`}},
 		"messages":[{"role":"system","content":"Answer in JSON."},{"role":"user","content":"6 times 7?"}]}`)
-	r.wantStatus(t, http.StatusOK)
+	r.WantStatus(t, http.StatusOK)
 	var res struct {
 		Model   string `json:"model"`
 		Choices []struct {
 			Message struct{ Content string } `json:"message"`
 		} `json:"choices"`
 	}
-	r.decode(t, &res)
+	r.Decode(t, &res)
 	if res.Model != "gemini_flash" || len(res.Choices) != 1 || res.Choices[0].Message.Content != `{"answer":42}` {
 		t.Errorf("response = %s", r.Body)
 	}
-	reqs := e.gemini.Requests()
+	reqs := e.Gemini.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("%d Gemini requests", len(reqs))
 	}
@@ -171,11 +171,11 @@ func TestJSONSchemaReachesGemini(t *testing.T) {
 // The whole response, field by field, as OpenAI's wire format has it.
 func TestResponseShape(t *testing.T) {
 	e := newEnv(t)
-	e.deepseek.Script(llmtest.OK("Cut sho").WithFinishReason("length").WithUsage(llmtest.Usage{InputTokens: 7, OutputTokens: 3}))
-	r := e.chat(t, e.alice, `{"model":"auto","max_tokens":3,"messages":[{"role":"user","content":"Tell me a story"}]}`)
-	r.wantStatus(t, http.StatusOK)
+	e.DeepSeek.Script(llmtest.OK("Cut sho").WithFinishReason("length").WithUsage(llmtest.Usage{InputTokens: 7, OutputTokens: 3}))
+	r := e.chat(t, e.Alice, `{"model":"auto","max_tokens":3,"messages":[{"role":"user","content":"Tell me a story"}]}`)
+	r.WantStatus(t, http.StatusOK)
 	var got map[string]any
-	r.decode(t, &got)
+	r.Decode(t, &got)
 	id := r.Header.Get("X-Request-Id")
 	delete(got, "created")
 	want := map[string]any{
@@ -238,14 +238,14 @@ func TestRequestErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e.chat(t, e.alice, tc.body).wantOpenAIError(t, tc.status, tc.code, tc.typ, tc.param)
+			e.chat(t, e.Alice, tc.body).wantOpenAIError(t, tc.status, tc.code, tc.typ, tc.param)
 		})
 	}
 	e.chat(t, "", `{"model":"auto","messages":`+user+`}`).wantOpenAIError(t, 401, "unauthorized", "authentication_error", "")
-	if c := e.requestCounts(); c != [3]int{} {
+	if c := e.RequestCounts(); c != [3]int{} {
 		t.Errorf("provider requests %v for refused requests", c)
 	}
-	if d := e.today(t, "alice"); d.Spent != 0 || d.Reserved != 0 {
+	if d := e.Today(t, "alice"); d.Spent != 0 || d.Reserved != 0 {
 		t.Errorf("refused requests moved money: %+v", d)
 	}
 }
@@ -254,37 +254,37 @@ func TestRequestErrors(t *testing.T) {
 // not change the answer (user, metadata) may differ on the re-send.
 func TestApprovalHeader(t *testing.T) {
 	e := newEnv(t)
-	e.do(t, http.MethodPut, "/admin/routes/email-compose", e.admin, `{"requires_approval":true}`).wantStatus(t, http.StatusOK)
+	e.do(t, http.MethodPut, "/admin/routes/email-compose", e.Admin, `{"requires_approval":true}`).WantStatus(t, http.StatusOK)
 	body := `{"model":"helix/email-compose","messages":[{"role":"user","content":"Draft a thank-you note"}]}`
-	r := e.chat(t, e.alice, body)
-	r.wantStatus(t, http.StatusAccepted)
+	r := e.chat(t, e.Alice, body)
+	r.WantStatus(t, http.StatusAccepted)
 	var p struct {
 		Status, ApprovalID, OperationID string
 	}
 	var raw map[string]any
-	r.decode(t, &raw)
+	r.Decode(t, &raw)
 	p.Status, _ = raw["status"].(string)
 	p.ApprovalID, _ = raw["approval_id"].(string)
 	p.OperationID, _ = raw["operation_id"].(string)
 	if p.Status != "pending_approval" || p.ApprovalID == "" || p.OperationID != "email-compose" {
 		t.Fatalf("pending = %s", r.Body)
 	}
-	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.admin, "").wantStatus(t, http.StatusOK)
+	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.Admin, "").WantStatus(t, http.StatusOK)
 
 	// Another message is another request.
 	other := strings.Replace(body, "thank-you", "sorry", 1)
-	e.chat(t, e.alice, other, "X-Helix-Approval-Id: "+p.ApprovalID).wantOpenAIError(t, 409, "approval_mismatch", "invalid_request_error", "")
-	e.chat(t, e.bob, body, "X-Helix-Approval-Id: "+p.ApprovalID).wantOpenAIError(t, 404, "approval_not_found", "not_found_error", "")
+	e.chat(t, e.Alice, other, "X-Helix-Approval-Id: "+p.ApprovalID).wantOpenAIError(t, 409, "approval_mismatch", "invalid_request_error", "")
+	e.chat(t, e.Bob, body, "X-Helix-Approval-Id: "+p.ApprovalID).wantOpenAIError(t, 404, "approval_not_found", "not_found_error", "")
 
-	e.deepseek.Script(llmtest.OK("Thank you!"))
+	e.DeepSeek.Script(llmtest.OK("Thank you!"))
 	resent := strings.Replace(body, `"messages"`, `"user":"end-user-7","metadata":{"trace":"x"},"messages"`, 1)
-	r = e.chat(t, e.alice, resent, "X-Helix-Approval-Id: "+p.ApprovalID)
-	r.wantStatus(t, http.StatusOK)
+	r = e.chat(t, e.Alice, resent, "X-Helix-Approval-Id: "+p.ApprovalID)
+	r.WantStatus(t, http.StatusOK)
 	if !strings.Contains(string(r.Body), "Thank you!") {
 		t.Errorf("approved run = %s", r.Body)
 	}
-	e.chat(t, e.alice, body, "X-Helix-Approval-Id: "+p.ApprovalID).wantOpenAIError(t, 409, "approval_not_usable", "invalid_request_error", "")
-	if n := e.deepseek.Count(); n != 1 {
+	e.chat(t, e.Alice, body, "X-Helix-Approval-Id: "+p.ApprovalID).wantOpenAIError(t, 409, "approval_not_usable", "invalid_request_error", "")
+	if n := e.DeepSeek.Count(); n != 1 {
 		t.Errorf("%d provider requests, want exactly 1", n)
 	}
 }
@@ -297,10 +297,10 @@ func TestJSONSchemaMustBeAnObject(t *testing.T) {
 	var failures []string
 	for _, model := range []string{"claude", "gemini_flash"} {
 		for _, schema := range []string{`5`, `"object"`, `[]`, `null`} {
-			r := e.chat(t, e.alice, `{"model":"`+model+`","response_format":{"type":"json_schema","json_schema":{"name":"x","schema":`+schema+`}},
+			r := e.chat(t, e.Alice, `{"model":"`+model+`","response_format":{"type":"json_schema","json_schema":{"name":"x","schema":`+schema+`}},
 				"messages":[{"role":"user","content":"hi"}]}`)
 			var b openAIError
-			r.decode(t, &b)
+			r.Decode(t, &b)
 			if r.Status != http.StatusBadRequest || b.Error.Param == nil || *b.Error.Param != "response_format" {
 				failures = append(failures, model+" schema "+schema+": "+http.StatusText(r.Status)+" "+b.Error.Code)
 			}
@@ -309,7 +309,7 @@ func TestJSONSchemaMustBeAnObject(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("a json_schema.schema that is not an object passes validate (openaiapi/validate.go checks only "+
 			"len(Schema) > 0): %s. Fix: require a JSON object there (400 invalid_field, param response_format); "+
-			"the providers request counts were %v", strings.Join(failures, "; "), e.requestCounts())
+			"the providers request counts were %v", strings.Join(failures, "; "), e.RequestCounts())
 	}
 }
 
@@ -324,12 +324,12 @@ func TestUnservedV1RoutesUseOpenAIErrors(t *testing.T) {
 		{http.MethodPost, "/v1/embeddings", http.StatusNotFound},
 		{http.MethodGet, "/v1/chat/completions", http.StatusMethodNotAllowed},
 	} {
-		r := e.do(t, tc.method, tc.path, e.alice, "")
+		r := e.do(t, tc.method, tc.path, e.Alice, "")
 		if r.Status != tc.status {
 			t.Fatalf("%s %s: %d, want %d", tc.method, tc.path, r.Status, tc.status)
 		}
 		var b openAIError
-		r.decode(t, &b)
+		r.Decode(t, &b)
 		if b.Error.Type == "" || b.Error.Message == "" {
 			t.Errorf("%s %s answers Helix's error envelope, not OpenAI's (no error.type): %s; "+
 				"httpapi.Server.ServeHTTP writes the mux's 404/405 without the route's ErrorFormat", tc.method, tc.path, r.Body)

@@ -1,21 +1,17 @@
 package routeapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/apitest"
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/httpapi"
@@ -24,13 +20,13 @@ import (
 	"github.com/helixhq/helix/shared/store"
 )
 
-// The token settings of the server under test; tokens minted with anything else must fail.
-const (
-	rtIssuer   = "https://auth.helix.test/routeapi"
-	rtAudience = "helix-routeapi-test"
-)
-
-var rtSecret = []byte("routeapi-integration-test-secret-0123456789")
+// rtTokens are the token settings of the server under test; tokens minted with anything else
+// must fail.
+var rtTokens = apitest.Tokens{
+	Secret:   "routeapi-integration-test-secret-0123456789",
+	Issuer:   "https://auth.helix.test/routeapi",
+	Audience: "helix-routeapi-test",
+}
 
 var rtDefaults = budget.Limits{DailyLimit: money.MustUSD(50), Warning: money.MustUSD(25)}
 
@@ -71,102 +67,39 @@ type rtEnv struct {
 func newRouteEnv(t *testing.T) *rtEnv {
 	t.Helper()
 	pool := pg.NewPool(t)
-	authn, err := auth.New(context.Background(), auth.Config{
-		HS256Secret: rtSecret,
-		Issuer:      rtIssuer,
-		Audience:    rtAudience,
-		AdminClaim:  "role",
-		AdminValue:  "admin",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	clock := &rtClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
 	repo := store.NewCatalog(pool, nil)
 	cache := catalog.NewCache(repo, rtCacheTTL, clock.Now)
 	ledger := store.NewLedger(pool, rtDefaults, nil)
 
-	log := slog.New(slog.NewTextHandler(rtLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := httpapi.NewServer(authn, log)
+	srv := httpapi.NewServer(apitest.Authenticator(t, rtTokens), apitest.Log(t))
 	routeapi.Register(srv, routeapi.Deps{Catalog: cache, Routes: repo, Budgets: ledger})
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close) // runs before the pool closes: cleanups run last-in first-out
 
-	e := &rtEnv{pool: pool, ledger: ledger, clock: clock, url: hs.URL}
-	e.alice = rtToken(t, rtTokenSpec("alice", nil))
-	e.bob = rtToken(t, rtTokenSpec("bob", nil))
-	e.ops = rtToken(t, rtTokenSpec("ops", map[string]any{"role": "admin"}))
+	e := &rtEnv{pool: pool, ledger: ledger, clock: clock, url: apitest.Serve(t, srv)} // the server closes before the pool
+	e.alice = rtTokens.Token(t, "alice", nil)
+	e.bob = rtTokens.Token(t, "bob", nil)
+	e.ops = rtTokens.Token(t, "ops", map[string]any{"role": "admin"})
 	return e
 }
 
-// rtLogWriter sends the server's warnings and errors to the test log.
-type rtLogWriter struct{ t *testing.T }
-
-func (w rtLogWriter) Write(p []byte) (int, error) {
-	w.t.Logf("server: %s", bytes.TrimSpace(p))
-	return len(p), nil
-}
-
-func rtTokenSpec(sub string, claims map[string]any) auth.TokenSpec {
-	return auth.TokenSpec{Secret: rtSecret, Subject: sub, Issuer: rtIssuer, Audience: rtAudience, TTL: time.Hour, Claims: claims}
-}
-
-func rtToken(t *testing.T, spec auth.TokenSpec) string {
-	t.Helper()
-	tok, err := auth.SignHS256(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 // rtResp is an HTTP response with its body read.
-type rtResp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type rtResp struct{ apitest.Response }
 
 // do sends body (none when "") with the token (none when "") and reads the whole response.
 func (e *rtEnv) do(t *testing.T, method, path, token, body string) rtResp {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	return e.send(t, method, path, token, r)
+	return e.send(t, method, path, token, apitest.Body(body))
 }
 
 func (e *rtEnv) send(t *testing.T, method, path, token string, body io.Reader) rtResp {
 	t.Helper()
-	req, err := http.NewRequest(method, e.url+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return rtDo(t, req)
+	return rtDo(t, apitest.NewRequest(t, method, e.url+path, token, body))
 }
 
+// rtDo sends req to an API that answers everything in JSON.
 func rtDo(t *testing.T, req *http.Request) rtResp {
 	t.Helper()
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s %s: Content-Type = %q, want application/json", req.Method, req.URL.Path, ct)
-	}
-	return rtResp{Status: res.StatusCode, Header: res.Header, Body: b}
+	return rtResp{apitest.SendJSON(t, req)}
 }
 
 // route POSTs a routing request.
@@ -179,9 +112,9 @@ func (e *rtEnv) route(t *testing.T, token, body string) rtResp {
 func (e *rtEnv) decision(t *testing.T, token, body string) routeDecision {
 	t.Helper()
 	res := e.route(t, token, body)
-	res.wantStatus(t, http.StatusOK)
+	res.WantStatus(t, http.StatusOK)
 	var d routeDecision
-	res.decode(t, &d)
+	res.DecodeNumbers(t, &d)
 	return d
 }
 
@@ -189,9 +122,9 @@ func (e *rtEnv) decision(t *testing.T, token, body string) routeDecision {
 func (e *rtEnv) putRoute(t *testing.T, op, body string) routeView {
 	t.Helper()
 	res := e.do(t, http.MethodPut, "/admin/routes/"+op, e.ops, body)
-	res.wantStatus(t, http.StatusOK)
+	res.WantStatus(t, http.StatusOK)
 	var v routeView
-	res.decode(t, &v)
+	res.DecodeNumbers(t, &v)
 	return v
 }
 
@@ -205,28 +138,11 @@ func (e *rtEnv) execAndExpireCache(t *testing.T, sql string, args ...any) {
 	e.clock.Advance(rtCacheTTL + time.Second)
 }
 
-func (r rtResp) wantStatus(t *testing.T, status int) {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
-	}
-}
-
-// decode decodes the body strictly (numbers as json.Number).
-func (r rtResp) decode(t *testing.T, v any) {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(r.Body))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
-	}
-}
-
 // object decodes the body as a JSON object.
 func (r rtResp) object(t *testing.T) map[string]any {
 	t.Helper()
 	var m map[string]any
-	r.decode(t, &m)
+	r.DecodeNumbers(t, &m)
 	return m
 }
 
@@ -234,25 +150,9 @@ func (r rtResp) object(t *testing.T) map[string]any {
 // request id that the X-Request-Id header carries.
 func (r rtResp) wantError(t *testing.T, status int, code string) {
 	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
-	}
-	var env struct {
-		Error struct {
-			Code      string `json:"code"`
-			Message   string `json:"message"`
-			RequestID string `json:"request_id"`
-		} `json:"error"`
-	}
-	r.decode(t, &env)
+	env := r.WantErrorBody(t, status)
 	if env.Error.Code != code {
 		t.Errorf("error.code = %q, want %q; body %s", env.Error.Code, code, r.Body)
-	}
-	if env.Error.Message == "" {
-		t.Errorf("error.message is empty; body %s", r.Body)
-	}
-	if id := r.Header.Get("X-Request-Id"); env.Error.RequestID == "" || env.Error.RequestID != id {
-		t.Errorf("error.request_id = %q, X-Request-Id = %q", env.Error.RequestID, id)
 	}
 }
 
@@ -306,11 +206,11 @@ type routeView struct {
 func (e *rtEnv) listRoutes(t *testing.T) []routeView {
 	t.Helper()
 	res := e.do(t, http.MethodGet, "/admin/routes", e.ops, "")
-	res.wantStatus(t, http.StatusOK)
+	res.WantStatus(t, http.StatusOK)
 	var body struct {
 		Routes []routeView `json:"routes"`
 	}
-	res.decode(t, &body)
+	res.DecodeNumbers(t, &body)
 	return body.Routes
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helixhq/helix/shared/apitest"
 	"github.com/helixhq/helix/shared/auth"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestRouteIssueExample(t *testing.T) {
 	e := newRouteEnv(t)
 	res := e.route(t, e.ops, `{"operation_id":"email-compose","user_id":"test-user","estimated_tokens":100}`)
-	res.wantStatus(t, http.StatusOK)
+	res.WantStatus(t, http.StatusOK)
 
 	raw := res.object(t)
 	for _, k := range []string{"operation_id", "model", "fallback_model", "estimated_cost_usd", "requires_approval", "budget"} {
@@ -38,7 +39,7 @@ func TestRouteIssueExample(t *testing.T) {
 	}
 
 	var d routeDecision
-	res.decode(t, &d)
+	res.DecodeNumbers(t, &d)
 	if d.OperationID != "email-compose" || d.OperationName != "Email compose" {
 		t.Errorf("operation = %q %q", d.OperationID, d.OperationName)
 	}
@@ -102,9 +103,9 @@ func TestRouteUserSelection(t *testing.T) {
 				}
 				return
 			}
-			res.wantStatus(t, http.StatusOK)
+			res.WantStatus(t, http.StatusOK)
 			var d routeDecision
-			res.decode(t, &d)
+			res.DecodeNumbers(t, &d)
 			if d.Budget.UserID != tc.wantUser || d.Budget.Reserved != json.Number(tc.wantRes) {
 				t.Errorf("budget = %+v, want user %s with %s reserved", d.Budget, tc.wantUser, tc.wantRes)
 			}
@@ -178,12 +179,12 @@ func TestRouteEstimates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			res := e.route(t, e.alice, tc.body)
-			res.wantStatus(t, http.StatusOK)
+			res.WantStatus(t, http.StatusOK)
 			if tc.fallback == "" && !bytes.Contains(res.Body, []byte(`"fallback_model":null`)) {
 				t.Errorf("fallback_model is not null: %s", res.Body)
 			}
 			var d routeDecision
-			res.decode(t, &d)
+			res.DecodeNumbers(t, &d)
 			if d.Model != tc.model || (tc.fallback == "") != (d.FallbackModel == nil) || (d.FallbackModel != nil && *d.FallbackModel != tc.fallback) {
 				t.Errorf("model %s, fallback %s; want %s, %q", d.Model, deref(d.FallbackModel), tc.model, tc.fallback)
 			}
@@ -278,7 +279,7 @@ func TestRouteBodyLimit(t *testing.T) {
 					res.wantError(t, 413, "body_too_large")
 					return
 				}
-				res.wantStatus(t, tc.status)
+				res.WantStatus(t, tc.status)
 			})
 		}
 	}
@@ -289,13 +290,13 @@ func TestRouteAPIAuthentication(t *testing.T) {
 	e := newRouteEnv(t)
 	now := time.Now()
 	spec := func(mod func(*auth.TokenSpec)) string {
-		s := rtTokenSpec("ops", map[string]any{"role": "admin"})
+		s := rtTokens.Spec("ops", map[string]any{"role": "admin"})
 		mod(&s)
-		return "Bearer " + rtToken(t, s)
+		return "Bearer " + apitest.Sign(t, s)
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
 	unsigned := b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
-		b64([]byte(fmt.Sprintf(`{"sub":"ops","role":"admin","iss":%q,"aud":%q,"exp":%d}`, rtIssuer, rtAudience, now.Add(time.Hour).Unix()))) + "."
+		b64([]byte(fmt.Sprintf(`{"sub":"ops","role":"admin","iss":%q,"aud":%q,"exp":%d}`, rtTokens.Issuer, rtTokens.Audience, now.Add(time.Hour).Unix()))) + "."
 	credentials := []struct {
 		name, header string
 	}{
@@ -345,7 +346,7 @@ func TestRouteAPIAuthentication(t *testing.T) {
 	// The scheme is case-insensitive.
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/admin/models", nil)
 	req.Header.Set("Authorization", "bearer "+e.ops)
-	rtDo(t, req).wantStatus(t, http.StatusOK)
+	rtDo(t, req).WantStatus(t, http.StatusOK)
 }
 
 // The admin rule: the "role" claim, or one of its values, must be exactly "admin".
@@ -366,18 +367,18 @@ func TestAdminRoleClaim(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tok := rtToken(t, rtTokenSpec("carol", tc.claims))
+			tok := rtTokens.Token(t, "carol", tc.claims)
 			res := e.do(t, http.MethodGet, "/admin/models", tok, "")
 			if tc.admin {
-				res.wantStatus(t, http.StatusOK)
+				res.WantStatus(t, http.StatusOK)
 			} else {
 				res.wantError(t, http.StatusForbidden, "forbidden")
 			}
 			// Admin or not, carol may route for herself; only an admin may route for bob.
-			e.route(t, tok, `{"operation_id":"email-compose","user_id":"carol"}`).wantStatus(t, http.StatusOK)
+			e.route(t, tok, `{"operation_id":"email-compose","user_id":"carol"}`).WantStatus(t, http.StatusOK)
 			res = e.route(t, tok, `{"operation_id":"email-compose","user_id":"bob"}`)
 			if tc.admin {
-				res.wantStatus(t, http.StatusOK)
+				res.WantStatus(t, http.StatusOK)
 			} else {
 				res.wantError(t, http.StatusForbidden, "forbidden")
 			}
@@ -489,7 +490,7 @@ func TestListRoutes(t *testing.T) {
 func TestListModels(t *testing.T) {
 	e := newRouteEnv(t)
 	res := e.do(t, http.MethodGet, "/admin/models", e.ops, "")
-	res.wantStatus(t, http.StatusOK)
+	res.WantStatus(t, http.StatusOK)
 	var body struct {
 		Models []struct {
 			Model        string      `json:"model"`
@@ -503,7 +504,7 @@ func TestListModels(t *testing.T) {
 			Emergency    bool        `json:"emergency"`
 		} `json:"models"`
 	}
-	res.decode(t, &body)
+	res.DecodeNumbers(t, &body)
 	type row struct {
 		model, provider, apiModel, in, out, cached string
 		enabled, emergency                         bool
@@ -612,7 +613,7 @@ func TestUpdateRoute(t *testing.T) {
 
 	t.Run("null fallback removes it, omitted keeps it", func(t *testing.T) {
 		res := e.do(t, http.MethodPut, "/admin/routes/calendar-prep", e.ops, `{"fallback_model":null}`)
-		res.wantStatus(t, http.StatusOK)
+		res.WantStatus(t, http.StatusOK)
 		if !bytes.Contains(res.Body, []byte(`"fallback_model":null`)) {
 			t.Errorf("fallback not removed: %s", res.Body)
 		}
@@ -817,7 +818,7 @@ func TestRouteBudget(t *testing.T) {
 
 	t.Run("within_budget compares the worst case with what remains", func(t *testing.T) {
 		e.reserve(t, "c1", "carol", 49.99478) // leaves exactly the worst case
-		carol := rtToken(t, rtTokenSpec("carol", nil))
+		carol := rtTokens.Token(t, "carol", nil)
 		check(t, carol, want{"50", "0", "49.99478", "0.00522"}, true)
 		e.reserve(t, "c2", "carol", 0.000000001)
 		check(t, carol, want{"50", "0", "49.994780001", "0.005219999"}, false)
@@ -827,7 +828,7 @@ func TestRouteBudget(t *testing.T) {
 
 	t.Run("changed limits", func(t *testing.T) {
 		e.setLimits(t, "dave", 100, 10)
-		dave := rtToken(t, rtTokenSpec("dave", nil))
+		dave := rtTokens.Token(t, "dave", nil)
 		check(t, dave, want{"100", "0", "0", "100"}, true)
 		e.setLimits(t, "dave", 0.005, 0.001)
 		check(t, dave, want{"0.005", "0", "0", "0.005"}, false)
