@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/helixhq/helix/shared/app"
-	"github.com/helixhq/helix/shared/budgetfunc"
+	"github.com/helixhq/helix/shared/app/budgetapp"
 	"github.com/helixhq/helix/shared/lambdaio"
 )
 
@@ -28,6 +28,6 @@ func main() {
 // newHandler builds the function's HTTP handler; tests invoke it with real API Gateway events.
 func newHandler(base *app.Base) http.Handler {
 	srv := base.NewServer(base.Toggles())
-	budgetfunc.Mount(base, srv)
+	budgetapp.Mount(base, srv)
 	return srv
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/llm/providers"
-	"github.com/helixhq/helix/shared/routefunc"
+	"github.com/helixhq/helix/shared/app/routeapp"
 )
 
 func main() {
@@ -37,6 +37,6 @@ func main() {
 func newHandler(base *app.Base, providers execute.Providers) http.Handler {
 	tg := base.Toggles()
 	srv := base.NewServer(tg)
-	routefunc.Mount(base, srv, tg, providers)
+	routeapp.Mount(base, srv, tg, providers)
 	return srv
 }

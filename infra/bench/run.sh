@@ -144,8 +144,8 @@ bench() {
 		router_bench
 	fi
 	if wanted ledger; then
-		step "reserve+settle on Postgres: go test -run '^\$' -bench BenchmarkReserveSettle -benchtime $benchtime ./shared/store/"
-		if HELIX_TEST_PG_URL="$server_url" go test -run '^$' -bench BenchmarkReserveSettle -benchtime "$benchtime" ./shared/store/; then :; else
+		step "reserve+settle on Postgres: go test -run '^\$' -bench BenchmarkReserveSettle -benchtime $benchtime ./shared/postgres/"
+		if HELIX_TEST_PG_URL="$server_url" go test -run '^$' -bench BenchmarkReserveSettle -benchtime "$benchtime" ./shared/postgres/; then :; else
 			fail "reserve+settle benchmark"
 		fi
 	fi

@@ -21,8 +21,8 @@ import (
 
 	"github.com/helixhq/helix/infra/devenv"
 	"github.com/helixhq/helix/shared/app"
-	"github.com/helixhq/helix/shared/budgetfunc"
-	"github.com/helixhq/helix/shared/routefunc"
+	"github.com/helixhq/helix/shared/app/budgetapp"
+	"github.com/helixhq/helix/shared/app/routeapp"
 )
 
 func main() {
@@ -52,8 +52,8 @@ func run() error {
 	// One server for every HTTP function: their routes do not overlap.
 	tg := base.Toggles()
 	srv := base.NewServer(tg)
-	routefunc.Mount(base, srv, tg, registry)
-	budgetfunc.Mount(base, srv)
+	routeapp.Mount(base, srv, tg, registry)
+	budgetapp.Mount(base, srv)
 	base.MountHealth(srv)
 
 	port := os.Getenv("PORT")

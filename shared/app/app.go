@@ -20,7 +20,7 @@ import (
 	"github.com/helixhq/helix/shared/config"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/secrets"
-	"github.com/helixhq/helix/shared/store"
+	"github.com/helixhq/helix/shared/postgres"
 	"github.com/helixhq/helix/shared/toggles"
 )
 
@@ -94,7 +94,7 @@ func Boot(ctx context.Context, o Options) (*Base, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(o.LogOut, &slog.HandlerOptions{Level: cfg.LogLevel})).With("function", o.Function)
-	pool, err := store.Open(ctx, store.PoolConfig{
+	pool, err := postgres.Open(ctx, postgres.PoolConfig{
 		URL:             cfg.DatabaseURL,
 		MaxConns:        cfg.DB.MaxConns,
 		ExecMode:        cfg.DB.ExecMode,
@@ -142,14 +142,14 @@ func resolveEnv(ctx context.Context, env map[string]string, newSecrets func(cont
 }
 
 // Catalog returns the catalog cache over this base's pool, and its repository.
-func (b *Base) Catalog() (*catalog.Cache, *store.Catalog) {
-	repo := store.NewCatalog(b.Pool, nil)
+func (b *Base) Catalog() (*catalog.Cache, *postgres.Catalog) {
+	repo := postgres.NewCatalog(b.Pool, nil)
 	return catalog.NewCache(repo, b.Config.CatalogTTL, nil), repo
 }
 
 // Ledger returns the budget ledger over this base's pool.
-func (b *Base) Ledger() *store.Ledger {
-	return store.NewLedger(b.Pool, budget.Limits{
+func (b *Base) Ledger() *postgres.Ledger {
+	return postgres.NewLedger(b.Pool, budget.Limits{
 		DailyLimit: b.Config.Budget.DefaultDailyLimit,
 		Warning:    b.Config.Budget.DefaultWarning,
 	}, nil)
@@ -157,7 +157,7 @@ func (b *Base) Ledger() *store.Ledger {
 
 // Toggles returns the kill-switch service; it shares the catalog's TTL.
 func (b *Base) Toggles() *toggles.Service {
-	return toggles.NewService(store.NewToggles(b.Pool), b.ToggleEnv, b.Config.CatalogTTL, nil)
+	return toggles.NewService(postgres.NewToggles(b.Pool), b.ToggleEnv, b.Config.CatalogTTL, nil)
 }
 
 // Pipeline builds the execution pipeline over this base's pool.
@@ -167,10 +167,10 @@ func (b *Base) Pipeline(cat *catalog.Cache, tg *toggles.Service, providers execu
 	return &execute.Pipeline{
 		Catalog:   cat,
 		Toggles:   tg,
-		Breakers:  breaker.New(store.NewBreakers(b.Pool), breaker.DefaultPolicy(), b.Config.CatalogTTL, nil),
+		Breakers:  breaker.New(postgres.NewBreakers(b.Pool), breaker.DefaultPolicy(), b.Config.CatalogTTL, nil),
 		Ledger:    b.Ledger(),
-		Log:       store.NewOperations(b.Pool, nil),
-		Approvals: store.NewApprovals(b.Pool, nil),
+		Log:       postgres.NewOperations(b.Pool, nil),
+		Approvals: postgres.NewApprovals(b.Pool, nil),
 		Providers: providers,
 		Logger:    b.Log,
 		Policy:    policy,

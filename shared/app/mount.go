@@ -4,7 +4,7 @@ import (
 	"net/http"
 
 	"github.com/helixhq/helix/shared/httpapi"
-	"github.com/helixhq/helix/shared/routeapi"
+	"github.com/helixhq/helix/shared/httpapi/routeapi"
 	"github.com/helixhq/helix/shared/toggles"
 )
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/helixhq/helix/shared/money"
-	"github.com/helixhq/helix/shared/store"
+	"github.com/helixhq/helix/shared/postgres"
 )
 
 // Config is everything a Helix function reads from its environment.
@@ -78,7 +78,7 @@ func Load(getenv func(string) string) (Config, error) {
 		CatalogTTL: r.duration("HELIX_CATALOG_TTL", 5*time.Second),
 		LogLevel:   r.level("HELIX_LOG_LEVEL", slog.LevelInfo),
 	}
-	if _, err := store.ParseExecMode(c.DB.ExecMode); err != nil {
+	if _, err := postgres.ParseExecMode(c.DB.ExecMode); err != nil {
 		r.fail("HELIX_DB_EXEC_MODE: %v", err)
 	}
 	if c.DatabaseURL == "" {

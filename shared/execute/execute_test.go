@@ -21,7 +21,7 @@ import (
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/router"
-	"github.com/helixhq/helix/shared/store"
+	"github.com/helixhq/helix/shared/postgres"
 )
 
 func TestSuccessOnPrimaryChargesTheExactCost(t *testing.T) {
@@ -255,7 +255,7 @@ func TestBreakerIsSharedBetweenInstances(t *testing.T) {
 	if row, _ := e.breaker("deepseek"); row.OpenUntil.Valid || row.Failures != 0 {
 		t.Errorf("breaker after a successful trial = %+v, want closed", row)
 	}
-	loaded, err := store.NewBreakers(e.pool).LoadBreakers(ctx)
+	loaded, err := postgres.NewBreakers(e.pool).LoadBreakers(ctx)
 	if err != nil || len(loaded) != 0 {
 		t.Errorf("open breakers after the trial = %v, %v", loaded, err)
 	}
@@ -450,7 +450,7 @@ func TestKillSwitches(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pool := pg.NewPool(t)
 			for k, v := range tt.db {
-				if _, err := store.NewToggles(pool).SetToggle(context.Background(), k, v, "ops"); err != nil {
+				if _, err := postgres.NewToggles(pool).SetToggle(context.Background(), k, v, "ops"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -480,7 +480,7 @@ func TestKillSwitchFlippedInTheDatabaseAppliesAfterTheCacheRefreshes(t *testing.
 	ctx := context.Background()
 	e := newEnv(t)
 	e.mustExecute(composeCall("r1")) // warms the toggle cache
-	if _, err := store.NewToggles(e.pool).SetToggle(ctx, "DISABLE_DEEPSEEK", true, "ops"); err != nil {
+	if _, err := postgres.NewToggles(e.pool).SetToggle(ctx, "DISABLE_DEEPSEEK", true, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	if res := e.mustExecute(composeCall("r2")); res.Model.Key != "deepseek" {
@@ -494,7 +494,7 @@ func TestKillSwitchFlippedInTheDatabaseAppliesAfterTheCacheRefreshes(t *testing.
 		t.Errorf("deepseek calls = %d, want 2 (none after the switch took effect)", n)
 	}
 	// Switching it back works the same way.
-	if _, err := store.NewToggles(e.pool).SetToggle(ctx, "DISABLE_DEEPSEEK", false, "ops"); err != nil {
+	if _, err := postgres.NewToggles(e.pool).SetToggle(ctx, "DISABLE_DEEPSEEK", false, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(stateTTL)
@@ -928,7 +928,7 @@ func TestRoundTripsOnTheSuccessPath(t *testing.T) {
 	}
 	counter := &queryCounter{}
 	cfg.ConnConfig.Tracer = counter
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as store.Open configures it
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // as postgres.Open configures it
 	cfg.MaxConns = 4
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -970,7 +970,7 @@ func TestFallbackUsedWhenThePrimaryIsSkipped(t *testing.T) {
 	t.Run("open breaker", func(t *testing.T) {
 		e := newEnv(t)
 		for i := 0; i < breakerPolicy.Threshold; i++ {
-			if _, err := store.NewBreakers(e.pool).RecordFailure(context.Background(), "deepseek", e.clock.Now(), breakerPolicy, "unavailable"); err != nil {
+			if _, err := postgres.NewBreakers(e.pool).RecordFailure(context.Background(), "deepseek", e.clock.Now(), breakerPolicy, "unavailable"); err != nil {
 				t.Fatal(err)
 			}
 		}

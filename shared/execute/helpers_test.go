@@ -19,7 +19,7 @@ import (
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/money"
-	"github.com/helixhq/helix/shared/store"
+	"github.com/helixhq/helix/shared/postgres"
 	"github.com/helixhq/helix/shared/toggles"
 )
 
@@ -200,8 +200,8 @@ type env struct {
 	t         *testing.T
 	pool      *pgxpool.Pool
 	clock     *clock
-	ledger    *store.Ledger
-	approvals *store.Approvals
+	ledger    *postgres.Ledger
+	approvals *postgres.Approvals
 	fakes
 	*instance
 }
@@ -224,8 +224,8 @@ func newEnv(t *testing.T, opts ...func(*options)) *env {
 	}
 	e := &env{
 		t: t, pool: pool, clock: &clock{},
-		ledger:    store.NewLedger(pool, defaultLimits, nil),
-		approvals: store.NewApprovals(pool, nil),
+		ledger:    postgres.NewLedger(pool, defaultLimits, nil),
+		approvals: postgres.NewApprovals(pool, nil),
 		fakes:     newFakes(),
 	}
 	policy := testPolicy()
@@ -243,16 +243,16 @@ func withPool(p *pgxpool.Pool) func(*options)         { return func(o *options) 
 // newInstance builds another pipeline on the same database and clock, with empty caches.
 func (e *env) newInstance(providers execute.Providers, envToggles map[string]bool, policy execute.Policy) *instance {
 	in := &instance{
-		catalog:  catalog.NewCache(store.NewCatalog(e.pool, nil), catalogTTL, e.clock.Now),
-		toggles:  toggles.NewService(store.NewToggles(e.pool), envToggles, stateTTL, e.clock.Now),
-		breakers: breaker.New(store.NewBreakers(e.pool), breakerPolicy, stateTTL, e.clock.Now),
+		catalog:  catalog.NewCache(postgres.NewCatalog(e.pool, nil), catalogTTL, e.clock.Now),
+		toggles:  toggles.NewService(postgres.NewToggles(e.pool), envToggles, stateTTL, e.clock.Now),
+		breakers: breaker.New(postgres.NewBreakers(e.pool), breakerPolicy, stateTTL, e.clock.Now),
 	}
 	in.p = &execute.Pipeline{
 		Catalog:   in.catalog,
 		Toggles:   in.toggles,
 		Breakers:  in.breakers,
 		Ledger:    e.ledger,
-		Log:       store.NewOperations(e.pool, nil),
+		Log:       postgres.NewOperations(e.pool, nil),
 		Approvals: e.approvals,
 		Providers: providers,
 		Logger:    slog.New(slog.DiscardHandler),
@@ -396,7 +396,7 @@ func (e *env) approvalRow(id string) approvalRow {
 
 func (e *env) setRoute(operationID string, change catalog.RouteChange) {
 	e.t.Helper()
-	if _, err := store.NewCatalog(e.pool, nil).UpdateRoute(context.Background(), operationID, change, "test"); err != nil {
+	if _, err := postgres.NewCatalog(e.pool, nil).UpdateRoute(context.Background(), operationID, change, "test"); err != nil {
 		e.t.Fatal(err)
 	}
 	e.catalog.Invalidate()

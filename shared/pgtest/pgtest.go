@@ -26,7 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/helixhq/helix/shared/store"
+	"github.com/helixhq/helix/shared/postgres"
 )
 
 // Server is a Postgres server on which tests create databases.
@@ -98,7 +98,7 @@ func (s *Server) NewDatabase(t testing.TB) string {
 func (s *Server) NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	url := s.NewDatabase(t)
-	pool, err := store.Open(context.Background(), store.PoolConfig{URL: url, MaxConns: 32})
+	pool, err := postgres.Open(context.Background(), postgres.PoolConfig{URL: url, MaxConns: 32})
 	if err != nil {
 		t.Fatalf("pgtest: open pool: %v", err)
 	}

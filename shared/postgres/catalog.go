@@ -1,0 +1,118 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/money"
+)
+
+// Catalog reads and edits ai_models and ai_model_routes.
+type Catalog struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+var _ catalog.Source = (*Catalog)(nil)
+
+// NewCatalog returns the catalog repository.
+func NewCatalog(pool *pgxpool.Pool, now func() time.Time) *Catalog {
+	if now == nil {
+		now = time.Now
+	}
+	return &Catalog{pool: pool, now: now}
+}
+
+const modelColumns = `model_key, provider, api_model, display_name, input_nano_per_mtok,
+	output_nano_per_mtok, cached_input_nano_per_mtok, price_version, enabled, is_emergency,
+	updated_by, updated_at`
+
+const routeColumns = `operation_id, operation_name, primary_model, COALESCE(fallback_model, ''),
+	enabled, cost_criticality, requires_approval, max_output_tokens, avg_input_tokens,
+	avg_output_tokens, allow_emergency, notes, updated_by, updated_at`
+
+// LoadCatalog reads every model and route in one round trip.
+func (c *Catalog) LoadCatalog(ctx context.Context) (*catalog.Snapshot, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT ` + modelColumns + ` FROM ai_models`)
+	b.Queue(`SELECT ` + routeColumns + ` FROM ai_model_routes`)
+	res := c.pool.SendBatch(ctx, b)
+	defer res.Close()
+
+	rows, _ := res.Query()
+	models, err := pgx.CollectRows(rows, scanModel)
+	if err != nil {
+		return nil, fmt.Errorf("load models: %w", err)
+	}
+	rows, _ = res.Query()
+	routes, err := pgx.CollectRows(rows, scanRoute)
+	if err != nil {
+		return nil, fmt.Errorf("load routes: %w", err)
+	}
+	return catalog.NewSnapshot(models, routes, c.now()), nil
+}
+
+// UpdateRoute applies change to an operation's route inside one transaction, with the route
+// row locked, and records who changed it.
+func (c *Catalog) UpdateRoute(ctx context.Context, operationID string, change catalog.RouteChange, actor string) (catalog.Route, error) {
+	var out catalog.Route
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT `+routeColumns+` FROM ai_model_routes WHERE operation_id = $1 FOR UPDATE`, operationID)
+		r, err := pgx.CollectExactlyOneRow(rows, scanRoute)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return catalog.ErrUnknownOperation
+		}
+		if err != nil {
+			return err
+		}
+		rows, _ = tx.Query(ctx, `SELECT `+modelColumns+` FROM ai_models`)
+		list, err := pgx.CollectRows(rows, scanModel)
+		if err != nil {
+			return err
+		}
+		models := make(map[string]catalog.Model, len(list))
+		for _, m := range list {
+			models[m.Key] = m
+		}
+		if err := change.ApplyTo(&r, models); err != nil {
+			return err
+		}
+		rows, _ = tx.Query(ctx, `
+			UPDATE ai_model_routes
+			   SET primary_model = $2, fallback_model = NULLIF($3, ''), enabled = $4,
+			       requires_approval = $5, max_output_tokens = $6, cost_criticality = $7,
+			       updated_by = $8, updated_at = now()
+			 WHERE operation_id = $1
+			RETURNING `+routeColumns,
+			operationID, r.PrimaryModel, r.FallbackModel, r.Enabled, r.RequiresApproval,
+			r.MaxOutputTokens, string(r.Criticality), actor)
+		out, err = pgx.CollectExactlyOneRow(rows, scanRoute)
+		return err
+	})
+	return out, err
+}
+
+func scanModel(row pgx.CollectableRow) (catalog.Model, error) {
+	var m catalog.Model
+	var in, out, cached int64
+	err := row.Scan(&m.Key, &m.Provider, &m.APIModel, &m.DisplayName, &in, &out, &cached,
+		&m.PriceVersion, &m.Enabled, &m.Emergency, &m.UpdatedBy, &m.UpdatedAt)
+	m.InputPerMTok, m.OutputPerMTok, m.CachedInputPerMTok = money.Nano(in), money.Nano(out), money.Nano(cached)
+	return m, err
+}
+
+func scanRoute(row pgx.CollectableRow) (catalog.Route, error) {
+	var r catalog.Route
+	var crit string
+	err := row.Scan(&r.OperationID, &r.OperationName, &r.PrimaryModel, &r.FallbackModel, &r.Enabled,
+		&crit, &r.RequiresApproval, &r.MaxOutputTokens, &r.AvgInputTokens, &r.AvgOutputTokens,
+		&r.AllowEmergency, &r.Notes, &r.UpdatedBy, &r.UpdatedAt)
+	r.Criticality = catalog.Criticality(crit)
+	return r, err
+}

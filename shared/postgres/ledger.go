@@ -1,0 +1,260 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/money"
+)
+
+// Ledger is the Postgres budget ledger. Each operation is a single SQL statement whose
+// conditions are evaluated on the locked, latest row versions, so concurrency cannot break it.
+type Ledger struct {
+	pool     *pgxpool.Pool
+	defaults budget.Limits
+	now      func() time.Time
+}
+
+var _ budget.Ledger = (*Ledger)(nil)
+
+// NewLedger returns the ledger; defaults apply to users without their own limits.
+func NewLedger(pool *pgxpool.Pool, defaults budget.Limits, now func() time.Time) *Ledger {
+	if now == nil {
+		now = time.Now
+	}
+	return &Ledger{pool: pool, defaults: defaults, now: now}
+}
+
+// reserveSQL calls helix_reserve (migration 00004), the one statement that admits a
+// reservation: see the function's comment for how it stays atomic and idempotent.
+const reserveSQL = `SELECT o_held, o_replayed, o_limit, o_warning, o_spent, o_reserved
+  FROM helix_reserve($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// Reserve implements budget.Ledger.
+func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admission, error) {
+	if r.RequestID == "" || r.UserID == "" {
+		return budget.Admission{}, errors.New("reserve: request id and user id are required")
+	}
+	if r.Amount < 0 {
+		return budget.Admission{}, errors.New("reserve: negative amount")
+	}
+	now := l.now()
+	date := budget.DateOf(now)
+	ttl := r.TTL
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	for attempt := 0; ; attempt++ {
+		var held, replayed bool
+		var limit, warning, spent, reserved int64
+		err := l.pool.QueryRow(ctx, reserveSQL, r.RequestID, r.UserID, pgDate(date), int64(r.Amount),
+			int64(l.defaults.DailyLimit), int64(l.defaults.Warning), now, now.Add(ttl)).
+			Scan(&held, &replayed, &limit, &warning, &spent, &reserved)
+		if isUniqueViolation(err, "budget_reservations_pkey") && attempt == 0 {
+			continue // a concurrent twin reserved the same request id first: now it is a replay
+		}
+		if err != nil {
+			return budget.Admission{}, fmt.Errorf("reserve: %w", err)
+		}
+		day := budget.Day{
+			UserID:   r.UserID,
+			Date:     date,
+			Limits:   budget.Limits{DailyLimit: money.Nano(limit), Warning: money.Nano(warning)},
+			Spent:    money.Nano(spent),
+			Reserved: money.Nano(reserved),
+		}
+		switch {
+		case replayed:
+			return budget.Admission{Replayed: true, Day: day}, nil
+		case held:
+			return budget.Admission{Day: day}, nil
+		default:
+			return budget.Admission{}, &budget.ExceededError{Requested: r.Amount, Day: day}
+		}
+	}
+}
+
+// Settle implements budget.Ledger.
+func (l *Ledger) Settle(ctx context.Context, requestID string, actual money.Nano) error {
+	if actual < 0 {
+		return errors.New("settle: negative cost")
+	}
+	closed, err := finish(ctx, l.pool, "settle", requestID, actual, l.now(), nil)
+	if err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	if !closed {
+		return l.closedOrMissing(ctx, requestID)
+	}
+	return nil
+}
+
+// Release implements budget.Ledger.
+func (l *Ledger) Release(ctx context.Context, requestID string) error {
+	closed, err := finish(ctx, l.pool, "release", requestID, 0, l.now(), nil)
+	if err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	if !closed {
+		return l.closedOrMissing(ctx, requestID)
+	}
+	return nil
+}
+
+// closedOrMissing tells an idempotent replay (nil) from a request id never reserved.
+func (l *Ledger) closedOrMissing(ctx context.Context, requestID string) error {
+	var exists bool
+	if err := l.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM budget_reservations WHERE request_id = $1)`, requestID).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return budget.ErrNotReserved
+	}
+	return nil
+}
+
+const todaySQL = `SELECT o_limit, o_warning, o_spent, o_reserved FROM helix_budget_today($1, $2, $3, $4)`
+
+// Today implements budget.Ledger.
+func (l *Ledger) Today(ctx context.Context, userID string) (budget.Day, error) {
+	date := budget.DateOf(l.now())
+	var limit, warning, spent, reserved int64
+	err := l.pool.QueryRow(ctx, todaySQL, userID, pgDate(date), int64(l.defaults.DailyLimit), int64(l.defaults.Warning)).
+		Scan(&limit, &warning, &spent, &reserved)
+	if err != nil {
+		return budget.Day{}, fmt.Errorf("read budget: %w", err)
+	}
+	return budget.Day{
+		UserID:   userID,
+		Date:     date,
+		Limits:   budget.Limits{DailyLimit: money.Nano(limit), Warning: money.Nano(warning)},
+		Spent:    money.Nano(spent),
+		Reserved: money.Nano(reserved),
+	}, nil
+}
+
+// SetLimits implements budget.Ledger.
+func (l *Ledger) SetLimits(ctx context.Context, userID string, lim budget.Limits, actor string) (budget.Day, error) {
+	if err := lim.Validate(); err != nil {
+		return budget.Day{}, err
+	}
+	_, err := l.pool.Exec(ctx, `
+		INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by, updated_at)
+		VALUES ($1, $2, $3, $4, now())
+		ON CONFLICT (user_id) DO UPDATE
+		   SET daily_limit_nano = EXCLUDED.daily_limit_nano,
+		       warning_threshold_nano = EXCLUDED.warning_threshold_nano,
+		       updated_by = EXCLUDED.updated_by, updated_at = now()`,
+		userID, int64(lim.DailyLimit), int64(lim.Warning), actor)
+	if err != nil {
+		return budget.Day{}, fmt.Errorf("set limits: %w", err)
+	}
+	return l.Today(ctx, userID)
+}
+
+// updateLimitsSQL merges a partial limits update into the user's row (created with the defaults
+// just before, if missing). The UPDATE locks the row and computes from its latest version, so two
+// admins changing different fields at once cannot overwrite each other. @daily and @warning are
+// NULL when not given. (A single upsert would not do: Postgres checks the CHECK constraint on the
+// row it proposes to insert before it finds the conflict.)
+const updateLimitsSQL = `
+UPDATE user_budgets SET
+    daily_limit_nano = COALESCE(@daily::bigint, daily_limit_nano),
+    warning_threshold_nano = COALESCE(@warning::bigint,
+        CASE WHEN warning_threshold_nano > COALESCE(@daily::bigint, daily_limit_nano)
+             THEN COALESCE(@daily::bigint, daily_limit_nano) / 2
+             ELSE warning_threshold_nano END),
+    updated_by = @actor, updated_at = now()
+ WHERE user_id = @user_id`
+
+// UpdateLimits implements budget.Ledger.
+func (l *Ledger) UpdateLimits(ctx context.Context, userID string, daily, warning *money.Nano, actor string) (budget.Day, error) {
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING`,
+			userID, int64(l.defaults.DailyLimit), int64(l.defaults.Warning), actor); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, updateLimitsSQL, pgx.NamedArgs{
+			"user_id": userID, "daily": nullableNano(daily), "warning": nullableNano(warning), "actor": actor,
+		})
+		return err
+	})
+	if isCheckViolation(err) {
+		return budget.Day{}, budget.ErrInvalidLimits
+	}
+	if err != nil {
+		return budget.Day{}, fmt.Errorf("update limits: %w", err)
+	}
+	return l.Today(ctx, userID)
+}
+
+func nullableNano(n *money.Nano) *int64 {
+	if n == nil {
+		return nil
+	}
+	v := int64(*n)
+	return &v
+}
+
+// sweepSQL expires overdue reservations in batches. SKIP LOCKED leaves alone the ones a settle
+// or release holds right now; a settle that arrives after expiry still records its spend.
+const sweepSQL = `
+WITH due AS (
+    SELECT request_id FROM budget_reservations
+     WHERE status = 'reserved' AND expires_at < $1
+     ORDER BY expires_at
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE budget_reservations b
+       SET status = 'expired', closed_at = $1
+      FROM due
+     WHERE b.request_id = due.request_id
+    RETURNING b.user_id, b.day, b.amount_nano
+), per_day AS (
+    SELECT user_id, day, sum(amount_nano)::bigint AS amount FROM expired GROUP BY user_id, day
+), freed AS (
+    UPDATE budget_days d
+       SET reserved_nano = d.reserved_nano - per_day.amount, updated_at = now()
+      FROM per_day
+     WHERE d.user_id = per_day.user_id AND d.day = per_day.day
+    RETURNING 1
+)
+SELECT count(*) FROM expired`
+
+// sweepLockKey is the advisory lock that keeps sweeps single-file: two sweeps updating several
+// day rows in different orders could otherwise deadlock.
+const sweepLockKey = 0x68656c6978 // "helix"
+
+// SweepExpired implements budget.Ledger.
+func (l *Ledger) SweepExpired(ctx context.Context, max int) (int, error) {
+	if max <= 0 {
+		max = 1000
+	}
+	var n int
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		var got bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(sweepLockKey)).Scan(&got); err != nil {
+			return err
+		}
+		if !got {
+			return nil // another sweep is running; it will do the work
+		}
+		return tx.QueryRow(ctx, sweepSQL, l.now(), max).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweep reservations: %w", err)
+	}
+	return n, nil
+}
+
+func pgDate(t time.Time) pgtype.Date { return pgtype.Date{Time: t, Valid: true} }

@@ -1,0 +1,69 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helixhq/helix/shared/money"
+
+	"github.com/helixhq/helix/shared/oplog"
+)
+
+// Operations writes ai_operation_log together with the budget outcome of each call.
+type Operations struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// NewOperations returns the operation log repository.
+func NewOperations(pool *pgxpool.Pool, now func() time.Time) *Operations {
+	if now == nil {
+		now = time.Now
+	}
+	return &Operations{pool: pool, now: now}
+}
+
+var _ oplog.Writer = (*Operations)(nil)
+
+// Finish records an operation's outcome and, with Settle or Release, closes the request's
+// reservation in the same statement (helix_finish, migration 00004). Replaying it changes
+// nothing: the reservation closes once and the log row is keyed by request id.
+func (o *Operations) Finish(ctx context.Context, rec oplog.Record, outcome oplog.Outcome) error {
+	var name string
+	switch outcome {
+	case oplog.Settle:
+		name = "settle"
+	case oplog.Release:
+		name = "release"
+	case oplog.NoReservation:
+		name = "log"
+	default:
+		return fmt.Errorf("finish: unknown outcome %d", outcome)
+	}
+	if _, err := finish(ctx, o.pool, name, rec.RequestID, rec.Cost, o.now(), &rec); err != nil {
+		return fmt.Errorf("finish operation %s: %w", rec.RequestID, err)
+	}
+	return nil
+}
+
+// finish calls helix_finish; with rec nil it only closes the reservation (the ledger's Settle
+// and Release), else it also writes rec's log row. It reports whether it closed a reservation.
+func finish(ctx context.Context, pool *pgxpool.Pool, outcome, requestID string, cost money.Nano, now time.Time, rec *oplog.Record) (bool, error) {
+	var op, user, model, provider, providerReq, priceVersion, errorCode *string
+	var in, out, cached, reasoning, latency int64
+	var success, fallback bool
+	if rec != nil {
+		op, user, model, provider = &rec.OperationID, &rec.UserID, &rec.Model, &rec.Provider
+		providerReq, priceVersion, errorCode = &rec.ProviderRequestID, &rec.PriceVersion, &rec.ErrorCode
+		in, out, cached, reasoning = rec.Usage.InputTokens, rec.Usage.OutputTokens, rec.Usage.CachedInputTokens, rec.Usage.ReasoningTokens
+		latency, success, fallback = rec.Latency.Milliseconds(), rec.Success, rec.FallbackUsed
+	}
+	var closed bool
+	err := pool.QueryRow(ctx, `SELECT helix_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		outcome, requestID, int64(cost), now, op, user, model, provider, providerReq,
+		in, out, cached, reasoning, priceVersion, latency, success, errorCode, fallback).Scan(&closed)
+	return closed, err
+}
