@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/routeapp"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/llm/providers"
-	"github.com/helixhq/helix/shared/app/routeapp"
 )
 
 func main() {

@@ -19,8 +19,8 @@ import (
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/config"
 	"github.com/helixhq/helix/shared/execute"
-	"github.com/helixhq/helix/shared/secrets"
 	"github.com/helixhq/helix/shared/postgres"
+	"github.com/helixhq/helix/shared/secrets"
 	"github.com/helixhq/helix/shared/toggles"
 )
 

@@ -20,8 +20,8 @@ import (
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/money"
-	"github.com/helixhq/helix/shared/router"
 	"github.com/helixhq/helix/shared/postgres"
+	"github.com/helixhq/helix/shared/router"
 )
 
 func TestSuccessOnPrimaryChargesTheExactCost(t *testing.T) {

@@ -3,8 +3,8 @@ package budgetapp
 
 import (
 	"github.com/helixhq/helix/shared/app"
-	"github.com/helixhq/helix/shared/httpapi/budgetapi"
 	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/httpapi/budgetapi"
 )
 
 // Mount registers what the budget function serves on srv.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/helixhq/helix/shared/apitest"
 	"github.com/helixhq/helix/shared/budget"
-	"github.com/helixhq/helix/shared/httpapi/budgetapi"
 	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/httpapi/budgetapi"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/postgres"
 )

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/helixhq/helix/shared/httpapi/budgetapi"
 	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/httpapi/budgetapi"
 	"github.com/helixhq/helix/shared/money"
 )
 

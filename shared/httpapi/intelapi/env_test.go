@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/helixhq/helix/shared/apitest"
+	"github.com/helixhq/helix/shared/app/routeapp/routeapptest"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/llm"
-	"github.com/helixhq/helix/shared/app/routeapp/routeapptest"
 )
 
 // env is the route function served over HTTP on its own database, with the real provider

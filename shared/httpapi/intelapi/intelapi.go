@@ -8,9 +8,9 @@ import (
 	"net/http"
 
 	"github.com/helixhq/helix/shared/auth"
-	"github.com/helixhq/helix/shared/httpapi/execapi"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/httpapi/execapi"
 	"github.com/helixhq/helix/shared/intelligence"
 	"github.com/helixhq/helix/shared/money"
 )

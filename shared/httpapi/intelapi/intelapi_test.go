@@ -9,12 +9,12 @@ import (
 	"testing"
 
 	"github.com/helixhq/helix/shared/apitest"
+	"github.com/helixhq/helix/shared/app/routeapp/routeapptest"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/intelligence"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/llm/llmtest"
 	"github.com/helixhq/helix/shared/llm/offline"
-	"github.com/helixhq/helix/shared/app/routeapp/routeapptest"
 )
 
 // opCase is one intelligence endpoint with a valid request, the JSON its primary model answers,

@@ -14,9 +14,9 @@ import (
 
 	"github.com/helixhq/helix/shared/auth"
 	"github.com/helixhq/helix/shared/catalog"
-	"github.com/helixhq/helix/shared/httpapi/execapi"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/httpapi/execapi"
 	"github.com/helixhq/helix/shared/llm"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/httpapi"
-	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/httpapi/routeapi"
+	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/postgres"
 )
 

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/apitest"
+	"github.com/helixhq/helix/shared/app/routeapp"
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/llm"
@@ -23,7 +24,6 @@ import (
 	"github.com/helixhq/helix/shared/llm/llmtest"
 	"github.com/helixhq/helix/shared/llm/openaicompat"
 	"github.com/helixhq/helix/shared/money"
-	"github.com/helixhq/helix/shared/app/routeapp"
 	"github.com/helixhq/helix/shared/postgres"
 )
 
