@@ -12,22 +12,22 @@ import (
 
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/budgetapp"
+	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/lambdaio"
 )
 
 func main() {
-	ctx := context.Background()
-	base, err := app.Boot(ctx, app.Options{Function: "budget", Environ: os.Environ(), LogOut: os.Stdout})
+	a, err := httpapp.Boot(context.Background(), app.Options{Function: "budget", Environ: os.Environ(), LogOut: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "budget: cold start failed:", err)
 		os.Exit(1)
 	}
-	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(base), base.Log), lambda.WithEnableSIGTERM(base.Pool.Close))
+	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(a), a.Log), lambda.WithEnableSIGTERM(a.Pool.Close))
 }
 
 // newHandler builds the function's HTTP handler; tests invoke it with real API Gateway events.
-func newHandler(base *app.Base) http.Handler {
-	srv := base.NewServer(base.Toggles())
-	budgetapp.Mount(base, srv)
+func newHandler(a *httpapp.App) http.Handler {
+	srv := a.NewServer(budgetapp.MaintenanceExempt...)
+	budgetapp.Mount(a, srv)
 	return srv
 }

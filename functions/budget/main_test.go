@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/helixhq/helix/shared/apitest"
-	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/lambdatest"
 	"github.com/helixhq/helix/shared/pgtest"
@@ -47,13 +47,13 @@ var wantRoutes = []string{
 	"PUT /admin/budgets/{user_id}",
 }
 
-// newBase builds what app.Boot would, over a fresh database.
-func newBase(t *testing.T) *app.Base {
+// newApp builds what httpapp.Boot would, over a fresh database.
+func newApp(t *testing.T) *httpapp.App {
 	t.Helper()
-	return fn.NewBase(t, pg.NewPool(t))
+	return fn.NewApp(t, pg.NewPool(t))
 }
 
-func lambdaHandler(base *app.Base) lambda.Handler {
+func lambdaHandler(base *httpapp.App) lambda.Handler {
 	return lambda.NewHandler(lambdaio.HTTPHandler(newHandler(base), base.Log))
 }
 
@@ -125,7 +125,7 @@ func TestSampleEvents(t *testing.T) {
 				t.Fatalf("no check for %s: add one", name)
 			}
 			raw, _ := fn.Load(t, name)
-			resp := lambdatest.Invoke(t, lambdaHandler(newBase(t)), raw)
+			resp := lambdatest.Invoke(t, lambdaHandler(newApp(t)), raw)
 			if resp.Headers["X-Request-Id"] == "" {
 				t.Errorf("no X-Request-Id header")
 			}
@@ -203,14 +203,14 @@ func TestModifiedEvents(t *testing.T) {
 				ev.RequestContext.HTTP.Method = "POST"
 			}},
 	}
-	fn.RunCases(t, func(t *testing.T) lambda.Handler { return lambdaHandler(newBase(t)) }, cases)
+	fn.RunCases(t, func(t *testing.T) lambda.Handler { return lambdaHandler(newApp(t)) }, cases)
 }
 
 // TestLimitUpdateIsWhatTheUserSees runs sample events against one database: after the admin's
 // update, the user's own budget and the admin view both show the new limits, and another user
 // keeps the defaults.
 func TestLimitUpdateIsWhatTheUserSees(t *testing.T) {
-	h := lambdaHandler(newBase(t))
+	h := lambdaHandler(newApp(t))
 	put, _ := fn.Load(t, "put-admin-budget.json")
 	lambdatest.JSONBody(t, lambdatest.Invoke(t, h, put), 200)
 
@@ -238,14 +238,15 @@ func TestLimitUpdateIsWhatTheUserSees(t *testing.T) {
 func TestMaintenanceMode(t *testing.T) {
 	for _, source := range []string{"table", "environment"} {
 		t.Run(source, func(t *testing.T) {
-			base := newBase(t)
+			var base *httpapp.App
 			if source == "table" {
+				base = newApp(t)
 				if _, err := base.Pool.Exec(t.Context(),
 					`UPDATE feature_toggles SET enabled = true WHERE toggle_key = 'ENABLE_MAINTENANCE_MODE'`); err != nil {
 					t.Fatal(err)
 				}
 			} else {
-				base.ToggleEnv = map[string]bool{"ENABLE_MAINTENANCE_MODE": true}
+				base = fn.NewAppEnv(t, map[string]string{"ENABLE_MAINTENANCE_MODE": "true"}, pg.NewPool(t))
 			}
 			h := lambdaHandler(base)
 			put, _ := fn.Load(t, "put-admin-budget.json")

@@ -1,6 +1,6 @@
 // Command route is the route Lambda: routing decisions and cost estimates, the intelligence
-// operations, the OpenAI-compatible API, and route, approval and toggle administration, behind
-// API Gateway (HTTP API, payload v2).
+// operations, the OpenAI-compatible API, and route, model, approval and toggle administration,
+// behind API Gateway (HTTP API, payload v2).
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/app/routeapp"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/lambdaio"
@@ -20,23 +21,22 @@ import (
 
 func main() {
 	ctx := context.Background()
-	base, err := app.Boot(ctx, app.Options{Function: "route", Environ: os.Environ(), LogOut: os.Stdout})
+	a, err := httpapp.Boot(ctx, app.Options{Function: "route", Environ: os.Environ(), LogOut: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "route: cold start failed:", err)
 		os.Exit(1)
 	}
-	registry, err := providers.FromEnv(ctx, base.Getenv, providers.NewHTTPClient())
+	registry, err := providers.New(ctx, a.Config.Providers, providers.NewHTTPClient())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "route: providers:", err)
 		os.Exit(1)
 	}
-	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(base, registry), base.Log), lambda.WithEnableSIGTERM(base.Pool.Close))
+	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(a, registry), a.Log), lambda.WithEnableSIGTERM(a.Pool.Close))
 }
 
 // newHandler builds the function's HTTP handler; tests invoke it with real API Gateway events.
-func newHandler(base *app.Base, providers execute.Providers) http.Handler {
-	tg := base.Toggles()
-	srv := base.NewServer(tg)
-	routeapp.Mount(base, srv, tg, providers)
+func newHandler(a *httpapp.App, providers execute.Providers) http.Handler {
+	srv := a.NewServer(routeapp.MaintenanceExempt...)
+	routeapp.Mount(a, srv, providers)
 	return srv
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/helixhq/helix/shared/apitest"
-	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/lambdatest"
 	"github.com/helixhq/helix/shared/llm"
@@ -72,13 +72,13 @@ var wantRoutes = []string{
 	"PUT /admin/toggles/{key}",
 }
 
-// newBase builds what app.Boot would, over a fresh database.
-func newBase(t *testing.T) *app.Base {
+// newApp builds what httpapp.Boot would, over a fresh database.
+func newApp(t *testing.T) *httpapp.App {
 	t.Helper()
-	return fn.NewBase(t, pg.NewPool(t))
+	return fn.NewApp(t, pg.NewPool(t))
 }
 
-func lambdaHandler(base *app.Base) lambda.Handler {
+func lambdaHandler(base *httpapp.App) lambda.Handler {
 	// Every provider answers from the offline model: these tests exercise the Lambda adapter and
 	// the routes, not the providers (the pipeline's own tests cover those).
 	providers := llm.NewRegistry().WithOfflineFallback(offline.New(), true)
@@ -93,13 +93,13 @@ func TestEventFiles(t *testing.T) {
 
 // env is one handler over one fresh database, for tests that send several events in a row.
 type env struct {
-	base *app.Base
+	base *httpapp.App
 	h    lambda.Handler
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	base := newBase(t)
+	base := newApp(t)
 	return &env{base: base, h: lambdaHandler(base)}
 }
 
@@ -771,21 +771,23 @@ func TestModifiedEvents(t *testing.T) {
 			Fields: map[string]string{"error.type": "permission_error"}},
 		{Name: "chat completion pinned to an operation", Event: chat, Edit: withBodyField(t, "model", "helix/analytics-summary"), Status: 200,
 			Fields: map[string]string{"model": "gemini_flash", "object": "chat.completion"}},
-		{Name: "chat completion pinned to a model", Event: chat, Edit: withBodyField(t, "model", "claude"), Status: 200,
-			Fields: map[string]string{"model": "claude"}},
+		{Name: "chat completion pinned to a model", Event: chat, Edit: withBodyField(t, "model", "gemini_flash"), Status: 200,
+			Fields: map[string]string{"model": "gemini_flash"}},
+		{Name: "chat completion pinned to the emergency model by a user", Event: chat, Edit: withBodyField(t, "model", "claude"), Status: 403,
+			Code: "model_not_allowed", Fields: map[string]string{"error.type": "permission_error"}},
 		{Name: "chat completion without messages", Event: chat, Edit: body(`{"model":"auto","messages":[]}`), Status: 400, Code: "missing_field",
 			Fields: map[string]string{"error.type": "invalid_request_error", "error.param": "messages"}},
 		{Name: "chat completion with streaming", Event: chat, Edit: withBodyField(t, "stream", true), Status: 400, Code: "unsupported_parameter",
 			Fields: map[string]string{"error.param": "stream"}},
 		{Name: "chat completion with a misspelt parameter", Event: chat, Edit: withBodyField(t, "max_token", 10), Status: 400, Code: "unknown_field"},
 	}
-	fn.RunCases(t, func(t *testing.T) lambda.Handler { return lambdaHandler(newBase(t)) }, cases)
+	fn.RunCases(t, func(t *testing.T) lambda.Handler { return lambdaHandler(newApp(t)) }, cases)
 }
 
 // TestRouteUpdateChangesRouting runs two sample events against one database: the admin's route
 // update is what the next routing decision uses.
 func TestRouteUpdateChangesRouting(t *testing.T) {
-	h := lambdaHandler(newBase(t))
+	h := lambdaHandler(newApp(t))
 	raw, _ := fn.Load(t, "post-ai-router-route.json")
 	before := lambdatest.JSONBody(t, lambdatest.Invoke(t, h, raw), 200)
 	lambdatest.WantFields(t, before, map[string]string{"max_output_tokens": "1024"})

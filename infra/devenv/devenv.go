@@ -2,28 +2,24 @@
 // one is accepted by the other. They are for a laptop only: a deployment sets its own.
 package devenv
 
-// Default returns the local-development value of an environment variable, or "".
-func Default(key string) string {
-	switch key {
-	case "HELIX_JWT_SECRET":
-		return "helix-local-dev-secret-do-not-use-in-production"
-	case "HELIX_JWT_ISSUER":
-		return "helix-local"
-	case "HELIX_JWT_AUDIENCE":
-		return "helix"
-	case "HELIX_OFFLINE":
+// Defaults are the local-development values of the variables the environment does not set.
+func Defaults() map[string]string {
+	return map[string]string{
+		"HELIX_JWT_SECRET":   "helix-local-dev-secret-do-not-use-in-production",
+		"HELIX_JWT_ISSUER":   "helix-local",
+		"HELIX_JWT_AUDIENCE": "helix",
 		// Providers without a key answer from the offline model, so everything works with none.
-		return "fallback"
+		"HELIX_OFFLINE": "fallback",
 	}
-	return ""
 }
 
-// Getenv returns a getenv that falls back to Default.
+// Getenv returns a getenv that falls back to Defaults.
 func Getenv(getenv func(string) string) func(string) string {
+	defaults := Defaults()
 	return func(k string) string {
 		if v := getenv(k); v != "" {
 			return v
 		}
-		return Default(k)
+		return defaults[k]
 	}
 }

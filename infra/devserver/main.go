@@ -7,22 +7,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/helixhq/helix/shared/llm"
-	"github.com/helixhq/helix/shared/llm/providers"
-
-	"github.com/helixhq/helix/infra/migrations"
-
 	"github.com/helixhq/helix/infra/devenv"
+	"github.com/helixhq/helix/infra/migrations"
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/budgetapp"
+	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/app/routeapp"
+	"github.com/helixhq/helix/shared/llm"
+	"github.com/helixhq/helix/shared/llm/providers"
 )
 
 func main() {
@@ -35,35 +36,34 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	getenv := devenv.Getenv(os.Getenv)
-	if err := migrations.Up(ctx, getenv("DATABASE_URL"), nil); err != nil {
+	if err := migrations.Up(ctx, devenv.Getenv(os.Getenv)("DATABASE_URL"), nil); err != nil {
 		return err
 	}
-	base, err := app.Boot(ctx, app.Options{Function: "dev", Environ: os.Environ(), Defaults: devenv.Default, LogOut: os.Stdout})
+	a, err := httpapp.Boot(ctx, app.Options{Function: "dev", Environ: os.Environ(), Defaults: devenv.Defaults(), LogOut: os.Stdout})
 	if err != nil {
 		return err
 	}
-	defer base.Pool.Close()
-	registry, err := providers.FromEnv(ctx, base.Getenv, providers.NewHTTPClient())
+	defer a.Pool.Close()
+	registry, err := providers.New(ctx, a.Config.Providers, providers.NewHTTPClient())
 	if err != nil {
 		return err
 	}
 
 	// One server for every HTTP function: their routes do not overlap.
-	tg := base.Toggles()
-	srv := base.NewServer(tg)
-	routeapp.Mount(base, srv, tg, registry)
-	budgetapp.Mount(base, srv)
-	base.MountHealth(srv)
+	srv := a.NewServer(slices.Concat(routeapp.MaintenanceExempt, budgetapp.MaintenanceExempt)...)
+	routeapp.Mount(a, srv, registry)
+	budgetapp.Mount(a, srv)
+	a.MountHealth(srv)
 
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "3000"
+	// Take the port before saying where Helix runs: a port in use is an error, not an announcement.
+	addr := fmt.Sprintf("127.0.0.1:%d", a.Config.HTTP.Port)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set PORT to use another port): %w", addr, err)
 	}
-	addr := "127.0.0.1:" + port
-	hs := &http.Server{Addr: addr, Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
+	go func() { errc <- hs.Serve(ln) }()
 
 	fmt.Printf(`
 Helix is running at http://%s  (models: %s)

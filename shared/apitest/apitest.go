@@ -1,5 +1,5 @@
 // Package apitest runs Helix's HTTP APIs in tests and talks to them: the HS256 tokens a test
-// server trusts, the app.Base that app.Boot would build over a test database, a server on a
+// server trusts, the httpapp.App that httpapp.Boot would build over a test database, a server on a
 // local port whose log goes to the test log, and requests whose whole response is read.
 //
 //	tokens := apitest.Tokens{Secret: "…32 bytes or more…", Issuer: "https://auth.test/", Audience: "helix-test"}
@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/auth"
 	"github.com/helixhq/helix/shared/config"
 )
@@ -66,13 +67,22 @@ func Sign(t testing.TB, spec auth.TokenSpec) string {
 // unless it says otherwise.
 func Config(t testing.TB, k Tokens) config.Config {
 	t.Helper()
+	return ConfigEnv(t, k, nil)
+}
+
+// ConfigEnv is Config with more variables set (ENABLE_MAINTENANCE_MODE=true, say).
+func ConfigEnv(t testing.TB, k Tokens, env map[string]string) config.Config {
+	t.Helper()
 	vars := map[string]string{
 		"DATABASE_URL":       "postgres://unused.invalid/helix", // tests hand in their own pool instead
 		"HELIX_JWT_SECRET":   k.Secret,
 		"HELIX_JWT_ISSUER":   k.Issuer,
 		"HELIX_JWT_AUDIENCE": k.Audience,
 	}
-	cfg, err := config.Load(func(name string) string { return vars[name] })
+	for name, v := range env {
+		vars[name] = v
+	}
+	cfg, err := config.Load(vars, config.Parts{HTTP: true})
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -89,11 +99,11 @@ func Authenticator(t testing.TB, k Tokens) *auth.Authenticator {
 func authenticator(t testing.TB, cfg config.Config) *auth.Authenticator {
 	t.Helper()
 	authn, err := auth.New(t.Context(), auth.Config{
-		HS256Secret: []byte(cfg.Auth.HS256Secret),
-		Issuer:      cfg.Auth.Issuer,
-		Audience:    cfg.Auth.Audience,
-		AdminClaim:  cfg.Auth.AdminClaim,
-		AdminValue:  cfg.Auth.AdminValue,
+		HS256Secret: []byte(cfg.HTTP.Auth.HS256Secret),
+		Issuer:      cfg.HTTP.Auth.Issuer,
+		Audience:    cfg.HTTP.Auth.Audience,
+		AdminClaim:  cfg.HTTP.Auth.AdminClaim,
+		AdminValue:  cfg.HTTP.Auth.AdminValue,
 	})
 	if err != nil {
 		t.Fatalf("auth: %v", err)
@@ -101,12 +111,21 @@ func authenticator(t testing.TB, cfg config.Config) *auth.Authenticator {
 	return authn
 }
 
-// NewBase builds what app.Boot would, minus the secret resolution and the pool it opens:
+// NewApp builds what httpapp.Boot would, minus the secret resolution and the pool it opens:
 // Config(t, k), an authenticator for k's tokens, pool and log.
-func NewBase(t testing.TB, k Tokens, pool *pgxpool.Pool, log *slog.Logger) *app.Base {
+func NewApp(t testing.TB, k Tokens, pool *pgxpool.Pool, log *slog.Logger) *httpapp.App {
 	t.Helper()
-	cfg := Config(t, k)
-	return &app.Base{Config: cfg, Log: log, Pool: pool, Auth: authenticator(t, cfg)}
+	return NewAppEnv(t, k, nil, pool, log)
+}
+
+// NewAppEnv is NewApp with more variables in the environment (see ConfigEnv).
+func NewAppEnv(t testing.TB, k Tokens, env map[string]string, pool *pgxpool.Pool, log *slog.Logger) *httpapp.App {
+	t.Helper()
+	a, err := httpapp.New(t.Context(), &app.Core{Config: ConfigEnv(t, k, env), Log: log, Pool: pool})
+	if err != nil {
+		t.Fatalf("httpapp: %v", err)
+	}
+	return a
 }
 
 // Log is a server log that sends warnings and errors to the test log, where a failing test

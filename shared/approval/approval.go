@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"time"
 
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/money"
 )
 
@@ -43,14 +43,14 @@ type Approval struct {
 // Errors of approvals.
 var (
 	// ErrNotFound also covers another user's approval, so ids of others are not revealed.
-	ErrNotFound = errors.New("approval not found")
+	ErrNotFound = fault.New(fault.ApprovalNotFound, "no such approval for this user")
 	// ErrNotPending: approving or rejecting an approval already decided or expired.
-	ErrNotPending = errors.New("approval is not pending")
+	ErrNotPending = fault.New(fault.ApprovalNotPending, "the approval was already decided or has expired")
 	// ErrNotUsable: running with an approval that is not approved (pending, rejected, used or
 	// expired).
-	ErrNotUsable = errors.New("approval is not usable")
+	ErrNotUsable = fault.New(fault.ApprovalNotUsable, "the approval is pending, rejected, expired or already used")
 	// ErrMismatch: the approval was granted for a different request.
-	ErrMismatch = errors.New("approval was granted for a different request")
+	ErrMismatch = fault.New(fault.ApprovalMismatch, "the approval was granted for a different request; re-send the exact request that was held")
 )
 
 // Claim identifies the execution that wants to use an approval.

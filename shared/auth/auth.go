@@ -20,6 +20,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/helixhq/helix/shared/ident"
 )
 
 // Principal is the authenticated caller.
@@ -28,11 +30,58 @@ type Principal struct {
 	Admin  bool
 }
 
-// Errors a client can cause; both mean 401.
+// Errors a client can cause; both mean 401. Every verification failure wraps ErrInvalidToken
+// with a reason in plain words (expired, wrong audience, bad signature, ...): safe to show, since
+// it never holds the token or a library's internals.
 var (
 	ErrMissingToken = errors.New("missing bearer token")
 	ErrInvalidToken = errors.New("invalid token")
 )
+
+// Why the key provider found no key; classified into reasons by invalid.
+var (
+	errAlgorithm       = errors.New("algorithm not accepted")
+	errNoKid           = errors.New("no kid")
+	errUnknownKid      = errors.New("unknown kid")
+	errKeyMismatch     = errors.New("key does not fit")
+	errJWKSUnavailable = errors.New("JWKS unavailable")
+)
+
+// invalid is the client-facing error of a failed verification.
+func invalid(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidToken, reason) }
+
+// reasonOf says in plain words why jwt.ParseString refused a token.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, jwt.TokenExpiredError()):
+		return "the token has expired"
+	case errors.Is(err, jwt.TokenNotYetValidError()):
+		return "the token is not valid yet (nbf is in the future)"
+	case errors.Is(err, jwt.InvalidIssuedAtError()):
+		return "the token was issued in the future (iat)"
+	case errors.Is(err, jwt.InvalidIssuerError()):
+		return "the token's issuer (iss) is not the one this server trusts"
+	case errors.Is(err, jwt.InvalidAudienceError()):
+		return "the token's audience (aud) is not this API"
+	case errors.Is(err, jwt.MissingRequiredClaimError()):
+		return "the token lacks a required claim (exp and sub are required)"
+	case errors.Is(err, errAlgorithm):
+		return "the token is signed with an algorithm this server does not accept"
+	case errors.Is(err, errNoKid):
+		return "the token names no signing key (kid)"
+	case errors.Is(err, errUnknownKid):
+		return "the token's signing key (kid) is not in the issuer's key set"
+	case errors.Is(err, errKeyMismatch):
+		return "the token's signing key does not fit its algorithm"
+	case errors.Is(err, errJWKSUnavailable):
+		return "the issuer's signing keys could not be fetched; retry"
+	case errors.Is(err, jws.VerificationError()):
+		return "the token's signature does not verify"
+	case errors.Is(err, jwt.ValidateError()):
+		return "the token's claims are not valid"
+	}
+	return "the token is malformed (not a signed JWT)"
+}
 
 // Config configures verification and the admin rule.
 type Config struct {
@@ -75,8 +124,10 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	if len(cfg.HS256Secret) == 0 && cfg.JWKSURL == "" {
 		return nil, errors.New("auth: configure an HS256 secret, a JWKS URL, or both")
 	}
-	if len(cfg.HS256Secret) > 0 && len(cfg.HS256Secret) < 32 {
-		return nil, errors.New("auth: the HS256 secret must be at least 32 bytes")
+	if len(cfg.HS256Secret) > 0 {
+		if err := CheckHS256Secret(cfg.HS256Secret); err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
+		}
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
@@ -105,6 +156,19 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
+// MinHS256SecretLen is the shortest HS256 secret accepted: RFC 7518 wants a key at least as long
+// as the hash (256 bits).
+const MinHS256SecretLen = 32
+
+// CheckHS256Secret says whether secret is long enough to sign and verify with; `make token`
+// checks it too, so it refuses to mint a token the server would not accept.
+func CheckHS256Secret(secret []byte) error {
+	if len(secret) < MinHS256SecretLen {
+		return fmt.Errorf("the HS256 secret (HELIX_JWT_SECRET) must be at least %d bytes, got %d", MinHS256SecretLen, len(secret))
+	}
+	return nil
+}
+
 func asymmetric(alg jwa.SignatureAlgorithm) bool {
 	switch alg {
 	case jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512(),
@@ -120,7 +184,7 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Principal, er
 		return Principal{}, ErrMissingToken
 	}
 	if len(token) > 16<<10 {
-		return Principal{}, fmt.Errorf("%w: too long", ErrInvalidToken)
+		return Principal{}, invalid("the token is too long")
 	}
 	now := time.Now()
 	if p, ok := a.verified.get(token, now); ok {
@@ -137,11 +201,11 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Principal, er
 		jwt.WithRequiredClaim("sub"),
 	)
 	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		return Principal{}, invalid(reasonOf(err))
 	}
 	sub, _ := tok.Subject()
-	if sub == "" {
-		return Principal{}, fmt.Errorf("%w: empty sub", ErrInvalidToken)
+	if err := ident.Check(sub); err != nil {
+		return Principal{}, invalid("the token's sub is not a usable user id: it " + err.Error())
 	}
 	p := Principal{UserID: sub, Admin: a.isAdmin(sub, tokenClaim(tok, a.cfg.AdminClaim))}
 	if exp, ok := tok.Expiration(); ok {
@@ -157,35 +221,35 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Principal, er
 func (a *Authenticator) keys(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 	alg, ok := sig.ProtectedHeaders().Algorithm()
 	if !ok {
-		return errors.New("token has no alg")
+		return fmt.Errorf("%w: token has no alg", errAlgorithm)
 	}
 	if alg == jwa.HS256() {
 		if len(a.cfg.HS256Secret) == 0 {
-			return errors.New("HS256 tokens are not accepted")
+			return fmt.Errorf("%w: HS256 tokens are not accepted", errAlgorithm)
 		}
 		sink.Key(jwa.HS256(), a.cfg.HS256Secret)
 		return nil
 	}
 	if a.cache == nil || !slices.Contains(a.algs, alg) {
-		return fmt.Errorf("algorithm %s is not accepted", alg)
+		return fmt.Errorf("%w: %s", errAlgorithm, alg)
 	}
 	kid, ok := sig.ProtectedHeaders().KeyID()
 	if !ok || kid == "" {
-		return errors.New("token has no kid")
+		return errNoKid
 	}
 	key, err := a.lookupKey(ctx, kid)
 	if err != nil {
 		return err
 	}
 	if ka, ok := key.Algorithm(); ok && ka.String() != alg.String() {
-		return fmt.Errorf("key %s is for %s, not %s", kid, ka, alg)
+		return fmt.Errorf("%w: key %s is for %s, not %s", errKeyMismatch, kid, ka, alg)
 	}
 	var raw any
 	if err := jwk.Export(key, &raw); err != nil {
-		return fmt.Errorf("key %s: %w", kid, err)
+		return fmt.Errorf("%w: key %s: %w", errKeyMismatch, kid, err)
 	}
 	if !keyFits(alg, raw) {
-		return fmt.Errorf("key %s does not fit %s", kid, alg)
+		return fmt.Errorf("%w: key %s does not fit %s", errKeyMismatch, kid, alg)
 	}
 	sink.Key(alg, raw)
 	return nil
@@ -206,10 +270,10 @@ func (a *Authenticator) lookupKey(ctx context.Context, kid string) (jwk.Key, err
 		}
 		if err != nil {
 			if !a.allow(&a.lastRetry, 10*time.Second) {
-				return nil, fmt.Errorf("JWKS unavailable: %w", err)
+				return nil, fmt.Errorf("%w: %w", errJWKSUnavailable, err)
 			}
 			if set, err = a.cache.Refresh(ctx, a.cfg.JWKSURL); err != nil {
-				return nil, fmt.Errorf("JWKS unavailable: %w", err)
+				return nil, fmt.Errorf("%w: %w", errJWKSUnavailable, err)
 			}
 		}
 	}
@@ -217,15 +281,15 @@ func (a *Authenticator) lookupKey(ctx context.Context, kid string) (jwk.Key, err
 		return key, nil
 	}
 	if !a.allow(&a.lastRefresh, time.Minute) {
-		return nil, fmt.Errorf("unknown kid %q", kid)
+		return nil, fmt.Errorf("%w %q", errUnknownKid, kid)
 	}
 	if set, err = a.cache.Refresh(ctx, a.cfg.JWKSURL); err != nil {
-		return nil, fmt.Errorf("JWKS unavailable: %w", err)
+		return nil, fmt.Errorf("%w: %w", errJWKSUnavailable, err)
 	}
 	if key, ok := set.LookupKeyID(kid); ok {
 		return key, nil
 	}
-	return nil, fmt.Errorf("unknown kid %q", kid)
+	return nil, fmt.Errorf("%w %q", errUnknownKid, kid)
 }
 
 // allow lets one forced key-set fetch through per interval, so a stream of bogus kids or an
@@ -257,7 +321,10 @@ func keyFits(alg jwa.SignatureAlgorithm, raw any) bool {
 func (a *Authenticator) FromGatewayClaims(claims map[string]string) (Principal, error) {
 	sub := claims["sub"]
 	if sub == "" {
-		return Principal{}, fmt.Errorf("%w: authorizer claims carry no sub", ErrInvalidToken)
+		return Principal{}, invalid("the authorizer's claims carry no sub")
+	}
+	if err := ident.Check(sub); err != nil {
+		return Principal{}, invalid("the token's sub is not a usable user id: it " + err.Error())
 	}
 	var values []string
 	if v, ok := claims[a.cfg.AdminClaim]; ok {

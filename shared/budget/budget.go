@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/money"
 )
 
@@ -110,8 +111,19 @@ func (e *ExceededError) Error() string {
 		e.Requested, e.Day.Remaining(), e.Day.Limits.DailyLimit)
 }
 
+// Fault is what the caller is told: the amounts, and when the budget resets.
+func (e *ExceededError) Fault() *fault.Error {
+	return &fault.Error{Code: fault.BudgetExceeded,
+		Message: "this call could cost up to $" + e.Requested.String() + " but only $" +
+			e.Day.Remaining().String() + " of today's budget remains",
+		Details: map[string]any{
+			"daily_limit": e.Day.Limits.DailyLimit, "remaining": e.Day.Remaining(),
+			"requested": e.Requested, "resets_at": e.Day.ResetsAt(),
+		}}
+}
+
 // ErrInvalidLimits is returned when a warning threshold would exceed the daily limit.
-var ErrInvalidLimits = errors.New("warning_threshold must not exceed daily_limit")
+var ErrInvalidLimits = fault.New(fault.InvalidField, "warning_threshold must not exceed the daily_limit (send both to change both)")
 
 // ErrNotReserved is returned when settling or releasing a request id that was never reserved.
 var ErrNotReserved = errors.New("no reservation for this request id")

@@ -4,10 +4,10 @@
 package catalog
 
 import (
-	"errors"
 	"sort"
 	"time"
 
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/money"
 )
 
@@ -40,8 +40,22 @@ type Model struct {
 	PriceVersion       string
 	Enabled            bool
 	Emergency          bool
-	UpdatedBy          string
-	UpdatedAt          time.Time
+	// DirectAccess: ordinary users may name the model directly (/v1 model "deepseek") instead of
+	// reaching it through an operation's route. Admins always may.
+	DirectAccess bool
+	UpdatedBy    string
+	UpdatedAt    time.Time
+}
+
+// Price is one price version of a model, in nano-USD per million tokens.
+type Price struct {
+	Version            string
+	InputPerMTok       money.Nano
+	OutputPerMTok      money.Nano
+	CachedInputPerMTok money.Nano
+	EffectiveFrom      time.Time
+	EffectiveUntil     time.Time // zero while in force
+	CreatedBy          string
 }
 
 // Usable reports whether calls can be routed to the model.
@@ -96,9 +110,11 @@ const (
 
 // Errors of the catalog.
 var (
-	ErrUnknownOperation = errors.New("unknown operation")
-	ErrUnknownModel     = errors.New("unknown model")
-	ErrInvalidChange    = errors.New("invalid route change")
+	ErrUnknownOperation = fault.New(fault.UnknownOperation, "unknown operation")
+	ErrUnknownModel     = fault.New(fault.UnknownModel, "unknown model")
+	// ErrNoSuchModel: the model a path names (/admin/models/{key}) does not exist.
+	ErrNoSuchModel = fault.New(fault.ModelNotFound, "no such model")
+	ErrInvalidChange    = fault.New(fault.InvalidField, "invalid route change")
 )
 
 // Snapshot is an immutable view of the catalog at one moment; it is safe for concurrent use.

@@ -1,6 +1,9 @@
 package catalog
 
-import "fmt"
+import (
+	"github.com/helixhq/helix/shared/fault"
+	"github.com/helixhq/helix/shared/money"
+)
 
 // RouteChange is an operator's edit of a route; nil fields are left as they are.
 type RouteChange struct {
@@ -24,20 +27,20 @@ func (c RouteChange) ApplyTo(r *Route, models map[string]Model) error {
 	next := *r
 	if c.PrimaryModel != nil {
 		if _, ok := models[*c.PrimaryModel]; !ok {
-			return fmt.Errorf("%w: primary_model %q does not exist", ErrUnknownModel, *c.PrimaryModel)
+			return fault.Errorf(fault.UnknownModel, "primary_model %q is not a model", *c.PrimaryModel)
 		}
 		next.PrimaryModel = *c.PrimaryModel
 	}
 	if c.FallbackModel != nil {
 		if *c.FallbackModel != "" {
 			if _, ok := models[*c.FallbackModel]; !ok {
-				return fmt.Errorf("%w: fallback_model %q does not exist", ErrUnknownModel, *c.FallbackModel)
+				return fault.Errorf(fault.UnknownModel, "fallback_model %q is not a model", *c.FallbackModel)
 			}
 		}
 		next.FallbackModel = *c.FallbackModel
 	}
 	if next.FallbackModel != "" && next.FallbackModel == next.PrimaryModel {
-		return fmt.Errorf("%w: fallback_model must differ from primary_model", ErrInvalidChange)
+		return fault.Errorf(ErrInvalidChange.Code, "fallback_model must differ from primary_model")
 	}
 	if c.Enabled != nil {
 		next.Enabled = *c.Enabled
@@ -47,16 +50,86 @@ func (c RouteChange) ApplyTo(r *Route, models map[string]Model) error {
 	}
 	if c.MaxOutputTokens != nil {
 		if v := *c.MaxOutputTokens; v < 1 || v > MaxOutputTokensLimit {
-			return fmt.Errorf("%w: max_output_tokens must be between 1 and %d", ErrInvalidChange, MaxOutputTokensLimit)
+			return fault.Errorf(ErrInvalidChange.Code, "max_output_tokens must be between 1 and %d", MaxOutputTokensLimit)
 		}
 		next.MaxOutputTokens = *c.MaxOutputTokens
 	}
 	if c.Criticality != nil {
 		if !c.Criticality.Valid() {
-			return fmt.Errorf("%w: cost_criticality must be LOW, MEDIUM or HIGH", ErrInvalidChange)
+			return fault.Errorf(ErrInvalidChange.Code, "cost_criticality must be LOW, MEDIUM or HIGH")
 		}
 		next.Criticality = *c.Criticality
 	}
 	*r = next
+	return nil
+}
+
+// MaxPricePerMTok bounds a price an operator may set: far above any model's (Claude Opus output is
+// $75/1M), so that a typo of a few extra zeros is refused rather than billed.
+const MaxPricePerMTok = 10_000 * money.PerUSD
+
+// ModelChange is an operator's edit of a model; nil fields are left as they are.
+type ModelChange struct {
+	Enabled      *bool
+	DirectAccess *bool
+	APIModel     *string
+	// A change of any price makes a new price version, effective from the change. PriceVersion
+	// names it; nil lets the store name it after the model and the time.
+	InputPerMTok       *money.Nano
+	OutputPerMTok      *money.Nano
+	CachedInputPerMTok *money.Nano
+	PriceVersion       *string
+}
+
+// Empty reports whether the change would change nothing.
+func (c ModelChange) Empty() bool {
+	return c.Enabled == nil && c.DirectAccess == nil && c.APIModel == nil && !c.Reprices() && c.PriceVersion == nil
+}
+
+// Reprices reports whether the change sets a price.
+func (c ModelChange) Reprices() bool {
+	return c.InputPerMTok != nil || c.OutputPerMTok != nil || c.CachedInputPerMTok != nil
+}
+
+// ApplyTo validates the change and applies it to m. A new price version's name is set only when
+// the change names one; the caller names it otherwise. Errors are faults with code invalid_field.
+func (c ModelChange) ApplyTo(m *Model) error {
+	next := *m
+	if c.PriceVersion != nil && !c.Reprices() {
+		return fault.Errorf(fault.InvalidField, "price_version names a new price: send it with input_usd_per_mtok, output_usd_per_mtok or cached_input_usd_per_mtok")
+	}
+	for _, p := range []struct {
+		name string
+		v    *money.Nano
+		dst  *money.Nano
+	}{
+		{"input_usd_per_mtok", c.InputPerMTok, &next.InputPerMTok},
+		{"output_usd_per_mtok", c.OutputPerMTok, &next.OutputPerMTok},
+		{"cached_input_usd_per_mtok", c.CachedInputPerMTok, &next.CachedInputPerMTok},
+	} {
+		if p.v == nil {
+			continue
+		}
+		if *p.v < 0 || *p.v > MaxPricePerMTok {
+			return fault.Errorf(fault.InvalidField, "%s must be between 0 and %s", p.name, MaxPricePerMTok)
+		}
+		*p.dst = *p.v
+	}
+	if c.PriceVersion != nil {
+		next.PriceVersion = *c.PriceVersion
+	}
+	if c.APIModel != nil {
+		if *c.APIModel == "" {
+			return fault.Errorf(fault.InvalidField, "api_model must not be empty")
+		}
+		next.APIModel = *c.APIModel
+	}
+	if c.Enabled != nil {
+		next.Enabled = *c.Enabled
+	}
+	if c.DirectAccess != nil {
+		next.DirectAccess = *c.DirectAccess
+	}
+	*m = next
 	return nil
 }

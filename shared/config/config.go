@@ -1,34 +1,105 @@
 // Package config reads Helix's configuration from the environment into typed values, once per
-// cold start. Values that are secrets may be references ("ssm:/path", "secretsmanager:id") that
-// the composition root resolves with package secrets before use.
+// cold start: every variable any function reads is read here, named beside its field, and every
+// invalid value is reported at once. Values that are secrets may be references ("ssm:/path",
+// "secretsmanager:id") that the cold start resolves with package secrets before Load sees them.
+//
+// The core settings are what every function needs (database, budgets, logging, providers, kill
+// switches); the HTTP settings (token verification, CORS) are read only for functions that serve
+// HTTP, so an event-driven function starts without any JWT setting.
 package config
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/helixhq/helix/shared/money"
-	"github.com/helixhq/helix/shared/postgres"
 )
 
 // Config is everything a Helix function reads from its environment.
 type Config struct {
 	DatabaseURL string // DATABASE_URL (secret)
 	DB          DB
-	Auth        Auth
 	Budget      Budget
 	CatalogTTL  time.Duration // HELIX_CATALOG_TTL
 	LogLevel    slog.Level    // HELIX_LOG_LEVEL
+	Providers   Providers
+	// KillSwitches are the toggles the environment pins, overriding the feature_toggles table:
+	// ENABLE_MAINTENANCE_MODE and every DISABLE_* variable (DISABLE_DEEPSEEK, DISABLE_SYNTHESIS,
+	// ...), "true" or "false". Unset, the table decides.
+	KillSwitches map[string]bool
+	// HTTP is read only when Load is asked for it (Parts.HTTP).
+	HTTP HTTP
 }
 
 // DB tunes the connection pool.
 type DB struct {
 	MaxConns int32  // HELIX_DB_MAX_CONNS
-	ExecMode string // HELIX_DB_EXEC_MODE
+	ExecMode string // HELIX_DB_EXEC_MODE: exec, simple_protocol, describe_exec, cache_describe, cache_statement
+}
+
+// ExecModes are the accepted HELIX_DB_EXEC_MODE values (pgx's query execution modes). "exec" and
+// "simple_protocol" create no named prepared statements, so they work behind RDS Proxy and
+// PgBouncer transaction pooling.
+var ExecModes = []string{"exec", "simple_protocol", "describe_exec", "cache_describe", "cache_statement"}
+
+// Budget holds the defaults for users without their own limits.
+type Budget struct {
+	DefaultDailyLimit money.Nano    // HELIX_DEFAULT_DAILY_LIMIT_USD
+	DefaultWarning    money.Nano    // HELIX_DEFAULT_WARNING_USD
+	ReservationTTL    time.Duration // HELIX_RESERVATION_TTL
+}
+
+// Providers configures the model providers. Every value is optional: a provider without a key
+// is unavailable (or, with Offline, answered by the offline model).
+type Providers struct {
+	DeepSeek  Provider // DEEPSEEK_API_KEY (secret), DEEPSEEK_BASE_URL
+	Gemini    Provider // GEMINI_API_KEY (secret), GEMINI_BASE_URL
+	Anthropic Provider // ANTHROPIC_API_KEY (secret), ANTHROPIC_BASE_URL
+	// OpenAICompatible are extra providers named in HELIX_OPENAI_COMPAT_PROVIDERS ("ollama,vllm"),
+	// each with <NAME>_BASE_URL (required) and <NAME>_API_KEY (secret, optional), <NAME> being
+	// the name upper-cased with "-" as "_".
+	OpenAICompatible []NamedProvider
+	// Offline says when the offline model answers (HELIX_OFFLINE): OfflineNever (false, the
+	// default), OfflineFallback (fallback: for providers without a key) or OfflineAlways (true).
+	Offline Offline
+}
+
+// Provider is one provider's key and API root ("" for the provider's default).
+type Provider struct {
+	APIKey  string
+	BaseURL string
+}
+
+// NamedProvider is an extra OpenAI-compatible provider.
+type NamedProvider struct {
+	Name string // as ai_models.provider spells it
+	Provider
+}
+
+// Offline is when the offline model answers.
+type Offline int
+
+// Offline modes.
+const (
+	OfflineNever Offline = iota
+	OfflineFallback
+	OfflineAlways
+)
+
+// HTTP configures the functions that serve HTTP.
+type HTTP struct {
+	Auth Auth
+	// CORSAllowOrigins are the origins browsers may call the API from (HELIX_CORS_ALLOW_ORIGINS,
+	// comma-separated; "*" for any). The dev server answers CORS with them; behind API Gateway
+	// template.yaml gives the same list (the CorsAllowOrigins parameter) to its CORS setting.
+	CORSAllowOrigins []string
+	// Port is the dev server's port (PORT).
+	Port int
 }
 
 // Auth configures token verification and the admin rule.
@@ -43,23 +114,45 @@ type Auth struct {
 	AdminUserIDs []string // HELIX_ADMIN_USER_IDS
 }
 
-// Budget holds the defaults for users without their own limits.
-type Budget struct {
-	DefaultDailyLimit money.Nano    // HELIX_DEFAULT_DAILY_LIMIT_USD
-	DefaultWarning    money.Nano    // HELIX_DEFAULT_WARNING_USD
-	ReservationTTL    time.Duration // HELIX_RESERVATION_TTL
+// Parts say which settings beyond the core a function needs.
+type Parts struct {
+	HTTP bool // token verification and CORS, for functions behind the HTTP API
 }
 
-// Load reads the configuration through getenv (os.Getenv in production) and reports every
-// invalid value at once.
-func Load(getenv func(string) string) (Config, error) {
-	r := reader{getenv: getenv}
+// Load reads the configuration from env (the environment, secret references resolved) and
+// reports every invalid value at once.
+func Load(env map[string]string, parts Parts) (Config, error) {
+	r := reader{env: env}
 	c := Config{
 		DatabaseURL: r.str("DATABASE_URL", ""),
 		DB: DB{
 			MaxConns: int32(r.int("HELIX_DB_MAX_CONNS", 4, 1, 1000)),
-			ExecMode: r.str("HELIX_DB_EXEC_MODE", "exec"),
+			ExecMode: r.oneOf("HELIX_DB_EXEC_MODE", "exec", ExecModes),
 		},
+		Budget: Budget{
+			DefaultDailyLimit: r.usd("HELIX_DEFAULT_DAILY_LIMIT_USD", money.MustUSD(50)),
+			DefaultWarning:    r.usd("HELIX_DEFAULT_WARNING_USD", money.MustUSD(25)),
+			ReservationTTL:    r.duration("HELIX_RESERVATION_TTL", 5*time.Minute),
+		},
+		CatalogTTL:   r.duration("HELIX_CATALOG_TTL", 5*time.Second),
+		LogLevel:     r.level("HELIX_LOG_LEVEL", slog.LevelInfo),
+		Providers:    r.providers(),
+		KillSwitches: r.killSwitches(),
+	}
+	if c.DatabaseURL == "" {
+		r.fail("DATABASE_URL is required")
+	}
+	if c.Budget.DefaultWarning > c.Budget.DefaultDailyLimit {
+		r.fail("HELIX_DEFAULT_WARNING_USD must not exceed HELIX_DEFAULT_DAILY_LIMIT_USD")
+	}
+	if parts.HTTP {
+		c.HTTP = r.http()
+	}
+	return c, errors.Join(r.errs...)
+}
+
+func (r *reader) http() HTTP {
+	h := HTTP{
 		Auth: Auth{
 			HS256Secret:  r.str("HELIX_JWT_SECRET", ""),
 			JWKSURL:      r.str("HELIX_JWT_JWKS_URL", ""),
@@ -70,35 +163,109 @@ func Load(getenv func(string) string) (Config, error) {
 			AdminValue:   r.str("HELIX_ADMIN_CLAIM_VALUE", "admin"),
 			AdminUserIDs: r.list("HELIX_ADMIN_USER_IDS", nil),
 		},
-		Budget: Budget{
-			DefaultDailyLimit: r.usd("HELIX_DEFAULT_DAILY_LIMIT_USD", money.MustUSD(50)),
-			DefaultWarning:    r.usd("HELIX_DEFAULT_WARNING_USD", money.MustUSD(25)),
-			ReservationTTL:    r.duration("HELIX_RESERVATION_TTL", 5*time.Minute),
-		},
-		CatalogTTL: r.duration("HELIX_CATALOG_TTL", 5*time.Second),
-		LogLevel:   r.level("HELIX_LOG_LEVEL", slog.LevelInfo),
+		CORSAllowOrigins: r.list("HELIX_CORS_ALLOW_ORIGINS", []string{"*"}),
+		Port:             r.int("PORT", 3000, 1, 65535),
 	}
-	if _, err := postgres.ParseExecMode(c.DB.ExecMode); err != nil {
-		r.fail("HELIX_DB_EXEC_MODE: %v", err)
-	}
-	if c.DatabaseURL == "" {
-		r.fail("DATABASE_URL is required")
-	}
-	if c.Auth.HS256Secret == "" && c.Auth.JWKSURL == "" {
+	if h.Auth.HS256Secret == "" && h.Auth.JWKSURL == "" {
 		r.fail("set HELIX_JWT_SECRET (HS256) or HELIX_JWT_JWKS_URL (RS256/ES256), or both")
 	}
-	if c.Auth.Issuer == "" || c.Auth.Audience == "" {
+	if h.Auth.Issuer == "" || h.Auth.Audience == "" {
 		r.fail("HELIX_JWT_ISSUER and HELIX_JWT_AUDIENCE are required")
 	}
-	if c.Budget.DefaultWarning > c.Budget.DefaultDailyLimit {
-		r.fail("HELIX_DEFAULT_WARNING_USD must not exceed HELIX_DEFAULT_DAILY_LIMIT_USD")
+	for _, o := range h.CORSAllowOrigins {
+		if o != "*" && !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") {
+			r.fail("HELIX_CORS_ALLOW_ORIGINS: %q is not an origin (https://app.example.com) or *", o)
+		}
 	}
-	return c, errors.Join(r.errs...)
+	return h
+}
+
+func (r *reader) providers() Providers {
+	p := Providers{
+		DeepSeek:  Provider{APIKey: r.str("DEEPSEEK_API_KEY", ""), BaseURL: r.str("DEEPSEEK_BASE_URL", "")},
+		Gemini:    Provider{APIKey: r.str("GEMINI_API_KEY", ""), BaseURL: r.str("GEMINI_BASE_URL", "")},
+		Anthropic: Provider{APIKey: r.str("ANTHROPIC_API_KEY", ""), BaseURL: r.str("ANTHROPIC_BASE_URL", "")},
+	}
+	switch v := strings.ToLower(r.str("HELIX_OFFLINE", "")); v {
+	case "", "0", "false", "no", "off":
+	case "fallback":
+		p.Offline = OfflineFallback
+	case "1", "true", "yes", "on":
+		p.Offline = OfflineAlways
+	default:
+		r.fail("HELIX_OFFLINE must be false, fallback or true, got %q", v)
+	}
+	seen := map[string]bool{"deepseek": true, "gemini": true, "anthropic": true, "offline": true}
+	for _, name := range r.list("HELIX_OPENAI_COMPAT_PROVIDERS", nil) {
+		if !validProviderName(name) {
+			r.fail("HELIX_OPENAI_COMPAT_PROVIDERS: %q is not a provider name (lower-case letters, digits, '-', '_')", name)
+			continue
+		}
+		if seen[name] {
+			r.fail("HELIX_OPENAI_COMPAT_PROVIDERS: %q is already a provider", name)
+			continue
+		}
+		seen[name] = true
+		prefix := ProviderEnvPrefix(name)
+		np := NamedProvider{Name: name, Provider: Provider{
+			APIKey: r.str(prefix+"_API_KEY", ""), BaseURL: r.str(prefix+"_BASE_URL", ""),
+		}}
+		if np.BaseURL == "" {
+			r.fail("%s_BASE_URL is required for OpenAI-compatible provider %q", prefix, name)
+		}
+		p.OpenAICompatible = append(p.OpenAICompatible, np)
+	}
+	return p
+}
+
+// ProviderEnvPrefix turns a provider name into its variables' prefix: "open-router" → "OPEN_ROUTER".
+func ProviderEnvPrefix(name string) string {
+	return strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// validProviderName accepts lower-case names of letters, digits, '-' and '_', starting with a
+// letter or digit: they become variable prefixes and ai_models.provider values.
+func validProviderName(name string) bool {
+	for i, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return name != ""
+}
+
+// killSwitches reads ENABLE_MAINTENANCE_MODE and every DISABLE_* variable as a boolean; anything
+// else is an error, so a misspelt "ture" does not silently leave a switch off.
+func (r *reader) killSwitches() map[string]bool {
+	out := map[string]bool{}
+	keys := make([]string, 0)
+	for k := range r.env {
+		if k == "ENABLE_MAINTENANCE_MODE" || strings.HasPrefix(k, "DISABLE_") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys) // errors in a stable order
+	for _, k := range keys {
+		v := r.str(k, "")
+		if v == "" {
+			continue
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			r.fail("%s must be true or false, got %q", k, v)
+			continue
+		}
+		out[k] = b
+	}
+	return out
 }
 
 type reader struct {
-	getenv func(string) string
-	errs   []error
+	env  map[string]string
+	errs []error
 }
 
 func (r *reader) fail(format string, args ...any) {
@@ -106,9 +273,20 @@ func (r *reader) fail(format string, args ...any) {
 }
 
 func (r *reader) str(key, def string) string {
-	if v := strings.TrimSpace(r.getenv(key)); v != "" {
+	if v := strings.TrimSpace(r.env[key]); v != "" {
 		return v
 	}
+	return def
+}
+
+func (r *reader) oneOf(key, def string, allowed []string) string {
+	v := r.str(key, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail("%s must be one of %s, got %q", key, strings.Join(allowed, ", "), v)
 	return def
 }
 

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -11,8 +12,8 @@ import (
 	"github.com/helixhq/helix/shared/money"
 )
 
-// env is a getenv over a map, starting from the minimal valid environment.
-func env(overrides map[string]string) func(string) string {
+// env is the minimal valid environment of an HTTP function, with overrides.
+func env(overrides map[string]string) map[string]string {
 	m := map[string]string{
 		"DATABASE_URL":       "postgres://helix@localhost/helix",
 		"HELIX_JWT_SECRET":   "0123456789abcdef0123456789abcdef",
@@ -22,11 +23,13 @@ func env(overrides map[string]string) func(string) string {
 	for k, v := range overrides {
 		m[k] = v
 	}
-	return func(k string) string { return m[k] }
+	return m
 }
 
+var withHTTP = config.Parts{HTTP: true}
+
 func TestLoadDefaults(t *testing.T) {
-	c, err := config.Load(env(nil))
+	c, err := config.Load(env(nil), withHTTP)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -37,14 +40,14 @@ func TestLoadDefaults(t *testing.T) {
 		{"DatabaseURL", c.DatabaseURL, "postgres://helix@localhost/helix"},
 		{"DB.MaxConns", c.DB.MaxConns, int32(4)},
 		{"DB.ExecMode", c.DB.ExecMode, "exec"},
-		{"Auth.HS256Secret", c.Auth.HS256Secret, "0123456789abcdef0123456789abcdef"},
-		{"Auth.JWKSURL", c.Auth.JWKSURL, ""},
-		{"Auth.Algorithms", strings.Join(c.Auth.Algorithms, ","), "RS256,ES256"},
-		{"Auth.Issuer", c.Auth.Issuer, "https://issuer.test"},
-		{"Auth.Audience", c.Auth.Audience, "authenticated"},
-		{"Auth.AdminClaim", c.Auth.AdminClaim, "role"},
-		{"Auth.AdminValue", c.Auth.AdminValue, "admin"},
-		{"Auth.AdminUserIDs", len(c.Auth.AdminUserIDs), 0},
+		{"HTTP.Auth.HS256Secret", c.HTTP.Auth.HS256Secret, "0123456789abcdef0123456789abcdef"},
+		{"HTTP.Auth.JWKSURL", c.HTTP.Auth.JWKSURL, ""},
+		{"HTTP.Auth.Algorithms", strings.Join(c.HTTP.Auth.Algorithms, ","), "RS256,ES256"},
+		{"HTTP.Auth.Issuer", c.HTTP.Auth.Issuer, "https://issuer.test"},
+		{"HTTP.Auth.Audience", c.HTTP.Auth.Audience, "authenticated"},
+		{"HTTP.Auth.AdminClaim", c.HTTP.Auth.AdminClaim, "role"},
+		{"HTTP.Auth.AdminValue", c.HTTP.Auth.AdminValue, "admin"},
+		{"HTTP.Auth.AdminUserIDs", len(c.HTTP.Auth.AdminUserIDs), 0},
 		{"Budget.DefaultDailyLimit", c.Budget.DefaultDailyLimit, 50 * money.PerUSD},
 		{"Budget.DefaultWarning", c.Budget.DefaultWarning, 25 * money.PerUSD},
 		{"Budget.ReservationTTL", c.Budget.ReservationTTL, 5 * time.Minute},
@@ -110,33 +113,33 @@ func TestLoadValues(t *testing.T) {
 			}
 		}},
 		{"algorithms split on commas and trimmed", map[string]string{"HELIX_JWT_ALGORITHMS": " ES256 , RS256,, PS256 "}, func(t *testing.T, c config.Config) {
-			if want := []string{"ES256", "RS256", "PS256"}; !slices.Equal(c.Auth.Algorithms, want) {
-				t.Errorf("Algorithms = %q, want %q", c.Auth.Algorithms, want)
+			if want := []string{"ES256", "RS256", "PS256"}; !slices.Equal(c.HTTP.Auth.Algorithms, want) {
+				t.Errorf("Algorithms = %q, want %q", c.HTTP.Auth.Algorithms, want)
 			}
 		}},
 		{"admin user ids", map[string]string{"HELIX_ADMIN_USER_IDS": "u1,u2 , ,u3"}, func(t *testing.T, c config.Config) {
-			if want := []string{"u1", "u2", "u3"}; !slices.Equal(c.Auth.AdminUserIDs, want) {
-				t.Errorf("AdminUserIDs = %q, want %q", c.Auth.AdminUserIDs, want)
+			if want := []string{"u1", "u2", "u3"}; !slices.Equal(c.HTTP.Auth.AdminUserIDs, want) {
+				t.Errorf("AdminUserIDs = %q, want %q", c.HTTP.Auth.AdminUserIDs, want)
 			}
 		}},
 		{"single admin user id", map[string]string{"HELIX_ADMIN_USER_IDS": "only"}, func(t *testing.T, c config.Config) {
-			if want := []string{"only"}; !slices.Equal(c.Auth.AdminUserIDs, want) {
-				t.Errorf("AdminUserIDs = %q, want %q", c.Auth.AdminUserIDs, want)
+			if want := []string{"only"}; !slices.Equal(c.HTTP.Auth.AdminUserIDs, want) {
+				t.Errorf("AdminUserIDs = %q, want %q", c.HTTP.Auth.AdminUserIDs, want)
 			}
 		}},
 		{"admin claim", map[string]string{"HELIX_ADMIN_CLAIM": "cognito:groups", "HELIX_ADMIN_CLAIM_VALUE": "ops"}, func(t *testing.T, c config.Config) {
-			if c.Auth.AdminClaim != "cognito:groups" || c.Auth.AdminValue != "ops" {
-				t.Errorf("admin claim %q = %q", c.Auth.AdminClaim, c.Auth.AdminValue)
+			if c.HTTP.Auth.AdminClaim != "cognito:groups" || c.HTTP.Auth.AdminValue != "ops" {
+				t.Errorf("admin claim %q = %q", c.HTTP.Auth.AdminClaim, c.HTTP.Auth.AdminValue)
 			}
 		}},
 		{"JWKS instead of a secret", map[string]string{"HELIX_JWT_SECRET": "", "HELIX_JWT_JWKS_URL": "https://issuer.test/.well-known/jwks.json"}, func(t *testing.T, c config.Config) {
-			if c.Auth.JWKSURL == "" || c.Auth.HS256Secret != "" {
-				t.Errorf("Auth = %+v", c.Auth)
+			if c.HTTP.Auth.JWKSURL == "" || c.HTTP.Auth.HS256Secret != "" {
+				t.Errorf("Auth = %+v", c.HTTP.Auth)
 			}
 		}},
 		{"whitespace is trimmed", map[string]string{"DATABASE_URL": "  postgres://x  ", "HELIX_JWT_ISSUER": "\thttps://i\n"}, func(t *testing.T, c config.Config) {
-			if c.DatabaseURL != "postgres://x" || c.Auth.Issuer != "https://i" {
-				t.Errorf("DatabaseURL %q, Issuer %q", c.DatabaseURL, c.Auth.Issuer)
+			if c.DatabaseURL != "postgres://x" || c.HTTP.Auth.Issuer != "https://i" {
+				t.Errorf("DatabaseURL %q, Issuer %q", c.DatabaseURL, c.HTTP.Auth.Issuer)
 			}
 		}},
 		{"blank means default", map[string]string{"HELIX_DB_MAX_CONNS": "   ", "HELIX_CATALOG_TTL": " "}, func(t *testing.T, c config.Config) {
@@ -145,14 +148,14 @@ func TestLoadValues(t *testing.T) {
 			}
 		}},
 		{"secret references are kept for the resolver", map[string]string{"DATABASE_URL": "secretsmanager:helix/db#url", "HELIX_JWT_SECRET": "ssm:/helix/jwt"}, func(t *testing.T, c config.Config) {
-			if c.DatabaseURL != "secretsmanager:helix/db#url" || c.Auth.HS256Secret != "ssm:/helix/jwt" {
-				t.Errorf("DatabaseURL %q, HS256Secret %q", c.DatabaseURL, c.Auth.HS256Secret)
+			if c.DatabaseURL != "secretsmanager:helix/db#url" || c.HTTP.Auth.HS256Secret != "ssm:/helix/jwt" {
+				t.Errorf("DatabaseURL %q, HS256Secret %q", c.DatabaseURL, c.HTTP.Auth.HS256Secret)
 			}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := config.Load(env(tt.env))
+			c, err := config.Load(env(tt.env), withHTTP)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -199,7 +202,7 @@ func TestLoadInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := config.Load(env(tt.env))
+			_, err := config.Load(env(tt.env), withHTTP)
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
 			}
@@ -214,7 +217,7 @@ func TestLoadInvalid(t *testing.T) {
 
 // One error line per problem, so an operator sees them all at once.
 func TestLoadReportsEachProblemOnce(t *testing.T) {
-	_, err := config.Load(env(map[string]string{"HELIX_DB_MAX_CONNS": "x", "HELIX_LOG_LEVEL": "x", "DATABASE_URL": ""}))
+	_, err := config.Load(env(map[string]string{"HELIX_DB_MAX_CONNS": "x", "HELIX_LOG_LEVEL": "x", "DATABASE_URL": ""}), withHTTP)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -225,7 +228,7 @@ func TestLoadReportsEachProblemOnce(t *testing.T) {
 
 func TestLoadDoesNotEchoSecrets(t *testing.T) {
 	secret := "postgres://helix:hunter2-very-secret@db/helix"
-	_, err := config.Load(env(map[string]string{"DATABASE_URL": secret, "HELIX_JWT_ISSUER": ""}))
+	_, err := config.Load(env(map[string]string{"DATABASE_URL": secret, "HELIX_JWT_ISSUER": ""}), withHTTP)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -234,10 +237,149 @@ func TestLoadDoesNotEchoSecrets(t *testing.T) {
 	}
 }
 
-// Load promises to report every invalid value at once, but an unknown HELIX_DB_EXEC_MODE is only
-// rejected later, by store.ParseExecMode when the pool is built.
+// Load reports every invalid value at once, an unknown HELIX_DB_EXEC_MODE included (not only
+// later, when the pool is built).
 func TestLoadRejectsUnknownExecMode(t *testing.T) {
-	if _, err := config.Load(env(map[string]string{"HELIX_DB_EXEC_MODE": "turbo"})); err == nil {
+	if _, err := config.Load(env(map[string]string{"HELIX_DB_EXEC_MODE": "turbo"}), withHTTP); err == nil {
 		t.Fatal("Load accepted HELIX_DB_EXEC_MODE=turbo")
+	}
+}
+
+// An event-driven function needs no JWT settings: the core loads without them, and asking for
+// the HTTP part is what makes them required.
+func TestCoreNeedsNoHTTPSettings(t *testing.T) {
+	core := map[string]string{"DATABASE_URL": "postgres://helix@localhost/helix"}
+	c, err := config.Load(core, config.Parts{})
+	if err != nil {
+		t.Fatalf("core without JWT settings: %v", err)
+	}
+	if c.HTTP.Auth.Issuer != "" || c.HTTP.CORSAllowOrigins != nil {
+		t.Errorf("HTTP settings read without being asked for: %+v", c.HTTP)
+	}
+	_, err = config.Load(core, withHTTP)
+	if err == nil || !strings.Contains(err.Error(), "HELIX_JWT_ISSUER") || !strings.Contains(err.Error(), "HELIX_JWT_SECRET") {
+		t.Fatalf("HTTP part without JWT settings: err = %v, want both missing settings named", err)
+	}
+}
+
+func TestHTTPSettings(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"HELIX_CORS_ALLOW_ORIGINS": "https://app.example.com, http://localhost:5173", "PORT": "8080"}), withHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"https://app.example.com", "http://localhost:5173"}; !slices.Equal(c.HTTP.CORSAllowOrigins, want) || c.HTTP.Port != 8080 {
+		t.Errorf("origins %q port %d", c.HTTP.CORSAllowOrigins, c.HTTP.Port)
+	}
+	c, _ = config.Load(env(nil), withHTTP)
+	if !slices.Equal(c.HTTP.CORSAllowOrigins, []string{"*"}) || c.HTTP.Port != 3000 {
+		t.Errorf("defaults: origins %q port %d", c.HTTP.CORSAllowOrigins, c.HTTP.Port)
+	}
+	for _, bad := range []map[string]string{{"HELIX_CORS_ALLOW_ORIGINS": "app.example.com"}, {"PORT": "70000"}, {"PORT": "http"}} {
+		if _, err := config.Load(env(bad), withHTTP); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestProviderSettings(t *testing.T) {
+	c, err := config.Load(env(map[string]string{
+		"DEEPSEEK_API_KEY": "sk-1", "DEEPSEEK_BASE_URL": "https://ds.example/v1",
+		"HELIX_OPENAI_COMPAT_PROVIDERS": "ollama, open-router", "OLLAMA_BASE_URL": "http://127.0.0.1:11434/v1",
+		"OPEN_ROUTER_BASE_URL": "https://openrouter.ai/api/v1", "OPEN_ROUTER_API_KEY": "or",
+		"HELIX_OFFLINE": "fallback",
+	}), config.Parts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Providers
+	if p.DeepSeek != (config.Provider{APIKey: "sk-1", BaseURL: "https://ds.example/v1"}) || p.Gemini != (config.Provider{}) || p.Offline != config.OfflineFallback {
+		t.Errorf("providers = %+v", p)
+	}
+	want := []config.NamedProvider{
+		{Name: "ollama", Provider: config.Provider{BaseURL: "http://127.0.0.1:11434/v1"}},
+		{Name: "open-router", Provider: config.Provider{APIKey: "or", BaseURL: "https://openrouter.ai/api/v1"}},
+	}
+	if !slices.Equal(p.OpenAICompatible, want) {
+		t.Errorf("OpenAI-compatible = %+v, want %+v", p.OpenAICompatible, want)
+	}
+	for mode, want := range map[string]config.Offline{"": config.OfflineNever, "false": config.OfflineNever, "fallback": config.OfflineFallback, "true": config.OfflineAlways, "1": config.OfflineAlways} {
+		c, err := config.Load(env(map[string]string{"HELIX_OFFLINE": mode}), config.Parts{})
+		if err != nil || c.Providers.Offline != want {
+			t.Errorf("HELIX_OFFLINE=%q: %v, %v; want %v", mode, c.Providers.Offline, err, want)
+		}
+	}
+}
+
+// environ turns "KEY=value" entries into the map Load reads, as the cold start does.
+func environ(entries []string) map[string]string {
+	m := env(nil)
+	for _, kv := range entries {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func TestKillSwitches(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    map[string]bool
+		wantErr []string // substrings the error must contain; nil means no error
+	}{
+		{name: "empty", environ: nil, want: map[string]bool{}},
+		{
+			name:    "true and false spellings",
+			environ: []string{"DISABLE_DEEPSEEK=true", "DISABLE_GEMINI=false", "DISABLE_ANTHROPIC=1", "DISABLE_SYNTHESIS=0", "ENABLE_MAINTENANCE_MODE=TRUE"},
+			want:    map[string]bool{"DISABLE_DEEPSEEK": true, "DISABLE_GEMINI": false, "DISABLE_ANTHROPIC": true, "DISABLE_SYNTHESIS": false, "ENABLE_MAINTENANCE_MODE": true},
+		},
+		{
+			name:    "surrounding spaces are trimmed",
+			environ: []string{"DISABLE_DEEPSEEK= true "},
+			want:    map[string]bool{"DISABLE_DEEPSEEK": true},
+		},
+		{
+			name:    "unrelated variables are ignored",
+			environ: []string{"PATH=/usr/bin", "HOME=/root", "ENABLE_SOMETHING_ELSE=maybe", "MY_DISABLE_DEEPSEEK=yes", "LANG=C.UTF-8=x"},
+			want:    map[string]bool{},
+		},
+		{
+			name:    "an empty value is no override",
+			environ: []string{"DISABLE_DEEPSEEK=", "ENABLE_MAINTENANCE_MODE= "},
+			want:    map[string]bool{},
+		},
+		{
+			name:    "invalid values are errors, valid ones still read",
+			environ: []string{"DISABLE_DEEPSEEK=ture", "ENABLE_MAINTENANCE_MODE=yes", "DISABLE_GEMINI=true"},
+			wantErr: []string{"DISABLE_DEEPSEEK", `"ture"`, "ENABLE_MAINTENANCE_MODE", `"yes"`},
+		},
+		{
+			name:    "the value may contain '='",
+			environ: []string{"DISABLE_DEEPSEEK=true=1"},
+			wantErr: []string{"DISABLE_DEEPSEEK"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(environ(tt.environ), config.Parts{})
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if !maps.Equal(c.KillSwitches, tt.want) {
+					t.Errorf("kill switches = %v, want %v", c.KillSwitches, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("want an error mentioning %q, got none", tt.wantErr)
+			}
+			for _, s := range tt.wantErr {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not mention %s", err, s)
+				}
+			}
+		})
 	}
 }

@@ -10,7 +10,6 @@ package execute
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/helixhq/helix/shared/breaker"
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/oplog"
@@ -45,6 +45,7 @@ type (
 	Ledger interface {
 		Reserve(ctx context.Context, r budget.Reservation) (budget.Admission, error)
 		Release(ctx context.Context, requestID string) error
+		Today(ctx context.Context, userID string) (budget.Day, error)
 	}
 	// Providers finds the provider of a model ("deepseek", "gemini", ...).
 	Providers interface {
@@ -140,11 +141,11 @@ type Result struct {
 // *budget.ExceededError and approval errors.
 var (
 	// ErrProvidersUnavailable: every model of the chain failed or is switched off.
-	ErrProvidersUnavailable = errors.New("no provider could serve the request")
+	ErrProvidersUnavailable = fault.New(fault.ProvidersUnavailable, "no model provider could serve the request; nothing was charged, retry later")
 	// ErrContentFiltered: the provider refused the content; no other model is asked.
-	ErrContentFiltered = errors.New("the provider refused the content")
+	ErrContentFiltered = fault.New(fault.ContentFiltered, "the model provider refused this content")
 	// ErrDeadline: not enough time was left to call a provider.
-	ErrDeadline = errors.New("not enough time left to call a provider")
+	ErrDeadline = fault.New(fault.Timeout, "not enough time was left to call a model; retry")
 )
 
 // PendingApprovalError means the operation was held: it runs once an admin approves it and the
@@ -155,6 +156,17 @@ type PendingApprovalError struct {
 
 func (e *PendingApprovalError) Error() string {
 	return fmt.Sprintf("operation %s needs approval (%s)", e.Approval.OperationID, e.Approval.Reason)
+}
+
+// Fault is what the caller is told: the approval to re-send the request with once granted.
+func (e *PendingApprovalError) Fault() *fault.Error {
+	a := e.Approval
+	return &fault.Error{Code: fault.ApprovalRequired,
+		Message: "this request needs an admin's approval; once approved, re-send it with the approval id",
+		Details: map[string]any{
+			"approval_id": a.ID, "operation_id": a.OperationID, "reason": string(a.Reason),
+			"estimated_cost_usd": a.EstimatedCost, "expires_at": a.ExpiresAt.UTC(),
+		}}
 }
 
 // Error codes written to ai_operation_log.error_code.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/helixhq/helix/shared/approval"
+	"github.com/helixhq/helix/shared/breaker"
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/llm"
@@ -19,42 +21,20 @@ import (
 // Execute runs one operation. See the package comment for the steps.
 func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 	start := p.now()
-	snap, err := p.Catalog.Get(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	tg, err := p.Toggles.Current(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	breakers, err := p.Breakers.Snapshot(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	req := router.Request{
+	d, breakers, err := p.decide(ctx, router.Request{
 		OperationID:     c.OperationID,
 		InputTokens:     InputUpperBound(c.Messages, c.Schema),
 		Model:           c.Model,
 		MaxOutputTokens: c.MaxOutputTokens,
-		Skip: func(m catalog.Model) bool {
-			return tg.ProviderDisabled(m.Provider) || breakers.Open(m.Provider)
-		},
-	}
-	d, err := router.Decide(snap, req)
-	if errors.Is(err, router.ErrNoModel) {
-		// Models exist but every one is switched off or behind an open breaker: say so.
-		req.Skip = nil
-		if _, plain := router.Decide(snap, req); plain == nil {
-			p.finish(ctx, c, start, nil, codeProvidersUnavailable, oplog.NoReservation, false)
-			return Result{}, ErrProvidersUnavailable
-		}
+	})
+	if errors.Is(err, ErrProvidersUnavailable) {
+		p.finish(ctx, ending{call: c, start: start, code: codeProvidersUnavailable, budget: oplog.NoReservation})
 	}
 	if err != nil {
 		return Result{}, err
 	}
 
 	hash := approval.HashRequest(c.UserID, c.OperationID, c.Fingerprint)
-	claimed := false
 	if c.ApprovalID != "" {
 		if _, err := p.Approvals.ClaimApproval(ctx, approval.Claim{
 			ApprovalID: c.ApprovalID, UserID: c.UserID, OperationID: c.OperationID,
@@ -62,37 +42,34 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 		}); err != nil {
 			return Result{}, err
 		}
-		claimed = true
 	} else if d.Route.RequiresApproval && !c.Continuation {
 		return Result{}, p.hold(ctx, c, &d, approval.ReasonRouteRequires, hash)
 	}
-	unclaim := func() {
-		if claimed {
+	// A claimed approval is spent only by a call a provider answered; on every other way out it
+	// is given back, so the client can re-send the request once whatever stopped it is fixed.
+	answered := false
+	defer func() {
+		if c.ApprovalID != "" && !answered {
 			if err := p.Approvals.UnclaimApproval(context.WithoutCancel(ctx), c.ApprovalID, c.RequestID); err != nil {
 				p.Logger.Error("unclaim approval", "approval_id", c.ApprovalID, "err", err)
 			}
 		}
-	}
+	}()
 
 	adm, err := p.Ledger.Reserve(ctx, budget.Reservation{
 		RequestID: c.RequestID, UserID: c.UserID, Amount: d.WorstCase, TTL: p.Policy.ReservationTTL,
 	})
-	var exceeded *budget.ExceededError
-	if errors.As(err, &exceeded) {
-		p.finish(ctx, c, start, nil, codeBudgetExceeded, oplog.NoReservation, false)
-		unclaim()
-		return Result{}, err
+	if exceeded := (*budget.ExceededError)(nil); errors.As(err, &exceeded) {
+		p.finish(ctx, ending{call: c, start: start, code: codeBudgetExceeded, budget: oplog.NoReservation})
 	}
 	if err != nil {
-		unclaim()
 		return Result{}, err
 	}
 	if adm.Replayed {
 		// The request id is server-made and unique, so this is a bug, not a client retry.
-		unclaim()
 		return Result{}, fmt.Errorf("request id %s was already reserved", c.RequestID)
 	}
-	if !claimed && !c.Continuation {
+	if c.ApprovalID == "" && !c.Continuation {
 		if reason := approval.Required(d.Route, d.EstimatedCost, adm.Day.Limits); reason != approval.ReasonNone {
 			if err := p.Ledger.Release(ctx, c.RequestID); err != nil {
 				return Result{}, err
@@ -103,26 +80,18 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 
 	callCtx, cancel, err := p.callContext(ctx)
 	if err != nil {
-		p.finish(ctx, c, start, nil, codeDeadline, oplog.Release, false)
-		unclaim()
+		p.finish(ctx, ending{call: c, start: start, code: codeDeadline, budget: oplog.Release})
 		return Result{}, err
 	}
 	out, err := p.callChain(callCtx, c, &d)
 	cancel()
 	out.held = d.WorstCase
 	if err != nil {
-		code := codeProvidersUnavailable
-		switch {
-		case errors.Is(err, ErrContentFiltered):
-			code = codeContentFiltered
-		case errors.Is(err, ErrDeadline):
-			code = codeDeadline
-		}
-		p.finish(ctx, c, start, &out, code, oplog.Release, false)
-		unclaim()
+		p.finish(ctx, ending{call: c, start: start, result: &out, code: failureCode(err), budget: oplog.Release})
 		return Result{}, err
 	}
-	if err := p.finish(ctx, c, start, &out, "", oplog.Settle, true); err != nil {
+	answered = true
+	if err := p.finish(ctx, ending{call: c, start: start, result: &out, budget: oplog.Settle, success: true}); err != nil {
 		// The answer exists but its cost could not be recorded: do not hand it out unrecorded.
 		return Result{}, err
 	}
@@ -134,7 +103,55 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 	return out, nil
 }
 
-// hold records a pending approval and returns the error that tells the caller so.
+// decide routes a request the way execution runs it: models whose provider's kill switch is on
+// or whose breaker is open are left out of the chain. When that leaves none of a chain that
+// exists, the error is ErrProvidersUnavailable (not router.ErrNoModel, which means no enabled
+// model is configured at all).
+func (p *Pipeline) decide(ctx context.Context, req router.Request) (router.Decision, breaker.Snapshot, error) {
+	snap, err := p.Catalog.Get(ctx)
+	if err != nil {
+		return router.Decision{}, breaker.Snapshot{}, err
+	}
+	tg, err := p.Toggles.Current(ctx)
+	if err != nil {
+		return router.Decision{}, breaker.Snapshot{}, err
+	}
+	breakers, err := p.Breakers.Snapshot(ctx)
+	if err != nil {
+		return router.Decision{}, breaker.Snapshot{}, err
+	}
+	var skipped []string
+	req.Skip = func(m catalog.Model) bool {
+		switch {
+		case tg.ProviderDisabled(m.Provider):
+			skipped = append(skipped, m.Key+" (kill switch)")
+		case breakers.Open(m.Provider):
+			skipped = append(skipped, m.Key+" (circuit breaker open)")
+		default:
+			return false
+		}
+		return true
+	}
+	d, err := router.Decide(snap, req)
+	if errors.Is(err, router.ErrNoModel) && len(skipped) > 0 {
+		return d, breakers, fmt.Errorf("%w: skipped %s", ErrProvidersUnavailable, strings.Join(skipped, ", "))
+	}
+	return d, breakers, err
+}
+
+// failureCode is the log's error code of a failed provider chain.
+func failureCode(err error) string {
+	switch {
+	case errors.Is(err, ErrContentFiltered):
+		return codeContentFiltered
+	case errors.Is(err, ErrDeadline):
+		return codeDeadline
+	}
+	return codeProvidersUnavailable
+}
+
+// hold records a pending approval and returns the error that tells the caller so. Holding the
+// same request again (a client re-sending while it waits) returns the approval already pending.
 func (p *Pipeline) hold(ctx context.Context, c Call, d *router.Decision, reason approval.Reason, hash string) error {
 	a, err := p.Approvals.CreateApproval(ctx, approval.Approval{
 		UserID: c.UserID, OperationID: c.OperationID, RequestHash: hash,
@@ -204,8 +221,8 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 				return r, &backoff.RetryAfterError{Duration: le.RetryAfter}
 			}
 			return r, le
-		}, backoff.WithBackOff(p.backoff()), backoff.WithMaxTries(p.Policy.AttemptsPerModel),
-			backoff.WithMaxElapsedTime(p.remaining(ctx)))
+		}, backoff.WithBackOff(p.backoff(p.Policy.InitialBackoff, p.Policy.MaxBackoff)),
+			backoff.WithMaxTries(p.Policy.AttemptsPerModel), backoff.WithMaxElapsedTime(p.remaining(ctx)))
 		if err == nil {
 			out.Model = m
 			out.Text = resp.Text
@@ -245,11 +262,12 @@ func countsAgainstProvider(e *llm.Error) bool {
 	return true
 }
 
-func (p *Pipeline) backoff() backoff.BackOff {
+// backoff is exponential with jitter, so instances do not retry in lockstep.
+func (p *Pipeline) backoff(initial, max time.Duration) backoff.BackOff {
 	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = p.Policy.InitialBackoff
-	b.MaxInterval = p.Policy.MaxBackoff
-	b.RandomizationFactor = 0.5 // jitter, so instances do not retry in lockstep
+	b.InitialInterval = initial
+	b.MaxInterval = max
+	b.RandomizationFactor = 0.5
 	return b
 }
 
@@ -260,48 +278,63 @@ func (p *Pipeline) remaining(ctx context.Context) time.Duration {
 	return p.Policy.DefaultTimeout
 }
 
+// ending is how a call ended, for finish.
+type ending struct {
+	call  Call
+	start time.Time
+	// result is what the provider chain produced; nil when no model was called.
+	result *Result
+	// code is the log's error code; "" for a success.
+	code string
+	// budget says what happens to the reservation.
+	budget  oplog.Outcome
+	success bool
+}
+
 // finish settles or releases the hold and writes the log row, in one statement. It runs even
 // when the caller has gone away (a closed connection must not leave money held), bounded by its
-// own short timeout, and retries a transient failure.
-func (p *Pipeline) finish(ctx context.Context, c Call, start time.Time, out *Result, code string, outcome oplog.Outcome, success bool) error {
+// own short timeout, and retries a transient failure with backoff until that timeout ends.
+func (p *Pipeline) finish(ctx context.Context, e ending) error {
+	c, out := e.call, e.result
 	rec := oplog.Record{
 		RequestID: c.RequestID, OperationID: c.OperationID, UserID: c.UserID,
-		Latency: p.now().Sub(start), Success: success, ErrorCode: code,
+		Latency: p.now().Sub(e.start), Success: e.success, ErrorCode: e.code,
 	}
 	if out != nil && out.Model.Key != "" {
 		rec.Model, rec.Provider, rec.PriceVersion = out.Model.Key, out.Model.Provider, out.Model.PriceVersion
 		rec.Usage, rec.FallbackUsed, rec.ProviderRequestID = out.Usage, out.FallbackUsed, out.providerRequestID
-		if success {
-			if out.Offline {
-				rec.Provider, rec.PriceVersion = "offline", "offline"
-			} else if cost, ok := out.Model.Cost(out.Usage); ok {
-				out.Cost = cost
-				if cost > out.held {
-					p.Logger.Warn("cost above the reserved worst case", "request_id", c.RequestID,
-						"cost_nano", int64(cost), "held_nano", int64(out.held), "model", out.Model.Key)
-				}
-			} else {
-				// The provider reported usage that cannot be priced (negative, absurd). The call
-				// happened and the provider will bill it: charge the worst case that was held,
-				// never less, and flag the row.
-				p.Logger.Error("unpriceable usage", "request_id", c.RequestID, "usage", fmt.Sprintf("%+v", out.Usage))
-				out.Cost, rec.ErrorCode = out.held, codeUnpricedUsage
-			}
-			rec.Cost = out.Cost
+		if e.success {
+			p.price(out, &rec)
 		}
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if err = p.Log.Finish(fctx, rec, outcome); err == nil {
-			return nil
-		}
-		if fctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	_, err := backoff.Retry(fctx, func() (struct{}, error) {
+		return struct{}{}, p.Log.Finish(fctx, rec, e.budget)
+	}, backoff.WithBackOff(p.backoff(50*time.Millisecond, time.Second)), backoff.WithMaxTries(3))
+	if err != nil {
+		p.Logger.Error("record operation", "request_id", c.RequestID, "outcome", e.budget, "cost_nano", int64(rec.Cost), "err", err)
 	}
-	p.Logger.Error("record operation", "request_id", c.RequestID, "outcome", outcome, "cost_nano", int64(rec.Cost), "err", err)
 	return err
+}
+
+// price sets the cost of a successful call on out and rec.
+func (p *Pipeline) price(out *Result, rec *oplog.Record) {
+	switch cost, ok := out.Model.Cost(out.Usage); {
+	case out.Offline:
+		rec.Provider, rec.PriceVersion = "offline", "offline"
+	case ok:
+		out.Cost = cost
+		if cost > out.held {
+			p.Logger.Warn("cost above the reserved worst case", "request_id", rec.RequestID,
+				"cost_nano", int64(cost), "held_nano", int64(out.held), "model", out.Model.Key)
+		}
+	default:
+		// The provider reported usage that cannot be priced (negative, absurd). The call happened
+		// and the provider will bill it: charge the worst case that was held, never less, and
+		// flag the row.
+		p.Logger.Error("unpriceable usage", "request_id", rec.RequestID, "usage", fmt.Sprintf("%+v", out.Usage))
+		out.Cost, rec.ErrorCode = out.held, codeUnpricedUsage
+	}
+	rec.Cost = out.Cost
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/helixhq/helix/shared/fault"
 )
 
 // MaxBodyBytes is the largest request body Helix reads; larger bodies get 413.
@@ -13,7 +15,7 @@ const MaxBodyBytes = 64 << 10
 
 // DecodeJSON reads exactly one JSON value from the request body into dst, rejecting unknown
 // fields (a typo must not silently change meaning), wrong types, trailing data and bodies over
-// MaxBodyBytes. Every failure is an *Error with a 4xx status.
+// MaxBodyBytes. Every failure is a *fault.Error with a 4xx code.
 func DecodeJSON(r *http.Request, dst any) error {
 	if r.ContentLength > MaxBodyBytes {
 		return tooLarge()
@@ -38,7 +40,7 @@ func DecodeJSONBytes(body io.Reader, dst any) error {
 		if lr.N <= 0 {
 			return tooLarge()
 		}
-		return Errorf(http.StatusBadRequest, CodeMalformedJSON, "request body must hold a single JSON object")
+		return fault.Errorf(fault.MalformedJSON, "request body must hold a single JSON object")
 	}
 	// A body cut off at the limit can still look complete (a value followed by whitespace).
 	if lr.N <= 0 {
@@ -47,31 +49,31 @@ func DecodeJSONBytes(body io.Reader, dst any) error {
 	return nil
 }
 
-func tooLarge() *Error {
-	return Errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body exceeds %d bytes", MaxBodyBytes)
+func tooLarge() *fault.Error {
+	return fault.Errorf(fault.BodyTooLarge, "request body exceeds %d bytes", MaxBodyBytes)
 }
 
-func decodeError(err error) *Error {
+func decodeError(err error) *fault.Error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var he *Error
+	var fe *fault.Error
 	switch {
-	case errors.As(err, &he):
-		return he
+	case errors.As(err, &fe):
+		return fe
 	case errors.Is(err, io.EOF):
-		return Errorf(http.StatusBadRequest, CodeEmptyBody, "request body is empty; send a JSON object")
+		return fault.Errorf(fault.EmptyBody, "request body is empty; send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &syntax):
-		return Errorf(http.StatusBadRequest, CodeMalformedJSON, "request body is not valid JSON")
+		return fault.Errorf(fault.MalformedJSON, "request body is not valid JSON")
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return Errorf(http.StatusBadRequest, CodeInvalidType, "request body must be a JSON object")
+			return fault.Errorf(fault.InvalidType, "request body must be a JSON object")
 		}
-		return Errorf(http.StatusBadRequest, CodeInvalidType, "field %q must be of type %s", typ.Field, jsonKind(typ.Type.Kind().String()))
+		return fault.Errorf(fault.InvalidType, "field %q must be of type %s", typ.Field, jsonKind(typ.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return Errorf(http.StatusBadRequest, CodeUnknownField, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return fault.Errorf(fault.UnknownField, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	// A field's own UnmarshalJSON rejected its value.
-	return Errorf(http.StatusBadRequest, CodeInvalidField, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	return fault.Errorf(fault.InvalidField, "%s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func jsonKind(goKind string) string {

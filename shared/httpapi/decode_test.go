@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/money"
 )
@@ -36,8 +37,8 @@ func TestDecodeJSON(t *testing.T) {
 		body          string
 		noLength      bool // send without Content-Length (chunked)
 		wantStatus    int  // 0: success
-		wantCode      string
-		altCode       string // another acceptable code
+		wantCode      fault.Code
+		altCode       fault.Code // another acceptable code
 		wantInMessage string
 		check         func(*testing.T, payload)
 	}{
@@ -57,42 +58,42 @@ func TestDecodeJSON(t *testing.T) {
 		{name: "exactly the limit", body: padded(httpapi.MaxBodyBytes)},
 		{name: "exactly the limit, no Content-Length", body: padded(httpapi.MaxBodyBytes), noLength: true},
 
-		{name: "empty body", body: ``, wantStatus: 400, wantCode: httpapi.CodeEmptyBody},
-		{name: "whitespace only", body: "  \n ", wantStatus: 400, wantCode: httpapi.CodeEmptyBody},
-		{name: "empty body, no Content-Length", body: ``, noLength: true, wantStatus: 400, wantCode: httpapi.CodeEmptyBody},
-		{name: "truncated object", body: `{"name":`, wantStatus: 400, wantCode: httpapi.CodeMalformedJSON},
-		{name: "unquoted key", body: `{name:"x"}`, wantStatus: 400, wantCode: httpapi.CodeMalformedJSON},
-		{name: "single quotes", body: `{'name':'x'}`, wantStatus: 400, wantCode: httpapi.CodeMalformedJSON},
-		{name: "trailing comma", body: `{"name":"x",}`, wantStatus: 400, wantCode: httpapi.CodeMalformedJSON},
-		{name: "not JSON at all", body: `name=x`, wantStatus: 400, wantCode: httpapi.CodeMalformedJSON},
-		{name: "unknown field", body: `{"nmae":"x"}`, wantStatus: 400, wantCode: httpapi.CodeUnknownField, wantInMessage: `"nmae"`},
-		{name: "unknown nested field", body: `{"nested":{"flag":true,"extra":1}}`, wantStatus: 400, wantCode: httpapi.CodeUnknownField, wantInMessage: `"extra"`},
-		{name: "wrong type string for integer", body: `{"count":"3"}`, wantStatus: 400, wantCode: httpapi.CodeInvalidType, wantInMessage: `"count"`},
-		{name: "integer field gets fraction", body: `{"count":1.5}`, wantStatus: 400, wantCode: httpapi.CodeInvalidType, wantInMessage: `"count"`},
-		{name: "integer overflow", body: `{"count":1e30}`, wantStatus: 400, wantCode: httpapi.CodeInvalidType, wantInMessage: `"count"`},
-		{name: "wrong type number for string", body: `{"name":5}`, wantStatus: 400, wantCode: httpapi.CodeInvalidType, wantInMessage: `"name"`},
-		{name: "wrong type object for array", body: `{"tags":{}}`, wantStatus: 400, wantCode: httpapi.CodeInvalidType, wantInMessage: `"tags"`},
-		{name: "wrong nested type", body: `{"nested":{"flag":"yes"}}`, wantStatus: 400, wantCode: httpapi.CodeInvalidType, wantInMessage: "flag"},
-		{name: "string for a money amount", body: `{"amount":"5"}`, wantStatus: 400, wantCode: httpapi.CodeInvalidField, altCode: httpapi.CodeInvalidType, wantInMessage: "amount"},
+		{name: "empty body", body: ``, wantStatus: 400, wantCode: fault.EmptyBody},
+		{name: "whitespace only", body: "  \n ", wantStatus: 400, wantCode: fault.EmptyBody},
+		{name: "empty body, no Content-Length", body: ``, noLength: true, wantStatus: 400, wantCode: fault.EmptyBody},
+		{name: "truncated object", body: `{"name":`, wantStatus: 400, wantCode: fault.MalformedJSON},
+		{name: "unquoted key", body: `{name:"x"}`, wantStatus: 400, wantCode: fault.MalformedJSON},
+		{name: "single quotes", body: `{'name':'x'}`, wantStatus: 400, wantCode: fault.MalformedJSON},
+		{name: "trailing comma", body: `{"name":"x",}`, wantStatus: 400, wantCode: fault.MalformedJSON},
+		{name: "not JSON at all", body: `name=x`, wantStatus: 400, wantCode: fault.MalformedJSON},
+		{name: "unknown field", body: `{"nmae":"x"}`, wantStatus: 400, wantCode: fault.UnknownField, wantInMessage: `"nmae"`},
+		{name: "unknown nested field", body: `{"nested":{"flag":true,"extra":1}}`, wantStatus: 400, wantCode: fault.UnknownField, wantInMessage: `"extra"`},
+		{name: "wrong type string for integer", body: `{"count":"3"}`, wantStatus: 400, wantCode: fault.InvalidType, wantInMessage: `"count"`},
+		{name: "integer field gets fraction", body: `{"count":1.5}`, wantStatus: 400, wantCode: fault.InvalidType, wantInMessage: `"count"`},
+		{name: "integer overflow", body: `{"count":1e30}`, wantStatus: 400, wantCode: fault.InvalidType, wantInMessage: `"count"`},
+		{name: "wrong type number for string", body: `{"name":5}`, wantStatus: 400, wantCode: fault.InvalidType, wantInMessage: `"name"`},
+		{name: "wrong type object for array", body: `{"tags":{}}`, wantStatus: 400, wantCode: fault.InvalidType, wantInMessage: `"tags"`},
+		{name: "wrong nested type", body: `{"nested":{"flag":"yes"}}`, wantStatus: 400, wantCode: fault.InvalidType, wantInMessage: "flag"},
+		{name: "string for a money amount", body: `{"amount":"5"}`, wantStatus: 400, wantCode: fault.InvalidField, altCode: fault.InvalidType, wantInMessage: "amount"},
 		{name: "null for a money amount", body: `{"amount":null}`, check: func(t *testing.T, p payload) {
 			if p.Amount != nil {
 				t.Errorf("null amount decoded to %v", *p.Amount)
 			}
 		}},
-		{name: "negative amount", body: `{"amount":-1}`, wantStatus: 400, wantCode: httpapi.CodeInvalidField},
-		{name: "amount with ten decimals", body: `{"amount":0.0000000001}`, wantStatus: 400, wantCode: httpapi.CodeInvalidField},
-		{name: "trailing object", body: `{"name":"x"}{"name":"y"}`, wantStatus: 400, wantCode: httpapi.CodeMalformedJSON},
-		{name: "trailing garbage", body: `{"name":"x"} x`, wantStatus: 400, wantCode: httpapi.CodeMalformedJSON},
-		{name: "trailing bracket", body: `{"name":"x"}]`, wantStatus: 400, wantCode: httpapi.CodeMalformedJSON},
-		{name: "array instead of object", body: `[{"name":"x"}]`, wantStatus: 400, wantCode: httpapi.CodeInvalidType, wantInMessage: "object"},
-		{name: "string instead of object", body: `"x"`, wantStatus: 400, wantCode: httpapi.CodeInvalidType},
-		{name: "number instead of object", body: `42`, wantStatus: 400, wantCode: httpapi.CodeInvalidType},
-		{name: "one byte over the limit", body: padded(httpapi.MaxBodyBytes + 1), wantStatus: 413, wantCode: httpapi.CodeBodyTooLarge},
-		{name: "one byte over the limit, no Content-Length", body: padded(httpapi.MaxBodyBytes + 1), noLength: true, wantStatus: 413, wantCode: httpapi.CodeBodyTooLarge},
-		{name: "far over the limit, no Content-Length", body: padded(1 << 20), noLength: true, wantStatus: 413, wantCode: httpapi.CodeBodyTooLarge},
-		{name: "over the limit and malformed, no Content-Length", body: `{"name":"` + strings.Repeat("a", httpapi.MaxBodyBytes+10), noLength: true, wantStatus: 413, wantCode: httpapi.CodeBodyTooLarge},
-		{name: "over the limit and malformed", body: `{"name":"` + strings.Repeat("a", httpapi.MaxBodyBytes+10), wantStatus: 413, wantCode: httpapi.CodeBodyTooLarge},
-		{name: "valid object then trailing data over the limit", body: `{"name":"x"} ` + strings.Repeat("1", httpapi.MaxBodyBytes), noLength: true, wantStatus: 413, wantCode: httpapi.CodeBodyTooLarge},
+		{name: "negative amount", body: `{"amount":-1}`, wantStatus: 400, wantCode: fault.InvalidField},
+		{name: "amount with ten decimals", body: `{"amount":0.0000000001}`, wantStatus: 400, wantCode: fault.InvalidField},
+		{name: "trailing object", body: `{"name":"x"}{"name":"y"}`, wantStatus: 400, wantCode: fault.MalformedJSON},
+		{name: "trailing garbage", body: `{"name":"x"} x`, wantStatus: 400, wantCode: fault.MalformedJSON},
+		{name: "trailing bracket", body: `{"name":"x"}]`, wantStatus: 400, wantCode: fault.MalformedJSON},
+		{name: "array instead of object", body: `[{"name":"x"}]`, wantStatus: 400, wantCode: fault.InvalidType, wantInMessage: "object"},
+		{name: "string instead of object", body: `"x"`, wantStatus: 400, wantCode: fault.InvalidType},
+		{name: "number instead of object", body: `42`, wantStatus: 400, wantCode: fault.InvalidType},
+		{name: "one byte over the limit", body: padded(httpapi.MaxBodyBytes + 1), wantStatus: 413, wantCode: fault.BodyTooLarge},
+		{name: "one byte over the limit, no Content-Length", body: padded(httpapi.MaxBodyBytes + 1), noLength: true, wantStatus: 413, wantCode: fault.BodyTooLarge},
+		{name: "far over the limit, no Content-Length", body: padded(1 << 20), noLength: true, wantStatus: 413, wantCode: fault.BodyTooLarge},
+		{name: "over the limit and malformed, no Content-Length", body: `{"name":"` + strings.Repeat("a", httpapi.MaxBodyBytes+10), noLength: true, wantStatus: 413, wantCode: fault.BodyTooLarge},
+		{name: "over the limit and malformed", body: `{"name":"` + strings.Repeat("a", httpapi.MaxBodyBytes+10), wantStatus: 413, wantCode: fault.BodyTooLarge},
+		{name: "valid object then trailing data over the limit", body: `{"name":"x"} ` + strings.Repeat("1", httpapi.MaxBodyBytes), noLength: true, wantStatus: 413, wantCode: fault.BodyTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,17 +113,17 @@ func TestDecodeJSON(t *testing.T) {
 				}
 				return
 			}
-			var he *httpapi.Error
+			var he *fault.Error
 			if !errors.As(err, &he) {
-				t.Fatalf("DecodeJSON = %v (%T), want *httpapi.Error", err, err)
+				t.Fatalf("DecodeJSON = %v (%T), want *fault.Error", err, err)
 			}
-			if he.Status != tt.wantStatus || (he.Code != tt.wantCode && (tt.altCode == "" || he.Code != tt.altCode)) {
-				t.Fatalf("DecodeJSON = %d %s (%q), want %d %s", he.Status, he.Code, he.Message, tt.wantStatus, tt.wantCode)
+			if httpapi.StatusOf(he.Code) != tt.wantStatus || (he.Code != tt.wantCode && (tt.altCode == "" || he.Code != tt.altCode)) {
+				t.Fatalf("DecodeJSON = %d %s (%q), want %d %s", httpapi.StatusOf(he.Code), he.Code, he.Message, tt.wantStatus, tt.wantCode)
 			}
 			if !strings.Contains(he.Message, tt.wantInMessage) {
 				t.Errorf("message %q does not mention %q", he.Message, tt.wantInMessage)
 			}
-			if he.Error() != he.Code+": "+he.Message {
+			if he.Error() != string(he.Code)+": "+he.Message {
 				t.Errorf("Error() = %q", he.Error())
 			}
 		})
@@ -144,8 +145,8 @@ func TestDecodeJSONRejectsByContentLengthWithoutReading(t *testing.T) {
 	}))
 	var p payload
 	err := httpapi.DecodeJSON(r, &p)
-	var he *httpapi.Error
-	if !errors.As(err, &he) || he.Status != http.StatusRequestEntityTooLarge {
+	var he *fault.Error
+	if !errors.As(err, &he) || httpapi.StatusOf(he.Code) != http.StatusRequestEntityTooLarge {
 		t.Fatalf("DecodeJSON = %v, want 413", err)
 	}
 }
@@ -161,8 +162,8 @@ func TestDecodeJSONWhitespacePaddingOverLimit(t *testing.T) {
 	body := `{"name":"x"}` + strings.Repeat(" ", 100<<10)
 	var p payload
 	err := httpapi.DecodeJSONBytes(onlyReader{strings.NewReader(body)}, &p)
-	var he *httpapi.Error
-	if !errors.As(err, &he) || he.Status != http.StatusRequestEntityTooLarge {
+	var he *fault.Error
+	if !errors.As(err, &he) || httpapi.StatusOf(he.Code) != http.StatusRequestEntityTooLarge {
 		t.Fatalf("DecodeJSONBytes(%d-byte body) = %v, want 413 body_too_large", len(body), err)
 	}
 }
@@ -174,8 +175,8 @@ func TestDecodeJSONBytesIntoNonStruct(t *testing.T) {
 	}
 	var n int
 	err := httpapi.DecodeJSONBytes(bytes.NewReader([]byte(`{"a":1}`)), &n)
-	var he *httpapi.Error
-	if !errors.As(err, &he) || he.Status != 400 || he.Code != httpapi.CodeInvalidType {
+	var he *fault.Error
+	if !errors.As(err, &he) || httpapi.StatusOf(he.Code) != 400 || he.Code != fault.InvalidType {
 		t.Fatalf("object into int = %v, want 400 invalid_type", err)
 	}
 }
@@ -186,8 +187,8 @@ func TestDecodeJSONMoneyTypeErrorSaysNumber(t *testing.T) {
 	for _, body := range []string{`{"amount":"5"}`, `{"amount":true}`, `{"amount":[1]}`, `{"amount":{}}`} {
 		var p payload
 		err := httpapi.DecodeJSONBytes(strings.NewReader(body), &p)
-		var he *httpapi.Error
-		if !errors.As(err, &he) || he.Status != 400 {
+		var he *fault.Error
+		if !errors.As(err, &he) || httpapi.StatusOf(he.Code) != 400 {
 			t.Fatalf("%s: %v, want a 400", body, err)
 		}
 		if !strings.Contains(he.Message, "number") || strings.Contains(he.Message, "integer") {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 )
 
@@ -53,7 +54,7 @@ func FuzzAuthorizationHeader(f *testing.F) {
 			var e struct {
 				Error struct{ Code string } `json:"error"`
 			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code != httpapi.CodeUnauthorized {
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code != string(fault.Unauthorized) {
 				t.Fatalf("401 body %s", rec.Body)
 			}
 		case http.StatusOK:

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/fault"
 )
 
 // Authenticator is what the server needs from package auth.
@@ -20,8 +21,8 @@ type Authenticator interface {
 	FromGatewayClaims(claims map[string]string) (auth.Principal, error)
 }
 
-// Handler serves an authenticated request. A returned *Error is sent as is; any other error is
-// logged and sent as a 500 without its text.
+// Handler serves an authenticated request. A returned fault is sent with its code; any other
+// error is logged and sent as a 500 without its text.
 type Handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
 
 // Gate runs after authentication on every authenticated route; an error stops the request
@@ -29,7 +30,7 @@ type Handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) erro
 type Gate func(r *http.Request, p auth.Principal) error
 
 // ErrorFormat writes a client error in a route's wire format.
-type ErrorFormat func(w http.ResponseWriter, requestID string, e *Error)
+type ErrorFormat func(w http.ResponseWriter, requestID string, p Problem)
 
 // Option adjusts one route.
 type Option func(*route)
@@ -49,6 +50,7 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 	gates []Gate
+	cors  *CORS
 	// prefixFormats answer unknown paths under a prefix (404, 405) in that API's error format.
 	prefixFormats []prefixFormat
 }
@@ -72,6 +74,11 @@ func NewServer(a Authenticator, log *slog.Logger) *Server {
 // AddGate adds a check every authenticated request must pass; register gates before serving.
 func (s *Server) AddGate(g Gate) { s.gates = append(s.gates, g) }
 
+// UseCORS answers browsers' preflight requests and labels responses for the origins c allows.
+// Behind API Gateway its CORS configuration does this before a function is called; the dev
+// server has no such gateway in front.
+func (s *Server) UseCORS(c CORS) { s.cors = &c }
+
 // Handle registers an authenticated route, e.g. "POST /ai-router/route".
 func (s *Server) Handle(pattern string, h Handler, opts ...Option) {
 	var rt route
@@ -79,8 +86,11 @@ func (s *Server) Handle(pattern string, h Handler, opts ...Option) {
 		o(&rt)
 	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r)
+		p, err := s.authenticate(w, r)
 		if err == nil {
+			if info, ok := r.Context().Value(infoKey{}).(*requestInfo); ok {
+				info.user = p.UserID
+			}
 			for _, g := range s.gates {
 				if err = g(r, p); err != nil {
 					break
@@ -100,7 +110,7 @@ func (s *Server) Handle(pattern string, h Handler, opts ...Option) {
 func (s *Server) HandleAdmin(pattern string, h Handler, opts ...Option) {
 	s.Handle(pattern, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		if !p.Admin {
-			return Errorf(http.StatusForbidden, CodeForbidden, "this endpoint needs the admin role")
+			return fault.New(fault.Forbidden, "this endpoint needs the admin role")
 		}
 		return h(w, r, p)
 	}, opts...)
@@ -109,25 +119,51 @@ func (s *Server) HandleAdmin(pattern string, h Handler, opts ...Option) {
 // HandlePublic registers a route that needs no credentials (health checks).
 func (s *Server) HandlePublic(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
 
-func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
+// authenticate finds the caller: the claims API Gateway's authorizer verified, else the bearer
+// token, verified here. A refusal says in plain words what is wrong with the credentials and
+// carries RFC 6750's WWW-Authenticate header.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (auth.Principal, error) {
 	if claims, ok := auth.GatewayClaims(r.Context()); ok {
 		p, err := s.auth.FromGatewayClaims(claims)
 		if err != nil {
-			return p, Errorf(http.StatusUnauthorized, CodeUnauthorized, "the authorizer's claims carry no user")
+			return p, s.unauthorized(w, err)
 		}
 		return p, nil
 	}
 	h := r.Header.Get("Authorization")
 	const prefix = "bearer "
 	if len(h) < len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
-		return auth.Principal{}, Errorf(http.StatusUnauthorized, CodeUnauthorized, "send Authorization: Bearer <token>")
+		// No credentials at all: RFC 6750 wants the challenge without an error code.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="helix"`)
+		return auth.Principal{}, fault.New(fault.Unauthorized, "send Authorization: Bearer <token>")
 	}
 	p, err := s.auth.Verify(r.Context(), h[len(prefix):])
 	if err != nil {
-		// The reason (expired, wrong audience, ...) helps the developer; it never holds the token.
-		return p, Errorf(http.StatusUnauthorized, CodeUnauthorized, "%s", err)
+		return p, s.unauthorized(w, err)
 	}
 	return p, nil
+}
+
+// unauthorized turns a verification failure into the 401 the client sees. auth's errors are
+// written for people (expired, wrong audience, ...) and never hold the token; anything else
+// (a JWKS outage) is not the client's to read.
+func (s *Server) unauthorized(w http.ResponseWriter, err error) error {
+	msg := "the token is not valid"
+	if errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, auth.ErrMissingToken) {
+		msg = err.Error()
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="helix", error="invalid_token", error_description="`+headerSafe(msg)+`"`)
+	return fault.Wrap(fault.Unauthorized, err, msg)
+}
+
+// headerSafe keeps a message inside a quoted header parameter.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return '\''
+		}
+		return r
+	}, s)
 }
 
 func equalFoldASCII(a, b string) bool {
@@ -143,34 +179,58 @@ func equalFoldASCII(a, b string) bool {
 	return true
 }
 
-// ServeHTTP assigns the request id, recovers panics, answers unknown routes with JSON 404/405,
-// and makes sure every response has a status.
+// requestInfo collects what the access log line reports that only a handler learns.
+type requestInfo struct {
+	user string
+	code fault.Code
+}
+
+type infoKey struct{}
+
+// ServeHTTP assigns the request id, answers CORS preflights, recovers panics, answers unknown
+// routes with JSON 404/405, makes sure every response has a status, and logs one access line.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// Always server-made: request ids key budget reservations, so a client must not pick them.
 	id := uuid.NewString()
 	w.Header().Set("X-Request-Id", id)
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	info := &requestInfo{}
+	r = r.WithContext(context.WithValue(context.WithValue(r.Context(), requestIDKey{}, id), infoKey{}, info))
 	rec := &recorder{ResponseWriter: w}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic", "request_id", id, "panic", v, "stack", string(debug.Stack()))
 			if !rec.wrote {
-				writeError(rec, id, Errorf(http.StatusInternalServerError, CodeInternal, "internal error"))
+				writeError(rec, id, Problem{Status: http.StatusInternalServerError, Code: fault.Internal, Message: "internal error"})
 			}
+			info.code = fault.Internal
 		}
 		if !rec.wrote {
 			rec.WriteHeader(http.StatusNoContent)
 		}
-		level := slog.LevelDebug
-		if rec.status >= 500 {
+		// One line per request at info; only Helix's own faults are errors (a maintenance 503 or
+		// a budget 402 is the system working as designed).
+		level := slog.LevelInfo
+		if info.code == fault.Internal {
 			level = slog.LevelError
 		}
-		s.log.Log(r.Context(), level, "request", "request_id", id,
-			"gateway_request_id", gatewayRequestID(r.Context()), "method", r.Method,
-			"path", r.URL.Path, "status", rec.status, "ms", time.Since(start).Milliseconds())
+		attrs := []any{"request_id", id, "method", r.Method, "route", r.Pattern, "path", r.URL.Path,
+			"status", rec.status, "ms", time.Since(start).Milliseconds()}
+		if info.user != "" {
+			attrs = append(attrs, "user", info.user)
+		}
+		if info.code != "" {
+			attrs = append(attrs, "code", string(info.code))
+		}
+		if gw := gatewayRequestID(r.Context()); gw != "" {
+			attrs = append(attrs, "gateway_request_id", gw)
+		}
+		s.log.Log(r.Context(), level, "request", attrs...)
 	}()
 
+	if s.cors != nil && s.cors.handle(rec, r) {
+		return
+	}
 	if h, pattern := s.mux.Handler(r); pattern == "" {
 		// ServeMux would answer in text/plain: find out whether it is a 404 or a 405 and say
 		// so in JSON.
@@ -184,10 +244,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(probe, r)
 		if probe.status == http.StatusMethodNotAllowed {
 			rec.Header().Set("Allow", probe.header.Get("Allow"))
-			format(rec, id, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+			info.code = fault.MethodNotAllowed
+			format(rec, id, Problem{Status: http.StatusMethodNotAllowed, Code: fault.MethodNotAllowed,
+				Message: r.Method + " is not allowed on " + r.URL.Path})
 			return
 		}
-		format(rec, id, Errorf(http.StatusNotFound, CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+		info.code = fault.NotFound
+		format(rec, id, Problem{Status: http.StatusNotFound, Code: fault.NotFound, Message: "no route for " + r.Method + " " + r.URL.Path})
 		return
 	}
 	s.mux.ServeHTTP(rec, r)
@@ -198,18 +261,18 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, format 
 	if format == nil {
 		format = writeError
 	}
-	var he *Error
-	if errors.As(err, &he) {
-		format(w, id, he)
-		return
+	p, internal := ProblemOf(err)
+	if info, ok := r.Context().Value(infoKey{}).(*requestInfo); ok {
+		info.code = p.Code
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	switch {
+	case internal:
+		s.log.Error("request failed", "request_id", id, "method", r.Method, "route", r.Pattern, "err", err)
+		p.Message = "internal error; quote request id " + id + " when reporting it"
+	case p.Code == fault.Timeout:
 		s.log.Warn("request timed out", "request_id", id, "err", err)
-		format(w, id, Errorf(http.StatusServiceUnavailable, "timeout", "the request ran out of time; retry"))
-		return
 	}
-	s.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
-	format(w, id, Errorf(http.StatusInternalServerError, CodeInternal, "internal error; quote request id %s when reporting it", id))
+	format(w, id, p)
 }
 
 type requestIDKey struct{}
@@ -253,6 +316,9 @@ func (r *recorder) Write(b []byte) (int, error) {
 	}
 	return r.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushing a stream, deadlines).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // statusProbe captures what ServeMux's own 404/405 handler would write.
 type statusProbe struct {

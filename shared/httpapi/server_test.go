@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 )
 
@@ -101,7 +102,7 @@ func newTestServer(a httpapi.Authenticator) (*httpapi.Server, *syncBuffer) {
 		return fmt.Errorf("query catalog: %w", context.Canceled)
 	})
 	s.Handle("GET /teapot", func(http.ResponseWriter, *http.Request, auth.Principal) error {
-		e := httpapi.Errorf(http.StatusPaymentRequired, "budget_exceeded", "daily budget of %s USD exceeded", "50")
+		e := fault.Errorf(fault.BudgetExceeded, "daily budget of %s USD exceeded", "50")
 		e.Details = map[string]any{"remaining": 0}
 		return fmt.Errorf("wrapped: %w", e)
 	})
@@ -133,49 +134,49 @@ func TestServer(t *testing.T) {
 		claims     map[string]string
 		body       string
 		wantStatus int
-		wantCode   string // error code, when the response is an error
+		wantCode   fault.Code // error code, when the response is an error
 		check      func(t *testing.T, rec *httptest.ResponseRecorder)
 	}{
 		{name: "authenticated", method: "GET", path: "/me", authz: "Bearer user-token", wantStatus: 200,
 			check: wantJSONField("user_id", "user-1")},
 		{name: "lowercase scheme", method: "GET", path: "/me", authz: "bearer user-token", wantStatus: 200},
 		{name: "uppercase scheme", method: "GET", path: "/me", authz: "BEARER user-token", wantStatus: 200},
-		{name: "no Authorization", method: "GET", path: "/me", authz: "-", wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
-		{name: "Basic scheme", method: "GET", path: "/me", authz: "Basic dXNlcjpwYXNz", wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
-		{name: "scheme only", method: "GET", path: "/me", authz: "Bearer", wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
-		{name: "empty token", method: "GET", path: "/me", authz: "Bearer ", wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
-		{name: "token without scheme", method: "GET", path: "/me", authz: "user-token", wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
-		{name: "garbled token", method: "GET", path: "/me", authz: "Bearer x.y.z", wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
+		{name: "no Authorization", method: "GET", path: "/me", authz: "-", wantStatus: 401, wantCode: fault.Unauthorized},
+		{name: "Basic scheme", method: "GET", path: "/me", authz: "Basic dXNlcjpwYXNz", wantStatus: 401, wantCode: fault.Unauthorized},
+		{name: "scheme only", method: "GET", path: "/me", authz: "Bearer", wantStatus: 401, wantCode: fault.Unauthorized},
+		{name: "empty token", method: "GET", path: "/me", authz: "Bearer ", wantStatus: 401, wantCode: fault.Unauthorized},
+		{name: "token without scheme", method: "GET", path: "/me", authz: "user-token", wantStatus: 401, wantCode: fault.Unauthorized},
+		{name: "garbled token", method: "GET", path: "/me", authz: "Bearer x.y.z", wantStatus: 401, wantCode: fault.Unauthorized},
 		{name: "gateway claims", method: "GET", path: "/me", authz: "-", claims: map[string]string{"sub": "gw-user"}, wantStatus: 200,
 			check: wantJSONField("user_id", "gw-user")},
 		{name: "gateway claims win over a bad header", method: "GET", path: "/me", authz: "Bearer garbage", claims: map[string]string{"sub": "gw-user"}, wantStatus: 200,
 			check: wantJSONField("user_id", "gw-user")},
 		{name: "gateway claims win over a good header", method: "GET", path: "/me", authz: "Bearer admin-token", claims: map[string]string{"sub": "gw-user"}, wantStatus: 200,
 			check: wantJSONField("user_id", "gw-user")},
-		{name: "gateway claims without sub", method: "GET", path: "/me", authz: "Bearer user-token", claims: map[string]string{"email": "a@b"}, wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
+		{name: "gateway claims without sub", method: "GET", path: "/me", authz: "Bearer user-token", claims: map[string]string{"email": "a@b"}, wantStatus: 401, wantCode: fault.Unauthorized},
 		{name: "empty gateway claims fall back to the header", method: "GET", path: "/me", authz: "Bearer user-token", claims: map[string]string{}, wantStatus: 200,
 			check: wantJSONField("user_id", "user-1")},
 		{name: "gateway admin", method: "GET", path: "/admin/thing", authz: "-", claims: map[string]string{"sub": "gw-admin", "role": "admin"}, wantStatus: 200},
 		{name: "admin route, admin", method: "GET", path: "/admin/thing", authz: "Bearer admin-token", wantStatus: 200, check: wantJSONField("admin", "admin-1")},
-		{name: "admin route, non-admin", method: "GET", path: "/admin/thing", authz: "Bearer user-token", wantStatus: 403, wantCode: httpapi.CodeForbidden},
-		{name: "admin route, gateway non-admin", method: "GET", path: "/admin/thing", authz: "-", claims: map[string]string{"sub": "gw-user"}, wantStatus: 403, wantCode: httpapi.CodeForbidden},
-		{name: "admin route, anonymous", method: "GET", path: "/admin/thing", authz: "-", wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
-		{name: "unknown path", method: "GET", path: "/nope", authz: "Bearer user-token", wantStatus: 404, wantCode: httpapi.CodeNotFound},
-		{name: "unknown path, anonymous", method: "GET", path: "/nope", authz: "-", wantStatus: 404, wantCode: httpapi.CodeNotFound},
-		{name: "wrong method", method: "DELETE", path: "/me", authz: "Bearer user-token", wantStatus: 405, wantCode: httpapi.CodeMethodNotAllowed,
+		{name: "admin route, non-admin", method: "GET", path: "/admin/thing", authz: "Bearer user-token", wantStatus: 403, wantCode: fault.Forbidden},
+		{name: "admin route, gateway non-admin", method: "GET", path: "/admin/thing", authz: "-", claims: map[string]string{"sub": "gw-user"}, wantStatus: 403, wantCode: fault.Forbidden},
+		{name: "admin route, anonymous", method: "GET", path: "/admin/thing", authz: "-", wantStatus: 401, wantCode: fault.Unauthorized},
+		{name: "unknown path", method: "GET", path: "/nope", authz: "Bearer user-token", wantStatus: 404, wantCode: fault.NotFound},
+		{name: "unknown path, anonymous", method: "GET", path: "/nope", authz: "-", wantStatus: 404, wantCode: fault.NotFound},
+		{name: "wrong method", method: "DELETE", path: "/me", authz: "Bearer user-token", wantStatus: 405, wantCode: fault.MethodNotAllowed,
 			check: func(t *testing.T, rec *httptest.ResponseRecorder) {
 				allow := rec.Header().Get("Allow")
 				if !strings.Contains(allow, "GET") {
 					t.Errorf("Allow = %q, want it to list GET", allow)
 				}
 			}},
-		{name: "wrong method on a POST route", method: "GET", path: "/echo", authz: "-", wantStatus: 405, wantCode: httpapi.CodeMethodNotAllowed,
+		{name: "wrong method on a POST route", method: "GET", path: "/echo", authz: "-", wantStatus: 405, wantCode: fault.MethodNotAllowed,
 			check: func(t *testing.T, rec *httptest.ResponseRecorder) {
 				if allow := rec.Header().Get("Allow"); !strings.Contains(allow, "POST") {
 					t.Errorf("Allow = %q, want it to list POST", allow)
 				}
 			}},
-		{name: "panic", method: "GET", path: "/panic", authz: "Bearer user-token", wantStatus: 500, wantCode: httpapi.CodeInternal,
+		{name: "panic", method: "GET", path: "/panic", authz: "Bearer user-token", wantStatus: 500, wantCode: fault.Internal,
 			check: wantNotInBody("boom")},
 		{name: "panic after the response started keeps its status", method: "GET", path: "/panic-after-write", authz: "Bearer user-token", wantStatus: 202},
 		{name: "handler writes nothing", method: "DELETE", path: "/nothing", authz: "Bearer user-token", wantStatus: 204,
@@ -184,12 +185,12 @@ func TestServer(t *testing.T) {
 					t.Errorf("204 with body %q", rec.Body)
 				}
 			}},
-		{name: "plain error is hidden", method: "GET", path: "/plain-error", authz: "Bearer user-token", wantStatus: 500, wantCode: httpapi.CodeInternal,
+		{name: "plain error is hidden", method: "GET", path: "/plain-error", authz: "Bearer user-token", wantStatus: 500, wantCode: fault.Internal,
 			check: wantNotInBody("password")},
 		{name: "deadline", method: "GET", path: "/deadline", authz: "Bearer user-token", wantStatus: 503, wantCode: "timeout",
 			check: wantNotInBody("catalog")},
 		{name: "canceled", method: "GET", path: "/canceled", authz: "Bearer user-token", wantStatus: 503, wantCode: "timeout"},
-		{name: "wrapped *Error is sent as is, with details", method: "GET", path: "/teapot", authz: "Bearer user-token", wantStatus: 402, wantCode: "budget_exceeded",
+		{name: "wrapped fault is sent as is, with details", method: "GET", path: "/teapot", authz: "Bearer user-token", wantStatus: 402, wantCode: "budget_exceeded",
 			check: func(t *testing.T, rec *httptest.ResponseRecorder) {
 				var e errorResponse
 				_ = json.Unmarshal(rec.Body.Bytes(), &e)
@@ -197,9 +198,9 @@ func TestServer(t *testing.T) {
 					t.Errorf("error = %+v", e.Error)
 				}
 			}},
-		{name: "decode error through the server", method: "POST", path: "/echo", authz: "Bearer user-token", body: `{"nmae":"x"}`, wantStatus: 400, wantCode: httpapi.CodeUnknownField},
-		{name: "body too large through the server", method: "POST", path: "/echo", authz: "Bearer user-token", body: padded(httpapi.MaxBodyBytes + 1), wantStatus: 413, wantCode: httpapi.CodeBodyTooLarge},
-		{name: "auth before decoding", method: "POST", path: "/echo", authz: "-", body: `not json`, wantStatus: 401, wantCode: httpapi.CodeUnauthorized},
+		{name: "decode error through the server", method: "POST", path: "/echo", authz: "Bearer user-token", body: `{"nmae":"x"}`, wantStatus: 400, wantCode: fault.UnknownField},
+		{name: "body too large through the server", method: "POST", path: "/echo", authz: "Bearer user-token", body: padded(httpapi.MaxBodyBytes + 1), wantStatus: 413, wantCode: fault.BodyTooLarge},
+		{name: "auth before decoding", method: "POST", path: "/echo", authz: "-", body: `not json`, wantStatus: 401, wantCode: fault.Unauthorized},
 		{name: "post ok", method: "POST", path: "/echo", authz: "Bearer user-token", body: `{"name":"n"}`, wantStatus: 201, check: wantJSONField("name", "n")},
 		{name: "public route needs no token", method: "GET", path: "/health", authz: "-", wantStatus: 200,
 			check: func(t *testing.T, rec *httptest.ResponseRecorder) {
@@ -245,7 +246,7 @@ func TestServer(t *testing.T) {
 				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
 					t.Fatalf("error body is not JSON: %v: %s", err, rec.Body)
 				}
-				if e.Error.Code != tt.wantCode {
+				if fault.Code(e.Error.Code) != tt.wantCode {
 					t.Errorf("error.code = %q, want %q", e.Error.Code, tt.wantCode)
 				}
 				if e.Error.Message == "" {

@@ -8,13 +8,14 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/intelligence"
 )
 
 // FuzzIntelligenceInputs sends arbitrary bodies through what the HTTP layer does with them:
 // strict decoding into the operation's input, then Validate. Neither may panic; the only
-// errors are a 400/413 *httpapi.Error from decoding or a *intelligence.FieldError from
+// errors are a 400/413 *fault.Error from decoding or a *intelligence.FieldError from
 // validation. An input that validates must then run against the offline model without a repair
 // (what `make dev` does for any valid request).
 func FuzzIntelligenceInputs(f *testing.F) {
@@ -40,9 +41,9 @@ func FuzzIntelligenceInputs(f *testing.F) {
 		in := op.NewInput()
 		err := httpapi.DecodeJSONBytes(bytes.NewReader(body), in)
 		if err != nil {
-			var he *httpapi.Error
-			if !errors.As(err, &he) || (he.Status != http.StatusBadRequest && he.Status != http.StatusRequestEntityTooLarge) {
-				t.Fatalf("%s: decode error %v (%T), want a 400 or 413 *httpapi.Error", op.OperationID(), err, err)
+			var he *fault.Error
+			if !errors.As(err, &he) || (httpapi.StatusOf(he.Code) != http.StatusBadRequest && httpapi.StatusOf(he.Code) != http.StatusRequestEntityTooLarge) {
+				t.Fatalf("%s: decode error %v (%T), want a 400 or 413 *fault.Error", op.OperationID(), err, err)
 			}
 			return
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/helixhq/helix/shared/execute"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/money"
 )
@@ -50,6 +51,15 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
+// Fault is a 400: missing_field or invalid_field.
+func (e *FieldError) Fault() *fault.Error {
+	code := fault.InvalidField
+	if e.Missing {
+		code = fault.MissingField
+	}
+	return fault.New(code, e.Error())
+}
+
 func missing(field string) error {
 	return &FieldError{Field: field, Missing: true, Message: "is required"}
 }
@@ -70,6 +80,13 @@ type BadOutputError struct {
 }
 
 func (e *BadOutputError) Unwrap() error { return e.Err }
+
+// Fault says the calls were charged, and how much, though their answer is unusable.
+func (e *BadOutputError) Fault() *fault.Error {
+	return &fault.Error{Code: fault.BadModelOutput,
+		Message: "the model's answer did not match the result schema, even after a repair attempt",
+		Details: map[string]any{"reason": e.Reason, "cost_usd": e.Cost}}
+}
 
 func (e *BadOutputError) Error() string {
 	return fmt.Sprintf("%s: the model's answer did not match the result schema: %s", e.OperationID, e.Reason)

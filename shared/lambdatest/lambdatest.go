@@ -31,7 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/apitest"
-	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/httpapp"
 )
 
 // Function is a Lambda function under test: where its sample events and its SAM resource are,
@@ -43,11 +43,17 @@ type Function struct {
 	Tokens   apitest.Tokens
 }
 
-// NewBase builds what app.Boot would over pool, configured with f's tokens. The log is
+// NewApp builds what httpapp.Boot would over pool, configured with f's tokens. The log is
 // discarded: these tests read the function's answers, not its log lines.
-func (f Function) NewBase(t testing.TB, pool *pgxpool.Pool) *app.Base {
+func (f Function) NewApp(t testing.TB, pool *pgxpool.Pool) *httpapp.App {
 	t.Helper()
-	return apitest.NewBase(t, f.Tokens, pool, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	return f.NewAppEnv(t, nil, pool)
+}
+
+// NewAppEnv is NewApp with more variables in the function's environment.
+func (f Function) NewAppEnv(t testing.TB, env map[string]string, pool *pgxpool.Pool) *httpapp.App {
+	t.Helper()
+	return apitest.NewAppEnv(t, f.Tokens, env, pool, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 }
 
 // EventFiles lists the names of the sample events, sorted.

@@ -48,19 +48,41 @@ func scanApproval(row pgx.CollectableRow) (approval.Approval, error) {
 	return a, err
 }
 
-// CreateApproval implements approval.Store; a zero ID gets a new UUID.
+// CreateApproval implements approval.Store; a zero ID gets a new UUID. While the same request
+// (user, operation, request hash) is pending it returns that approval instead of a new one: the
+// unique index approvals_one_pending makes this hold under concurrent re-sends. A pending row
+// that has expired is marked expired first, so it does not block a new one.
 func (s *Approvals) CreateApproval(ctx context.Context, a approval.Approval) (approval.Approval, error) {
 	if a.ID == "" {
 		a.ID = uuid.NewString()
 	}
-	rows, _ := s.pool.Query(ctx, `
-		INSERT INTO approvals (approval_id, user_id, operation_id, request_hash, estimated_cost_nano,
-		                       reason, summary, status, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)
-		RETURNING `+approvalColumns,
-		a.ID, a.UserID, a.OperationID, a.RequestHash, int64(a.EstimatedCost), string(a.Reason), a.Summary,
-		s.now(), a.ExpiresAt)
-	out, err := pgx.CollectExactlyOneRow(rows, scanApproval)
+	var out approval.Approval
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			UPDATE approvals SET status = 'expired'
+			 WHERE user_id = $1 AND operation_id = $2 AND request_hash = $3
+			   AND status = 'pending' AND expires_at <= now()`, a.UserID, a.OperationID, a.RequestHash); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, `
+			INSERT INTO approvals (approval_id, user_id, operation_id, request_hash, estimated_cost_nano,
+			                       reason, summary, status, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)
+			ON CONFLICT (user_id, operation_id, request_hash) WHERE status = 'pending' DO NOTHING
+			RETURNING `+approvalColumns,
+			a.ID, a.UserID, a.OperationID, a.RequestHash, int64(a.EstimatedCost), string(a.Reason), a.Summary,
+			s.now(), a.ExpiresAt)
+		var err error
+		out, err = pgx.CollectExactlyOneRow(rows, scanApproval)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		rows, _ = tx.Query(ctx, `SELECT `+approvalColumns+` FROM approvals
+			 WHERE user_id = $1 AND operation_id = $2 AND request_hash = $3 AND status = 'pending'`,
+			a.UserID, a.OperationID, a.RequestHash)
+		out, err = pgx.CollectExactlyOneRow(rows, scanApproval)
+		return err
+	})
 	if err != nil {
 		return out, fmt.Errorf("create approval: %w", err)
 	}

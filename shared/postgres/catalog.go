@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/money"
 )
 
@@ -31,7 +33,7 @@ func NewCatalog(pool *pgxpool.Pool, now func() time.Time) *Catalog {
 
 const modelColumns = `model_key, provider, api_model, display_name, input_nano_per_mtok,
 	output_nano_per_mtok, cached_input_nano_per_mtok, price_version, enabled, is_emergency,
-	updated_by, updated_at`
+	direct_access, updated_by, updated_at`
 
 const routeColumns = `operation_id, operation_name, primary_model, COALESCE(fallback_model, ''),
 	enabled, cost_criticality, requires_approval, max_output_tokens, avg_input_tokens,
@@ -98,11 +100,89 @@ func (c *Catalog) UpdateRoute(ctx context.Context, operationID string, change ca
 	return out, err
 }
 
+// UpdateModel applies change to a model inside one transaction, with the model row locked. A new
+// price closes the version in force and opens change's (or, unnamed, "<key>@<UTC time>"),
+// effective now; calls already logged keep the version they were charged at.
+func (c *Catalog) UpdateModel(ctx context.Context, key string, change catalog.ModelChange, actor string) (catalog.Model, error) {
+	var out catalog.Model
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT `+modelColumns+` FROM ai_models WHERE model_key = $1 FOR UPDATE`, key)
+		m, err := pgx.CollectExactlyOneRow(rows, scanModel)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return catalog.ErrNoSuchModel
+		}
+		if err != nil {
+			return err
+		}
+		now := c.now().UTC()
+		if change.Reprices() && change.PriceVersion == nil {
+			v := key + "@" + now.Format("20060102T150405.000Z")
+			change.PriceVersion = &v
+		}
+		if err := change.ApplyTo(&m); err != nil {
+			return err
+		}
+		if change.Reprices() {
+			var used bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ai_model_prices WHERE model_key = $1 AND price_version = $2)`,
+				key, m.PriceVersion).Scan(&used); err != nil {
+				return err
+			}
+			if used {
+				return fault.Errorf(fault.InvalidField, "price_version %q was already used for %s; name a new one", m.PriceVersion, key)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE ai_model_prices SET effective_until = $2 WHERE model_key = $1 AND effective_until IS NULL`, key, now); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO ai_model_prices (model_key, price_version, input_nano_per_mtok, output_nano_per_mtok,
+				                             cached_input_nano_per_mtok, effective_from, created_by)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				key, m.PriceVersion, int64(m.InputPerMTok), int64(m.OutputPerMTok), int64(m.CachedInputPerMTok), now, actor); err != nil {
+				return err
+			}
+		}
+		rows, _ = tx.Query(ctx, `
+			UPDATE ai_models
+			   SET api_model = $2, input_nano_per_mtok = $3, output_nano_per_mtok = $4,
+			       cached_input_nano_per_mtok = $5, price_version = $6, enabled = $7, direct_access = $8,
+			       updated_by = $9, updated_at = $10
+			 WHERE model_key = $1
+			RETURNING `+modelColumns,
+			key, m.APIModel, int64(m.InputPerMTok), int64(m.OutputPerMTok), int64(m.CachedInputPerMTok),
+			m.PriceVersion, m.Enabled, m.DirectAccess, actor, now)
+		out, err = pgx.CollectExactlyOneRow(rows, scanModel)
+		return err
+	})
+	return out, err
+}
+
+// ModelPrices lists every price version of a model, the one in force first.
+func (c *Catalog) ModelPrices(ctx context.Context, key string) ([]catalog.Price, error) {
+	rows, _ := c.pool.Query(ctx, `
+		SELECT price_version, input_nano_per_mtok, output_nano_per_mtok, cached_input_nano_per_mtok,
+		       effective_from, effective_until, created_by
+		  FROM ai_model_prices WHERE model_key = $1
+		 ORDER BY effective_until IS NOT NULL, effective_from DESC`, key)
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (catalog.Price, error) {
+		var p catalog.Price
+		var in, out, cached int64
+		var until pgtype.Timestamptz
+		err := row.Scan(&p.Version, &in, &out, &cached, &p.EffectiveFrom, &until, &p.CreatedBy)
+		p.InputPerMTok, p.OutputPerMTok, p.CachedInputPerMTok, p.EffectiveUntil = money.Nano(in), money.Nano(out), money.Nano(cached), until.Time
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("model prices: %w", err)
+	}
+	return list, nil
+}
+
 func scanModel(row pgx.CollectableRow) (catalog.Model, error) {
 	var m catalog.Model
 	var in, out, cached int64
 	err := row.Scan(&m.Key, &m.Provider, &m.APIModel, &m.DisplayName, &in, &out, &cached,
-		&m.PriceVersion, &m.Enabled, &m.Emergency, &m.UpdatedBy, &m.UpdatedAt)
+		&m.PriceVersion, &m.Enabled, &m.Emergency, &m.DirectAccess, &m.UpdatedBy, &m.UpdatedAt)
 	m.InputPerMTok, m.OutputPerMTok, m.CachedInputPerMTok = money.Nano(in), money.Nano(out), money.Nano(cached)
 	return m, err
 }

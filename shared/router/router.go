@@ -3,17 +3,17 @@
 package router
 
 import (
-	"errors"
 
 	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/money"
 )
 
 // Errors of a routing decision.
 var (
 	ErrUnknownOperation  = catalog.ErrUnknownOperation
-	ErrOperationDisabled = errors.New("operation disabled")
-	ErrNoModel           = errors.New("no enabled model can serve this operation")
+	ErrOperationDisabled = fault.New(fault.OperationDisabled, "this operation is disabled")
+	ErrNoModel           = fault.New(fault.NoModelAvailable, "no enabled model can serve this operation")
 	ErrUnknownModel      = catalog.ErrUnknownModel
 )
 

@@ -7,13 +7,12 @@ package toggles
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/ttlcache"
 )
 
@@ -114,7 +113,7 @@ type Store interface {
 
 // ErrUnknownToggle is returned when setting a key that is neither a known toggle nor a provider
 // kill switch.
-var ErrUnknownToggle = errors.New("unknown toggle")
+var ErrUnknownToggle = fault.New(fault.UnknownToggle, "unknown toggle")
 
 // Service reads toggles through a short cache and writes them through the store.
 type Service struct {
@@ -123,8 +122,8 @@ type Service struct {
 	cache *ttlcache.Cache[Set]
 }
 
-// NewService returns the toggle service. env holds the overrides read at cold start (see
-// EnvOverrides); ttl bounds how long another instance's change can go unseen.
+// NewService returns the toggle service. env holds the overrides the environment pins
+// (config.Config.KillSwitches); ttl bounds how long another instance's change can go unseen.
 func NewService(store Store, env map[string]bool, ttl time.Duration, now func() time.Time) *Service {
 	s := &Service{store: store, env: env}
 	s.cache = ttlcache.New(func(ctx context.Context) (Set, error) {
@@ -149,7 +148,7 @@ func (s *Service) Set(ctx context.Context, key string, enabled bool, actor strin
 		return View{}, err
 	}
 	if _, ok := cur.stored[key]; !ok && !isProviderSwitch(key, knownProviders) {
-		return View{}, fmt.Errorf("%w %q", ErrUnknownToggle, key)
+		return View{}, fault.Errorf(fault.UnknownToggle, "unknown toggle %q: use a key from GET /admin/toggles", key)
 	}
 	if _, err := s.store.SetToggle(ctx, key, enabled, actor); err != nil {
 		return View{}, err
@@ -169,25 +168,4 @@ func isProviderSwitch(key string, providers []string) bool {
 		}
 	}
 	return false
-}
-
-// EnvOverrides reads the overrides from environment entries ("KEY=value", as os.Environ gives):
-// ENABLE_MAINTENANCE_MODE and every DISABLE_* variable. Values are parsed as booleans; anything
-// else is an error, so a misspelt "ture" does not silently leave a switch off.
-func EnvOverrides(environ []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	var errs []error
-	for _, kv := range environ {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || (k != Maintenance && !strings.HasPrefix(k, providerPrefix)) || v == "" {
-			continue
-		}
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s must be true or false, got %q", k, v))
-			continue
-		}
-		out[k] = b
-	}
-	return out, errors.Join(errs...)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,70 +84,6 @@ func TestDisableProvider(t *testing.T) {
 		if got := toggles.DisableProvider(provider); got != want {
 			t.Errorf("DisableProvider(%q) = %q, want %q", provider, got, want)
 		}
-	}
-}
-
-func TestEnvOverrides(t *testing.T) {
-	tests := []struct {
-		name    string
-		environ []string
-		want    map[string]bool
-		wantErr []string // substrings the error must contain; nil means no error
-	}{
-		{name: "empty", environ: nil, want: map[string]bool{}},
-		{
-			name:    "true and false spellings",
-			environ: []string{"DISABLE_DEEPSEEK=true", "DISABLE_GEMINI=false", "DISABLE_ANTHROPIC=1", "DISABLE_SYNTHESIS=0", "ENABLE_MAINTENANCE_MODE=TRUE"},
-			want:    map[string]bool{"DISABLE_DEEPSEEK": true, "DISABLE_GEMINI": false, "DISABLE_ANTHROPIC": true, "DISABLE_SYNTHESIS": false, "ENABLE_MAINTENANCE_MODE": true},
-		},
-		{
-			name:    "surrounding spaces are trimmed",
-			environ: []string{"DISABLE_DEEPSEEK= true "},
-			want:    map[string]bool{"DISABLE_DEEPSEEK": true},
-		},
-		{
-			name:    "unrelated variables are ignored",
-			environ: []string{"PATH=/usr/bin", "HOME=/root", "ENABLE_SOMETHING_ELSE=maybe", "MY_DISABLE_DEEPSEEK=yes", "LANG=C.UTF-8=x", "NOEQUALS"},
-			want:    map[string]bool{},
-		},
-		{
-			name:    "an empty value is no override",
-			environ: []string{"DISABLE_DEEPSEEK=", "ENABLE_MAINTENANCE_MODE="},
-			want:    map[string]bool{},
-		},
-		{
-			name:    "invalid values are errors, valid ones still read",
-			environ: []string{"DISABLE_DEEPSEEK=ture", "ENABLE_MAINTENANCE_MODE=yes", "DISABLE_GEMINI=true"},
-			want:    map[string]bool{"DISABLE_GEMINI": true},
-			wantErr: []string{"DISABLE_DEEPSEEK", `"ture"`, "ENABLE_MAINTENANCE_MODE", `"yes"`},
-		},
-		{
-			name:    "the value may contain '='",
-			environ: []string{"DISABLE_DEEPSEEK=true=1"},
-			want:    map[string]bool{},
-			wantErr: []string{"DISABLE_DEEPSEEK"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := toggles.EnvOverrides(tt.environ)
-			if tt.wantErr == nil && err != nil {
-				t.Fatalf("unexpected error: %v", err)
-			}
-			if tt.wantErr != nil {
-				if err == nil {
-					t.Fatalf("want an error mentioning %q, got none", tt.wantErr)
-				}
-				for _, s := range tt.wantErr {
-					if !strings.Contains(err.Error(), s) {
-						t.Errorf("error %q does not mention %s", err, s)
-					}
-				}
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("overrides = %v, want %v", got, tt.want)
-			}
-		})
 	}
 }
 

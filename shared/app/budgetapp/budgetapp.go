@@ -2,12 +2,16 @@
 package budgetapp
 
 import (
-	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/httpapi/budgetapi"
 )
 
+// MaintenanceExempt are the budget function's routes that keep working in maintenance mode:
+// none beyond the reads.
+var MaintenanceExempt []string
+
 // Mount registers what the budget function serves on srv.
-func Mount(b *app.Base, srv *httpapi.Server) {
-	budgetapi.Register(srv, b.Ledger())
+func Mount(a *httpapp.App, srv *httpapi.Server) {
+	budgetapi.Register(srv, a.Ledger())
 }

@@ -4,12 +4,13 @@ package budgetapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
+	"github.com/helixhq/helix/shared/access"
 	"github.com/helixhq/helix/shared/auth"
 	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/money"
 )
@@ -59,18 +60,19 @@ func ViewOf(d budget.Day) View {
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	user := p.UserID
-	if q := r.URL.Query().Get("user_id"); q != "" && q != p.UserID {
-		if !p.Admin {
-			return httpapi.Errorf(http.StatusForbidden, httpapi.CodeForbidden, "only admins may read another user's budget")
-		}
-		user = q
+	named, err := httpapi.QueryID(r, "user_id")
+	if err != nil {
+		return err
+	}
+	user, err := access.Caller{UserID: p.UserID, Admin: p.Admin}.ActFor(named)
+	if err != nil {
+		return err
 	}
 	return h.write(w, r, user)
 }
 
 func (h *handlers) adminGet(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	user, err := userIDParam(r)
+	user, err := httpapi.PathID(r, "user_id")
 	if err != nil {
 		return err
 	}
@@ -97,7 +99,7 @@ type LimitsUpdate struct {
 const maxDailyLimit = 100_000 * money.PerUSD
 
 func (h *handlers) adminPut(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	user, err := userIDParam(r)
+	user, err := httpapi.PathID(r, "user_id")
 	if err != nil {
 		return err
 	}
@@ -106,31 +108,20 @@ func (h *handlers) adminPut(w http.ResponseWriter, r *http.Request, p auth.Princ
 		return err
 	}
 	if body.DailyLimit == nil && body.WarningThreshold == nil {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeMissingField, "send daily_limit, warning_threshold or both (USD)")
+		return fault.New(fault.MissingField, "send daily_limit, warning_threshold or both (USD)")
 	}
 	for _, v := range []*money.Nano{body.DailyLimit, body.WarningThreshold} {
 		if v != nil && *v > maxDailyLimit {
-			return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "limits must not exceed %s USD", maxDailyLimit)
+			return fault.Errorf(fault.InvalidField, "limits must not exceed %s USD", maxDailyLimit)
 		}
 	}
 	if body.DailyLimit != nil && body.WarningThreshold != nil && *body.WarningThreshold > *body.DailyLimit {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "warning_threshold must not exceed daily_limit")
+		return fault.New(fault.InvalidField, "warning_threshold must not exceed daily_limit")
 	}
 	day, err := h.budgets.UpdateLimits(r.Context(), user, body.DailyLimit, body.WarningThreshold, p.UserID)
-	if errors.Is(err, budget.ErrInvalidLimits) {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "warning_threshold must not exceed the daily_limit (send both to change both)")
-	}
 	if err != nil {
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, ViewOf(day))
 	return nil
-}
-
-func userIDParam(r *http.Request) (string, error) {
-	u := r.PathValue("user_id")
-	if u == "" || len(u) > 256 {
-		return "", httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "user_id must be 1 to 256 characters")
-	}
-	return u, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/httpapi/budgetapi"
 	"github.com/helixhq/helix/shared/money"
@@ -41,12 +42,12 @@ func FuzzLimitsUpdateDecode(f *testing.F) {
 		var u budgetapi.LimitsUpdate
 		err := httpapi.DecodeJSONBytes(bytes.NewReader(body), &u)
 		if err != nil {
-			var he *httpapi.Error
+			var he *fault.Error
 			if !errors.As(err, &he) {
-				t.Fatalf("body %q: error %v (%T) is not an *httpapi.Error", body, err, err)
+				t.Fatalf("body %q: error %v (%T) is not an *fault.Error", body, err, err)
 			}
-			if he.Status != http.StatusBadRequest && he.Status != http.StatusRequestEntityTooLarge {
-				t.Fatalf("body %q: status %d (%s), want 400 or 413", body, he.Status, he)
+			if httpapi.StatusOf(he.Code) != http.StatusBadRequest && httpapi.StatusOf(he.Code) != http.StatusRequestEntityTooLarge {
+				t.Fatalf("body %q: status %d (%s), want 400 or 413", body, httpapi.StatusOf(he.Code), he)
 			}
 			if he.Code == "" || he.Message == "" {
 				t.Fatalf("body %q: error without code or message: %+v", body, he)

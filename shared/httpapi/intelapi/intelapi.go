@@ -4,7 +4,6 @@ package intelapi
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/helixhq/helix/shared/auth"
@@ -29,14 +28,17 @@ func handler(op intelligence.Operation, ex intelligence.Executor) httpapi.Handle
 			return err
 		}
 		if err := in.Validate(); err != nil {
-			return InputError(err)
+			return err
 		}
 		out, err := op.Run(r.Context(), ex, in, execute.Call{
 			RequestID: httpapi.RequestID(r.Context()),
 			UserID:    p.UserID,
 		})
+		if execapi.WritePending(w, err) {
+			return nil
+		}
 		if err != nil {
-			return ExecutionError(w, err)
+			return err
 		}
 		body, err := merge(out.Result, meta{
 			OperationID: out.OperationID, Model: out.Model, CostUSD: out.Cost, RequestID: out.RequestID,
@@ -78,31 +80,4 @@ func merge(result any, m meta) (json.RawMessage, error) {
 	return json.Marshal(fields)
 }
 
-// InputError turns an input validation error into a 400.
-func InputError(err error) error {
-	var fe *intelligence.FieldError
-	if errors.As(err, &fe) {
-		code := httpapi.CodeInvalidField
-		if fe.Missing {
-			code = httpapi.CodeMissingField
-		}
-		return httpapi.Errorf(http.StatusBadRequest, code, "%s", fe.Error())
-	}
-	return err
-}
 
-// ExecutionError turns pipeline and intelligence errors into client answers; a held operation is
-// answered here (202) and nil returned.
-func ExecutionError(w http.ResponseWriter, err error) error {
-	if pending, ok := execapi.Pending(err); ok {
-		httpapi.WriteJSON(w, http.StatusAccepted, pending)
-		return nil
-	}
-	var bad *intelligence.BadOutputError
-	if errors.As(err, &bad) {
-		return &httpapi.Error{Status: http.StatusBadGateway, Code: "bad_model_output",
-			Message: "the model's answer did not match the result schema, even after a repair attempt",
-			Details: map[string]any{"reason": bad.Reason, "cost_usd": bad.Cost}}
-	}
-	return execapi.ClientError(err)
-}

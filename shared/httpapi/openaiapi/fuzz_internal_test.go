@@ -5,12 +5,13 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 )
 
 // FuzzChatRequestDecode sends arbitrary bodies through what POST /v1/chat/completions does before
 // anything is routed: strict decoding, then validate. Neither may panic, and every refusal is a
-// 4xx *httpapi.Error (a client's fault, never a 500).
+// 4xx *fault.Error (a client's fault, never a 500).
 func FuzzChatRequestDecode(f *testing.F) {
 	for _, s := range []string{
 		`{"model":"auto","messages":[{"role":"user","content":"hi"}]}`,
@@ -45,9 +46,9 @@ func FuzzChatRequestDecode(f *testing.F) {
 				return
 			}
 		}
-		var he *httpapi.Error
-		if !errors.As(err, &he) || he.Status < 400 || he.Status > 499 || he.Code == "" {
-			t.Fatalf("error %v (%T), want a 4xx *httpapi.Error\nbody %s", err, err, body)
+		var he *fault.Error
+		if !errors.As(err, &he) || httpapi.StatusOf(he.Code) < 400 || httpapi.StatusOf(he.Code) > 499 || he.Code == "" {
+			t.Fatalf("error %v (%T), want a 4xx *fault.Error\nbody %s", err, err, body)
 		}
 	})
 }

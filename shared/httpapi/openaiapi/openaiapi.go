@@ -15,8 +15,8 @@ import (
 	"github.com/helixhq/helix/shared/auth"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/execute"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
-	"github.com/helixhq/helix/shared/httpapi/execapi"
 	"github.com/helixhq/helix/shared/llm"
 )
 
@@ -45,6 +45,7 @@ func Register(s *httpapi.Server, ex Executor, cat Catalog) {
 	format := httpapi.WithErrorFormat(writeError)
 	s.Handle("POST /v1/chat/completions", h.chat, format)
 	s.Handle("GET /v1/models", h.models, format)
+	s.Handle("GET /v1/models/{id...}", h.model, format)
 	s.UseErrorFormatFor("/v1/", writeError)
 }
 
@@ -65,9 +66,15 @@ func (h *handlers) chat(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err != nil {
 		return err
 	}
-	op, pinned, err := resolveModel(snap, req.Model)
+	op, pinned, err := resolveModel(snap, req.Model, p.Admin)
 	if err != nil {
 		return err
+	}
+	approvalID := r.Header.Get(ApprovalHeader)
+	if approvalID != "" {
+		if err := httpapi.CheckID(ApprovalHeader, approvalID); err != nil {
+			return err
+		}
 	}
 	call := execute.Call{
 		RequestID:   httpapi.RequestID(r.Context()),
@@ -75,7 +82,7 @@ func (h *handlers) chat(w http.ResponseWriter, r *http.Request, p auth.Principal
 		OperationID: op,
 		Model:       pinned,
 		Temperature: req.Temperature,
-		ApprovalID:  r.Header.Get(ApprovalHeader),
+		ApprovalID:  approvalID,
 	}
 	for _, m := range req.Messages {
 		call.Messages = append(call.Messages, llm.Message{Role: role(m.Role), Content: m.Content.Text})
@@ -99,11 +106,9 @@ func (h *handlers) chat(w http.ResponseWriter, r *http.Request, p auth.Principal
 
 	res, err := h.ex.Execute(r.Context(), call)
 	if err != nil {
-		if pending, ok := execapi.Pending(err); ok {
-			httpapi.WriteJSON(w, http.StatusAccepted, pending)
-			return nil
-		}
-		return execapi.ClientError(err)
+		// A hold is an error here (approval_required), so the SDKs raise it rather than hand the
+		// app a completion without choices.
+		return err
 	}
 	u := res.Usage
 	prompt, completion := u.InputTokens+u.CachedInputTokens, u.OutputTokens+u.ReasoningTokens
@@ -129,7 +134,8 @@ func (h *handlers) chat(w http.ResponseWriter, r *http.Request, p auth.Principal
 }
 
 // resolveModel maps the request's model to an operation and, for a model key, the pinned model.
-func resolveModel(snap *catalog.Snapshot, model string) (op, pinned string, err error) {
+// Ordinary users may name only models open to direct access; admins any.
+func resolveModel(snap *catalog.Snapshot, model string, admin bool) (op, pinned string, err error) {
 	switch {
 	case model == "auto":
 		return defaultOperation, "", nil
@@ -139,12 +145,15 @@ func resolveModel(snap *catalog.Snapshot, model string) (op, pinned string, err 
 			return op, "", nil
 		}
 	default:
-		if _, ok := snap.Model(model); ok {
+		if m, ok := snap.Model(model); ok {
+			if !m.DirectAccess && !admin {
+				return "", "", fault.Errorf(fault.ModelNotAllowed, "the model %q cannot be named directly; use \"auto\" or \"helix/<operation_id>\", which fall back to it when needed", model)
+			}
 			return defaultOperation, model, nil
 		}
 	}
-	return "", "", &httpapi.Error{Status: http.StatusNotFound, Code: "model_not_found",
-		Message: fmt.Sprintf("the model %q does not exist; use \"auto\", \"helix/<operation_id>\" or a model from GET /v1/models", model)}
+	// As OpenAI answers an unknown model: code model_not_found, no param.
+	return "", "", fault.Errorf(fault.ModelNotFound, "the model %q does not exist; use \"auto\", \"helix/<operation_id>\" or a model from GET /v1/models", model)
 }
 
 func role(r string) llm.Role {
@@ -165,54 +174,88 @@ func finishReason(r string) string {
 	return "stop"
 }
 
-func (h *handlers) models(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (h *handlers) models(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	snap, err := h.cat.Get(r.Context())
 	if err != nil {
 		return err
 	}
-	list := ModelList{Object: "list", Data: []Model{{ID: "auto", Object: "model", OwnedBy: "helix"}}}
-	for _, rt := range snap.Routes() {
-		if rt.Enabled {
-			list.Data = append(list.Data, Model{ID: "helix/" + rt.OperationID, Object: "model",
-				Created: rt.UpdatedAt.Unix(), OwnedBy: "helix"})
-		}
-	}
-	for _, m := range snap.Models() {
-		if m.Usable() {
-			list.Data = append(list.Data, Model{ID: m.Key, Object: "model", Created: m.UpdatedAt.Unix(), OwnedBy: m.Provider})
-		}
-	}
-	httpapi.WriteJSON(w, http.StatusOK, list)
+	httpapi.WriteJSON(w, http.StatusOK, ModelList{Object: "list", Data: modelsFor(snap, p.Admin)})
 	return nil
 }
 
-// writeError writes OpenAI's error object; Helix's stable code goes in error.code.
-func writeError(w http.ResponseWriter, requestID string, e *httpapi.Error) {
+// model is GET /v1/models/{id} (the SDKs' models.retrieve): one entry of the caller's list.
+func (h *handlers) model(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := httpapi.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	snap, err := h.cat.Get(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, m := range modelsFor(snap, p.Admin) {
+		if m.ID == id {
+			httpapi.WriteJSON(w, http.StatusOK, m)
+			return nil
+		}
+	}
+	return fault.Errorf(fault.ModelNotFound, "the model %q does not exist, or you cannot use it; GET /v1/models lists yours", id)
+}
+
+// modelsFor lists what a caller may send as model: "auto", every enabled operation, and the
+// usable models it may name directly.
+func modelsFor(snap *catalog.Snapshot, admin bool) []Model {
+	list := []Model{{ID: "auto", Object: "model", OwnedBy: "helix"}}
+	for _, rt := range snap.Routes() {
+		if rt.Enabled {
+			list = append(list, Model{ID: "helix/" + rt.OperationID, Object: "model", Created: rt.UpdatedAt.Unix(), OwnedBy: "helix"})
+		}
+	}
+	for _, m := range snap.Models() {
+		if m.Usable() && (m.DirectAccess || admin) {
+			list = append(list, Model{ID: m.Key, Object: "model", Created: m.UpdatedAt.Unix(), OwnedBy: m.Provider})
+		}
+	}
+	return list
+}
+
+// writeError writes OpenAI's error object; Helix's stable code goes in error.code, and the
+// status comes from the same table as every other Helix API (httpapi.StatusOf).
+func writeError(w http.ResponseWriter, requestID string, p httpapi.Problem) {
 	typ := "invalid_request_error"
 	switch {
-	case e.Status == http.StatusUnauthorized:
+	case p.Status == http.StatusUnauthorized:
 		typ = "authentication_error"
-	case e.Status == http.StatusForbidden:
+	case p.Status == http.StatusForbidden:
 		typ = "permission_error"
-	case e.Status == http.StatusNotFound:
+	case p.Status == http.StatusNotFound:
 		typ = "not_found_error"
-	case e.Status == http.StatusPaymentRequired:
+	case p.Status == http.StatusPaymentRequired:
 		typ = "insufficient_quota"
-	case e.Status == http.StatusTooManyRequests:
+	case p.Status == http.StatusTooManyRequests:
 		typ = "rate_limit_error"
-	case e.Status >= 500:
+	case p.Status >= 500:
 		typ = "api_error"
 	}
-	msg := e.Message
 	if requestID != "" {
 		w.Header().Set("X-Request-Id", requestID)
 	}
-	body := ErrorBody{Error: ErrorDetail{Message: msg, Type: typ, Code: e.Code}}
-	if f, ok := e.Details.(param); ok {
-		name := string(f)
+	body := ErrorBody{Error: ErrorDetail{Message: p.Message, Type: typ, Code: string(p.Code)}}
+	switch d := p.Details.(type) {
+	case param:
+		name := string(d)
 		body.Error.Param = &name
+	case map[string]any:
+		body.Error.Details = d
+		if id, ok := d["approval_id"].(string); ok {
+			body.Error.ApprovalID = id
+		}
+	case nil:
+	default:
+		body.Error.Details = d
 	}
-	httpapi.WriteJSON(w, e.Status, body)
+	httpapi.SetRetryAfter(w, p)
+	httpapi.WriteJSON(w, p.Status, body)
 }
 
 // param names the request parameter an error is about (OpenAI's error.param).

@@ -155,14 +155,15 @@ func TestSDKListModels(t *testing.T) {
 	}
 	for id, owner := range map[string]string{
 		"auto": "helix", "helix/chat_message": "helix", "helix/email-compose": "helix", "helix/analytics-anomaly": "helix",
-		"deepseek": "deepseek", "gemini_flash": "gemini", "claude": "anthropic",
+		"deepseek": "deepseek", "gemini_flash": "gemini",
 	} {
 		if got, ok := ids[id]; !ok || got != owner {
 			t.Errorf("model %s: listed %v, owned by %q; want owned by %q", id, ok, got, owner)
 		}
 	}
-	// Disabled operations and models without a provider are not offered.
-	for _, id := range []string{"helix/email_analysis", "helix/audio_transcription", "speech"} {
+	// Disabled operations, models without a provider, and the emergency model (not open to
+	// direct access by default) are not offered to a user.
+	for _, id := range []string{"helix/email_analysis", "helix/audio_transcription", "speech", "claude"} {
 		if _, ok := ids[id]; ok {
 			t.Errorf("model %s is listed", id)
 		}

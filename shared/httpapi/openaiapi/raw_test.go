@@ -250,24 +250,41 @@ func TestRequestErrors(t *testing.T) {
 	}
 }
 
-// Approval over the OpenAI-compatible API: the id travels in X-Helix-Approval-Id; fields that do
-// not change the answer (user, metadata) may differ on the re-send.
+// Approval over the OpenAI-compatible API: a hold is an OpenAI-shaped error (so the SDKs raise
+// it instead of handing the app a completion without choices) that carries the approval id;
+// re-sending while it is pending finds the same approval; the id travels back in
+// X-Helix-Approval-Id; fields that do not change the answer (user, metadata) may differ on the
+// re-send.
 func TestApprovalHeader(t *testing.T) {
 	e := newEnv(t)
 	e.do(t, http.MethodPut, "/admin/routes/email-compose", e.Admin, `{"requires_approval":true}`).WantStatus(t, http.StatusOK)
 	body := `{"model":"helix/email-compose","messages":[{"role":"user","content":"Draft a thank-you note"}]}`
-	r := e.chat(t, e.Alice, body)
-	r.WantStatus(t, http.StatusAccepted)
 	var p struct {
-		Status, ApprovalID, OperationID string
+		ApprovalID, OperationID string
 	}
-	var raw map[string]any
-	r.Decode(t, &raw)
-	p.Status, _ = raw["status"].(string)
-	p.ApprovalID, _ = raw["approval_id"].(string)
-	p.OperationID, _ = raw["operation_id"].(string)
-	if p.Status != "pending_approval" || p.ApprovalID == "" || p.OperationID != "email-compose" {
-		t.Fatalf("pending = %s", r.Body)
+	for i := range 3 {
+		r := e.chat(t, e.Alice, body)
+		r.wantOpenAIError(t, http.StatusForbidden, "approval_required", "permission_error", "")
+		var held struct {
+			Error struct {
+				ApprovalID string `json:"approval_id"`
+				Details    struct {
+					OperationID string `json:"operation_id"`
+				} `json:"details"`
+			} `json:"error"`
+		}
+		r.Decode(t, &held)
+		if held.Error.ApprovalID == "" || held.Error.Details.OperationID != "email-compose" {
+			t.Fatalf("send %d: held = %s", i, r.Body)
+		}
+		if i > 0 && held.Error.ApprovalID != p.ApprovalID {
+			t.Fatalf("send %d made approval %s, the first made %s: a re-send must find the pending one", i, held.Error.ApprovalID, p.ApprovalID)
+		}
+		p.ApprovalID = held.Error.ApprovalID
+	}
+	var pending int
+	if err := e.Pool.QueryRow(t.Context(), `SELECT count(*) FROM approvals WHERE status = 'pending'`).Scan(&pending); err != nil || pending != 1 {
+		t.Fatalf("%d pending approvals (%v), want 1", pending, err)
 	}
 	e.do(t, http.MethodPost, "/admin/approvals/"+p.ApprovalID+"/approve", e.Admin, "").WantStatus(t, http.StatusOK)
 
@@ -278,7 +295,7 @@ func TestApprovalHeader(t *testing.T) {
 
 	e.DeepSeek.Script(llmtest.OK("Thank you!"))
 	resent := strings.Replace(body, `"messages"`, `"user":"end-user-7","metadata":{"trace":"x"},"messages"`, 1)
-	r = e.chat(t, e.Alice, resent, "X-Helix-Approval-Id: "+p.ApprovalID)
+	r := e.chat(t, e.Alice, resent, "X-Helix-Approval-Id: "+p.ApprovalID)
 	r.WantStatus(t, http.StatusOK)
 	if !strings.Contains(string(r.Body), "Thank you!") {
 		t.Errorf("approved run = %s", r.Body)

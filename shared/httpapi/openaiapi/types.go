@@ -187,4 +187,10 @@ type ErrorDetail struct {
 	Type    string  `json:"type"`
 	Param   *string `json:"param"`
 	Code    string  `json:"code"`
+	// ApprovalID is set with code approval_required: re-send the request with the header
+	// X-Helix-Approval-Id once an admin approved it. SDKs expose the error object as the
+	// exception's body.
+	ApprovalID string `json:"approval_id,omitempty"`
+	// Details is Helix's detail of the error, when it has one (the budget left, ...).
+	Details any `json:"details,omitempty"`
 }

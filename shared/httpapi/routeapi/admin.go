@@ -2,12 +2,12 @@ package routeapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/helixhq/helix/shared/approval"
 	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/toggles"
@@ -38,8 +38,9 @@ func RegisterAdmin(s *httpapi.Server, d AdminDeps) {
 	s.HandleAdmin("PUT /admin/toggles/{key}", h.setToggle)
 }
 
-// ToggleRoutes are the routes that must keep working in maintenance mode, so an admin can end it.
-func ToggleRoutes() []string { return []string{"PUT /admin/toggles/{key}"} }
+// MaintenanceExempt are the routes of this package that keep working in maintenance mode: the
+// routing decision (a read) and the toggle endpoint an admin ends maintenance with.
+var MaintenanceExempt = []string{"POST /ai-router/route", "PUT /admin/toggles/{key}"}
 
 type admin struct{ AdminDeps }
 
@@ -81,7 +82,7 @@ func (h *admin) listApprovals(w http.ResponseWriter, r *http.Request, _ auth.Pri
 		status = ""
 	case approval.StatusPending, approval.StatusApproved, approval.StatusRejected, approval.StatusUsed, approval.StatusExpired:
 	default:
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "status must be pending, approved, rejected, used, expired or all")
+		return fault.New(fault.InvalidField, "status must be pending, approved, rejected, used, expired or all")
 	}
 	list, err := h.Approvals.ListApprovals(r.Context(), status, 200)
 	if err != nil {
@@ -93,13 +94,12 @@ func (h *admin) listApprovals(w http.ResponseWriter, r *http.Request, _ auth.Pri
 
 func (h *admin) decide(approve bool) httpapi.Handler {
 	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-		a, err := h.Approvals.DecideApproval(r.Context(), r.PathValue("id"), approve, p.UserID)
-		switch {
-		case errors.Is(err, approval.ErrNotFound):
-			return httpapi.Errorf(http.StatusNotFound, "approval_not_found", "no approval %q", r.PathValue("id"))
-		case errors.Is(err, approval.ErrNotPending):
-			return httpapi.Errorf(http.StatusConflict, "approval_not_pending", "the approval was already decided or has expired")
-		case err != nil:
+		id, err := httpapi.PathID(r, "id")
+		if err != nil {
+			return err
+		}
+		a, err := h.Approvals.DecideApproval(r.Context(), id, approve, p.UserID)
+		if err != nil {
 			return err
 		}
 		httpapi.WriteJSON(w, http.StatusOK, approvalView(a))
@@ -147,16 +147,17 @@ func (h *admin) setToggle(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	if body.Enabled == nil {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeMissingField, "enabled (true or false) is required")
+		return fault.New(fault.MissingField, "enabled (true or false) is required")
+	}
+	key, err := httpapi.PathID(r, "key")
+	if err != nil {
+		return err
 	}
 	providers, err := h.Providers(r.Context())
 	if err != nil {
 		return err
 	}
-	v, err := h.Toggles.Set(r.Context(), r.PathValue("key"), *body.Enabled, p.UserID, providers)
-	if errors.Is(err, toggles.ErrUnknownToggle) {
-		return httpapi.Errorf(http.StatusNotFound, "unknown_toggle", "%s", err)
-	}
+	v, err := h.Toggles.Set(r.Context(), key, *body.Enabled, p.UserID, providers)
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/apitest"
+	"github.com/helixhq/helix/shared/breaker"
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/httpapi/routeapi"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/postgres"
+	"github.com/helixhq/helix/shared/toggles"
 )
 
 // rtTokens are the token settings of the server under test; tokens minted with anything else
@@ -73,7 +76,16 @@ func newRouteEnv(t *testing.T) *rtEnv {
 	ledger := postgres.NewLedger(pool, rtDefaults, nil)
 
 	srv := httpapi.NewServer(apitest.Authenticator(t, rtTokens), apitest.Log(t))
-	routeapi.Register(srv, routeapi.Deps{Catalog: cache, Routes: repo, Budgets: ledger})
+	// The decisions come from the execution pipeline, as in the route function; nothing here
+	// executes, so it has no providers.
+	decider := &execute.Pipeline{
+		Catalog:  cache,
+		Toggles:  toggles.NewService(postgres.NewToggles(pool), nil, rtCacheTTL, clock.Now),
+		Breakers: breaker.New(postgres.NewBreakers(pool), breaker.DefaultPolicy(), rtCacheTTL, clock.Now),
+		Ledger:   ledger,
+		Logger:   apitest.Log(t),
+	}
+	routeapi.Register(srv, routeapi.Deps{Catalog: cache, Editor: repo, Decider: decider})
 
 	e := &rtEnv{pool: pool, ledger: ledger, clock: clock, url: apitest.Serve(t, srv)} // the server closes before the pool
 	e.alice = rtTokens.Token(t, "alice", nil)

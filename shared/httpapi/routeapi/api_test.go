@@ -207,7 +207,7 @@ func TestRouteEstimates(t *testing.T) {
 // Every bad request gets a 4xx with its stable code.
 func TestRouteRejectsBadRequests(t *testing.T) {
 	e := newRouteEnv(t)
-	long := strings.Repeat("x", 129)
+	long := strings.Repeat("x", 257)
 	tests := []struct {
 		name   string
 		body   string

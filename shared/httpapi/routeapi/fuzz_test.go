@@ -8,22 +8,24 @@ import (
 	"testing"
 
 	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/httpapi/routeapi"
 )
 
-// checkClientError fails unless err is nil or an *httpapi.Error with status 400 or 413 and a code.
+// checkClientError fails unless err is nil or an *fault.Error with status 400 or 413 and a code.
 func checkClientError(t *testing.T, body []byte, err error) {
 	t.Helper()
 	if err == nil {
 		return
 	}
-	var he *httpapi.Error
+	var he *fault.Error
 	if !errors.As(err, &he) {
-		t.Fatalf("body %q: error %v (%T) is not an *httpapi.Error", body, err, err)
+		t.Fatalf("body %q: error %v (%T) is not an *fault.Error", body, err, err)
 	}
-	if he.Status != http.StatusBadRequest && he.Status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("body %q: status %d (%s), want 400 or 413", body, he.Status, he)
+	if httpapi.StatusOf(he.Code) != http.StatusBadRequest && httpapi.StatusOf(he.Code) != http.StatusRequestEntityTooLarge {
+		t.Fatalf("body %q: status %d (%s), want 400 or 413", body, httpapi.StatusOf(he.Code), he)
 	}
 	if he.Code == "" || he.Message == "" {
 		t.Fatalf("body %q: error without code or message: %+v", body, he)
@@ -45,7 +47,7 @@ func FuzzRouteRequestDecode(f *testing.F) {
 		`{"operation_id":"x","estimated_tokens":1e400}`,
 		`{"operation_id":"x","user_id":""}`,
 		`{"operation_id":"x","user_id":null}`,
-		`{"operation_id":"` + strings.Repeat("o", 129) + `"}`,
+		`{"operation_id":"` + strings.Repeat("o", 257) + `"}`,
 		`{"operation_id":"x","user":"typo"}`,
 		`{"operation_id":1}`,
 		`{"operation_id":"x"}{"operation_id":"y"}`,
@@ -67,7 +69,7 @@ func FuzzRouteRequestDecode(f *testing.F) {
 			return
 		}
 		// What Validate lets through is what the handler may rely on.
-		if req.OperationID == "" || len(req.OperationID) > 128 {
+		if req.OperationID == "" || ident.Check(req.OperationID) != nil {
 			t.Fatalf("body %q: Validate accepted operation_id %q", body, req.OperationID)
 		}
 		if req.UserID != nil && (*req.UserID == "" || len(*req.UserID) > 256) {
@@ -124,7 +126,11 @@ func FuzzRouteUpdateDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		c := u.Change()
+		c, err := u.Change()
+		checkClientError(t, body, err)
+		if err != nil {
+			return
+		}
 		if u.FallbackModel.Set != (c.FallbackModel != nil) {
 			t.Fatalf("body %q: fallback_model set=%v but change has %v", body, u.FallbackModel.Set, c.FallbackModel)
 		}

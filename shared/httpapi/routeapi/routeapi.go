@@ -4,17 +4,17 @@ package routeapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
+	"github.com/helixhq/helix/shared/access"
 	"github.com/helixhq/helix/shared/approval"
 	"github.com/helixhq/helix/shared/auth"
-	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/execute"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/money"
-	"github.com/helixhq/helix/shared/router"
 )
 
 // Catalog is the cached catalog.
@@ -23,21 +23,23 @@ type Catalog interface {
 	Invalidate()
 }
 
-// RouteEditor changes routes.
-type RouteEditor interface {
+// CatalogEditor changes routes and models.
+type CatalogEditor interface {
 	UpdateRoute(ctx context.Context, operationID string, change catalog.RouteChange, actor string) (catalog.Route, error)
+	UpdateModel(ctx context.Context, key string, change catalog.ModelChange, actor string) (catalog.Model, error)
+	ModelPrices(ctx context.Context, key string) ([]catalog.Price, error)
 }
 
-// BudgetReader reads a user's day.
-type BudgetReader interface {
-	Today(ctx context.Context, userID string) (budget.Day, error)
+// Decider makes routing decisions (the execution pipeline's Decide use case).
+type Decider interface {
+	Decide(ctx context.Context, q execute.Query) (execute.Decision, error)
 }
 
 // Deps are what the route API needs.
 type Deps struct {
 	Catalog Catalog
-	Routes  RouteEditor
-	Budgets BudgetReader
+	Editor  CatalogEditor
+	Decider Decider
 }
 
 // Register adds the route function's endpoints to s.
@@ -47,6 +49,8 @@ func Register(s *httpapi.Server, d Deps) {
 	s.HandleAdmin("GET /admin/routes", h.listRoutes)
 	s.HandleAdmin("PUT /admin/routes/{operation_id}", h.updateRoute)
 	s.HandleAdmin("GET /admin/models", h.listModels)
+	s.HandleAdmin("GET /admin/models/{key}", h.getModel)
+	s.HandleAdmin("PUT /admin/models/{key}", h.updateModel)
 }
 
 type handlers struct{ Deps }
@@ -56,23 +60,25 @@ type RouteRequest struct {
 	OperationID string `json:"operation_id"`
 	// UserID is whose budget to check; omitted, it is the caller. Only admins may name another.
 	UserID *string `json:"user_id"`
-	// EstimatedTokens is the expected input size; omitted, the operation's average is used.
+	// EstimatedTokens is the input size to price; omitted, the operation's average is used.
 	EstimatedTokens *int64 `json:"estimated_tokens"`
 }
 
 // Validate checks the request on its own, before the catalog is consulted.
 func (req RouteRequest) Validate() error {
 	if req.OperationID == "" {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeMissingField, "operation_id is required")
+		return fault.New(fault.MissingField, "operation_id is required")
 	}
-	if len(req.OperationID) > 128 {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "operation_id is too long")
+	if err := httpapi.CheckID("operation_id", req.OperationID); err != nil {
+		return err
 	}
-	if req.UserID != nil && (*req.UserID == "" || len(*req.UserID) > 256) {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "user_id must be 1 to 256 characters")
+	if req.UserID != nil {
+		if err := httpapi.CheckID("user_id", *req.UserID); err != nil {
+			return err
+		}
 	}
 	if t := req.EstimatedTokens; t != nil && (*t < 1 || *t > catalog.MaxInputTokensLimit) {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "estimated_tokens must be between 1 and %d", catalog.MaxInputTokensLimit)
+		return fault.Errorf(fault.InvalidField, "estimated_tokens must be between 1 and %d", catalog.MaxInputTokensLimit)
 	}
 	return nil
 }
@@ -116,34 +122,22 @@ func (h *handlers) route(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	userID := p.UserID
-	if req.UserID != nil && *req.UserID != p.UserID {
-		if !p.Admin {
-			return httpapi.Errorf(http.StatusForbidden, httpapi.CodeForbidden, "only admins may route for another user")
-		}
-		userID = *req.UserID
+	q := execute.Query{Caller: access.Caller{UserID: p.UserID, Admin: p.Admin}, OperationID: req.OperationID}
+	if req.UserID != nil {
+		q.UserID = *req.UserID
 	}
-	snap, err := h.Catalog.Get(r.Context())
-	if err != nil {
-		return err
-	}
-	var tokens int64
 	if req.EstimatedTokens != nil {
-		tokens = *req.EstimatedTokens
+		q.InputTokens = *req.EstimatedTokens
 	}
-	d, err := router.Decide(snap, router.Request{OperationID: req.OperationID, InputTokens: tokens})
-	if err != nil {
-		return routingError(err, req.OperationID)
-	}
-	day, err := h.Budgets.Today(r.Context(), userID)
+	d, err := h.Decider.Decide(r.Context(), q)
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, decisionResponse(&d, day))
+	httpapi.WriteJSON(w, http.StatusOK, decisionResponse(d))
 	return nil
 }
 
-func decisionResponse(d *router.Decision, day budget.Day) RouteResponse {
+func decisionResponse(d execute.Decision) RouteResponse {
 	m := d.Model()
 	chain := make([]string, d.ChainLen)
 	for i := range chain {
@@ -153,7 +147,6 @@ func decisionResponse(d *router.Decision, day budget.Day) RouteResponse {
 	if fb, ok := d.Fallback(); ok {
 		fallback = &fb.Key
 	}
-	reason := approval.Required(d.Route, d.EstimatedCost, day.Limits)
 	return RouteResponse{
 		OperationID:           d.Route.OperationID,
 		OperationName:         d.Route.OperationName,
@@ -164,35 +157,22 @@ func decisionResponse(d *router.Decision, day budget.Day) RouteResponse {
 		FailoverChain:         chain,
 		EstimatedInputTokens:  d.InputTokens,
 		EstimatedOutputTokens: d.OutputTokens,
-		MaxOutputTokens:       d.Route.MaxOutputTokens,
+		MaxOutputTokens:       d.MaxOutputTokens,
 		EstimatedCostUSD:      d.EstimatedCost,
 		WorstCaseCostUSD:      d.WorstCase,
 		PriceVersion:          m.PriceVersion,
 		CostCriticality:       string(d.Route.Criticality),
-		RequiresApproval:      reason != approval.ReasonNone,
-		ApprovalReason:        string(reason),
-		WithinBudget:          d.WorstCase <= day.Remaining(),
+		RequiresApproval:      d.ApprovalReason != approval.ReasonNone,
+		ApprovalReason:        string(d.ApprovalReason),
+		WithinBudget:          d.WithinBudget,
 		Budget: BudgetSummary{
-			UserID:       day.UserID,
-			DailyLimit:   day.Limits.DailyLimit,
-			CurrentSpend: day.Spent,
-			Reserved:     day.Reserved,
-			Remaining:    day.Remaining(),
+			UserID:       d.Day.UserID,
+			DailyLimit:   d.Day.Limits.DailyLimit,
+			CurrentSpend: d.Day.Spent,
+			Reserved:     d.Day.Reserved,
+			Remaining:    d.Day.Remaining(),
 		},
 	}
-}
-
-// routingError maps router errors to client errors.
-func routingError(err error, op string) error {
-	switch {
-	case errors.Is(err, router.ErrUnknownOperation):
-		return httpapi.Errorf(http.StatusNotFound, "unknown_operation", "unknown operation %q", op)
-	case errors.Is(err, router.ErrOperationDisabled):
-		return httpapi.Errorf(http.StatusForbidden, "operation_disabled", "operation %q is disabled", op)
-	case errors.Is(err, router.ErrNoModel):
-		return httpapi.Errorf(http.StatusServiceUnavailable, "no_model_available", "no enabled model can serve operation %q", op)
-	}
-	return err
 }
 
 // RouteView is a route as the admin API shows it.
@@ -255,8 +235,18 @@ type RouteUpdate struct {
 	CostCriticality  *string        `json:"cost_criticality"`
 }
 
-// Change converts the body into a catalog change.
-func (u RouteUpdate) Change() catalog.RouteChange {
+// Change converts the body into a catalog change, checking the model keys it names.
+func (u RouteUpdate) Change() (catalog.RouteChange, error) {
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"primary_model", u.PrimaryModel}, {"fallback_model", &u.FallbackModel.Value}} {
+		if f.v != nil && *f.v != "" {
+			if err := httpapi.CheckID(f.name, *f.v); err != nil {
+				return catalog.RouteChange{}, err
+			}
+		}
+	}
 	c := catalog.RouteChange{
 		PrimaryModel:     u.PrimaryModel,
 		Enabled:          u.Enabled,
@@ -271,29 +261,28 @@ func (u RouteUpdate) Change() catalog.RouteChange {
 		crit := catalog.Criticality(*u.CostCriticality)
 		c.Criticality = &crit
 	}
-	return c
+	return c, nil
 }
 
 func (h *handlers) updateRoute(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	op := r.PathValue("operation_id")
+	op, err := httpapi.PathID(r, "operation_id")
+	if err != nil {
+		return err
+	}
 	var body RouteUpdate
 	if err := httpapi.DecodeJSON(r, &body); err != nil {
 		return err
 	}
-	change := body.Change()
+	change, err := body.Change()
+	if err != nil {
+		return err
+	}
 	if change.Empty() {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeMissingField,
+		return fault.New(fault.MissingField,
 			"send at least one of primary_model, fallback_model, enabled, requires_approval, max_output_tokens, cost_criticality")
 	}
-	route, err := h.Routes.UpdateRoute(r.Context(), op, change, p.UserID)
-	switch {
-	case errors.Is(err, catalog.ErrUnknownOperation):
-		return httpapi.Errorf(http.StatusNotFound, "unknown_operation", "unknown operation %q", op)
-	case errors.Is(err, catalog.ErrUnknownModel):
-		return httpapi.Errorf(http.StatusBadRequest, "unknown_model", "%s", err)
-	case errors.Is(err, catalog.ErrInvalidChange):
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidField, "%s", err)
-	case err != nil:
+	route, err := h.Editor.UpdateRoute(r.Context(), op, change, p.UserID)
+	if err != nil {
 		return err
 	}
 	h.Catalog.Invalidate()
@@ -313,6 +302,22 @@ type ModelView struct {
 	PriceVersion          string     `json:"price_version"`
 	Enabled               bool       `json:"enabled"`
 	Emergency             bool       `json:"emergency"`
+	DirectAccess          bool       `json:"direct_access"`
+	UpdatedBy             string     `json:"updated_by"`
+	UpdatedAt             time.Time  `json:"updated_at"`
+	// Prices is the model's price history, the version in force first (GET /admin/models/{key}).
+	Prices []PriceView `json:"prices,omitempty"`
+}
+
+// PriceView is one price version.
+type PriceView struct {
+	PriceVersion          string     `json:"price_version"`
+	InputPerMTokUSD       money.Nano `json:"input_usd_per_mtok"`
+	OutputPerMTokUSD      money.Nano `json:"output_usd_per_mtok"`
+	CachedInputPerMTokUSD money.Nano `json:"cached_input_usd_per_mtok"`
+	EffectiveFrom         time.Time  `json:"effective_from"`
+	EffectiveUntil        *time.Time `json:"effective_until"`
+	CreatedBy             string     `json:"created_by"`
 }
 
 func (h *handlers) listModels(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -324,11 +329,95 @@ func (h *handlers) listModels(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	return nil
 }
 
+func (h *handlers) getModel(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	key, err := httpapi.PathID(r, "key")
+	if err != nil {
+		return err
+	}
+	snap, err := h.Catalog.Get(r.Context())
+	if err != nil {
+		return err
+	}
+	m, ok := snap.Model(key)
+	if !ok {
+		return fault.Errorf(fault.ModelNotFound, "no model %q; GET /admin/models lists them", key)
+	}
+	return h.writeModel(w, r, m)
+}
+
+func (h *handlers) writeModel(w http.ResponseWriter, r *http.Request, m catalog.Model) error {
+	prices, err := h.Editor.ModelPrices(r.Context(), m.Key)
+	if err != nil {
+		return err
+	}
+	v := modelView(m)
+	v.Prices = make([]PriceView, len(prices))
+	for i, p := range prices {
+		v.Prices[i] = PriceView{PriceVersion: p.Version, InputPerMTokUSD: p.InputPerMTok, OutputPerMTokUSD: p.OutputPerMTok,
+			CachedInputPerMTokUSD: p.CachedInputPerMTok, EffectiveFrom: p.EffectiveFrom, CreatedBy: p.CreatedBy}
+		if !p.EffectiveUntil.IsZero() {
+			until := p.EffectiveUntil
+			v.Prices[i].EffectiveUntil = &until
+		}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// ModelUpdate is the body of PUT /admin/models/{key}; omitted fields stay as they are. Prices
+// are USD per million tokens; changing any makes a new price version, effective now.
+type ModelUpdate struct {
+	Enabled               *bool       `json:"enabled"`
+	DirectAccess          *bool       `json:"direct_access"`
+	APIModel              *string     `json:"api_model"`
+	InputPerMTokUSD       *money.Nano `json:"input_usd_per_mtok"`
+	OutputPerMTokUSD      *money.Nano `json:"output_usd_per_mtok"`
+	CachedInputPerMTokUSD *money.Nano `json:"cached_input_usd_per_mtok"`
+	// PriceVersion names the new price version (default "<model>@<UTC time>").
+	PriceVersion *string `json:"price_version"`
+}
+
+func (h *handlers) updateModel(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	key, err := httpapi.PathID(r, "key")
+	if err != nil {
+		return err
+	}
+	var body ModelUpdate
+	if err := httpapi.DecodeJSON(r, &body); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"api_model", body.APIModel}, {"price_version", body.PriceVersion}} {
+		if f.v != nil {
+			if err := httpapi.CheckID(f.name, *f.v); err != nil {
+				return err
+			}
+		}
+	}
+	change := catalog.ModelChange{
+		Enabled: body.Enabled, DirectAccess: body.DirectAccess, APIModel: body.APIModel,
+		InputPerMTok: body.InputPerMTokUSD, OutputPerMTok: body.OutputPerMTokUSD,
+		CachedInputPerMTok: body.CachedInputPerMTokUSD, PriceVersion: body.PriceVersion,
+	}
+	if change.Empty() {
+		return fault.New(fault.MissingField, "send at least one of enabled, direct_access, api_model, input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok")
+	}
+	m, err := h.Editor.UpdateModel(r.Context(), key, change, p.UserID)
+	if err != nil {
+		return err
+	}
+	h.Catalog.Invalidate()
+	return h.writeModel(w, r, m)
+}
+
 func modelView(m catalog.Model) ModelView {
 	return ModelView{
 		Key: m.Key, Provider: m.Provider, APIModel: m.APIModel, DisplayName: m.DisplayName,
 		InputPerMTokUSD: m.InputPerMTok, OutputPerMTokUSD: m.OutputPerMTok,
 		CachedInputPerMTokUSD: m.CachedInputPerMTok, PriceVersion: m.PriceVersion,
-		Enabled: m.Enabled, Emergency: m.Emergency,
+		Enabled: m.Enabled, Emergency: m.Emergency, DirectAccess: m.DirectAccess,
+		UpdatedBy: m.UpdatedBy, UpdatedAt: m.UpdatedAt,
 	}
 }

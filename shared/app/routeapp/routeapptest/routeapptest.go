@@ -1,5 +1,5 @@
 // Package routeapptest serves the route function over HTTP for tests, assembled the way
-// functions/route builds it (app.Base, its toggles and maintenance gate, routeapp.Mount), with
+// functions/route builds it (httpapp.App, its server with the maintenance gate, routeapp.Mount), with
 // the real provider adapters pointed at local servers that speak each provider's wire format
 // (package llmtest). The tests of the APIs the route function mounts drive it end to end, from
 // the HTTP request to the provider's wire and the database rows.
@@ -55,8 +55,8 @@ type Env struct {
 func New(t testing.TB, pool *pgxpool.Pool, wrap func(*llm.Registry) execute.Providers) *Env {
 	t.Helper()
 	tokens := apitest.Tokens{Secret: tokenSecret, Issuer: tokenIssuer, Audience: tokenAudience}
-	base := apitest.NewBase(t, tokens, pool, apitest.Log(t))
-	e := &Env{Pool: pool, Ledger: base.Ledger(),
+	a := apitest.NewApp(t, tokens, pool, apitest.Log(t))
+	e := &Env{Pool: pool, Ledger: a.Ledger(),
 		DeepSeek: llmtest.NewOpenAI(t), Gemini: llmtest.NewGemini(t), Claude: llmtest.NewAnthropic(t)}
 	e.DeepSeek.RequireAPIKey(deepSeekKey)
 	e.Gemini.RequireAPIKey(geminiKey)
@@ -75,9 +75,8 @@ func New(t testing.TB, pool *pgxpool.Pool, wrap func(*llm.Registry) execute.Prov
 		providers = wrap(reg)
 	}
 
-	tg := base.Toggles()
-	srv := base.NewServer(tg)
-	routeapp.Mount(base, srv, tg, providers)
+	srv := a.NewServer(routeapp.MaintenanceExempt...)
+	routeapp.Mount(a, srv, providers)
 	e.URL = apitest.Serve(t, srv) // closes before the pool and the wire servers
 
 	e.Alice = tokens.Token(t, "alice", nil)
