@@ -113,8 +113,8 @@ var (
 	ErrUnknownOperation = fault.New(fault.UnknownOperation, "unknown operation")
 	ErrUnknownModel     = fault.New(fault.UnknownModel, "unknown model")
 	// ErrNoSuchModel: the model a path names (/admin/models/{key}) does not exist.
-	ErrNoSuchModel = fault.New(fault.ModelNotFound, "no such model")
-	ErrInvalidChange    = fault.New(fault.InvalidField, "invalid route change")
+	ErrNoSuchModel   = fault.New(fault.ModelNotFound, "no such model")
+	ErrInvalidChange = fault.New(fault.InvalidField, "invalid route change")
 )
 
 // Snapshot is an immutable view of the catalog at one moment; it is safe for concurrent use.

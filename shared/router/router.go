@@ -3,7 +3,6 @@
 package router
 
 import (
-
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/money"

@@ -79,5 +79,3 @@ func merge(result any, m meta) (json.RawMessage, error) {
 	}
 	return json.Marshal(fields)
 }
-
-

@@ -10,8 +10,8 @@ import (
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
-	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/httpapi/routeapi"
+	"github.com/helixhq/helix/shared/ident"
 )
 
 // checkClientError fails unless err is nil or an *fault.Error with status 400 or 413 and a code.
