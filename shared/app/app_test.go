@@ -1,0 +1,114 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/httpapp"
+	"github.com/helixhq/helix/shared/pgtest"
+	"github.com/helixhq/helix/shared/secrets"
+)
+
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) {
+	os.Exit(pgtest.Main(m, func(s *pgtest.Server) { pg = s }))
+}
+
+// fakeSSM serves SSM parameters from a map.
+type fakeSSM map[string]string
+
+func (f fakeSSM) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+	v, ok := f[aws.ToString(in.Name)]
+	if !ok {
+		return nil, &ssmtypes.ParameterNotFound{}
+	}
+	return &ssm.GetParameterOutput{Parameter: &ssmtypes.Parameter{Value: aws.String(v)}}, nil
+}
+
+func resolver(params fakeSSM) func(context.Context) (*secrets.Resolver, error) {
+	return func(context.Context) (*secrets.Resolver, error) { return &secrets.Resolver{SSM: params}, nil }
+}
+
+// An event-driven function (synthesis, audit, optimize) boots the core alone: no JWT setting at
+// all, a database URL that is a secret reference, and a working pool at the end.
+func TestCoreBootsWithoutHTTPSettings(t *testing.T) {
+	url := pg.NewDatabase(t)
+	core, err := app.Boot(t.Context(), app.Options{
+		Function:   "synthesis",
+		Environ:    []string{"DATABASE_URL=ssm:/helix/test/database-url", "DISABLE_SYNTHESIS=true", "HELIX_LOG_LEVEL=warn"},
+		LogOut:     io.Discard,
+		NewSecrets: resolver(fakeSSM{"/helix/test/database-url": url}),
+	})
+	if err != nil {
+		t.Fatalf("core boot without JWT settings: %v", err)
+	}
+	defer core.Pool.Close()
+	if err := core.Pool.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if core.Config.DatabaseURL != url {
+		t.Errorf("DATABASE_URL was not resolved from SSM")
+	}
+	set, err := core.Toggles().Current(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set.Enabled("DISABLE_SYNTHESIS") {
+		t.Error("the kill-switch override in the environment is not applied")
+	}
+}
+
+// The same environment is not enough for an HTTP function, and the error names what is missing.
+func TestHTTPBootNeedsTokenSettings(t *testing.T) {
+	url := pg.NewDatabase(t)
+	_, err := httpapp.Boot(t.Context(), app.Options{Function: "route", Environ: []string{"DATABASE_URL=" + url}, LogOut: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "HELIX_JWT_ISSUER") || !strings.Contains(err.Error(), "HELIX_JWT_SECRET") {
+		t.Fatalf("err = %v, want the missing JWT settings named", err)
+	}
+	a, err := httpapp.Boot(t.Context(), app.Options{Function: "route", LogOut: io.Discard, Environ: []string{
+		"DATABASE_URL=" + url, "HELIX_JWT_SECRET=0123456789abcdef0123456789abcdef", "HELIX_JWT_ISSUER=https://i.test", "HELIX_JWT_AUDIENCE=helix",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Pool.Close()
+}
+
+// A secret that cannot be read fails the cold start with the reference named, never a value.
+func TestBootReportsAnUnreadableSecret(t *testing.T) {
+	_, err := app.Boot(t.Context(), app.Options{Function: "x", LogOut: io.Discard,
+		Environ:    []string{"DATABASE_URL=ssm:/helix/missing"},
+		NewSecrets: resolver(fakeSSM{}),
+	})
+	if err == nil || !strings.Contains(err.Error(), "/helix/missing") {
+		t.Fatalf("err = %v, want the reference named", err)
+	}
+}
+
+// Local-development defaults fill only what the environment leaves unset.
+func TestBootDefaults(t *testing.T) {
+	url := pg.NewDatabase(t)
+	core, err := app.Boot(t.Context(), app.Options{Function: "dev", LogOut: io.Discard,
+		Environ:  []string{"DATABASE_URL=" + url, "HELIX_CATALOG_TTL=2s"},
+		Defaults: map[string]string{"HELIX_CATALOG_TTL": "9s", "HELIX_OFFLINE": "fallback"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer core.Pool.Close()
+	if core.Config.CatalogTTL.String() != "2s" {
+		t.Errorf("CatalogTTL = %v: the environment must win over a default", core.Config.CatalogTTL)
+	}
+	if core.Config.Providers.Offline == 0 {
+		t.Error("the HELIX_OFFLINE default was not applied")
+	}
+}
