@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/helixhq/helix/shared/fault"
 )
@@ -24,27 +26,27 @@ func DecodeJSON(r *http.Request, dst any) error {
 }
 
 // DecodeJSONBytes is DecodeJSON over any reader (used by fuzz tests and non-HTTP transports).
+// The body must be UTF-8, as JSON is (RFC 8259): encoding/json would silently turn invalid bytes
+// into U+FFFD, so "ab\xffcd" would name another user than the client meant.
 func DecodeJSONBytes(body io.Reader, dst any) error {
-	lr := &io.LimitedReader{R: body, N: MaxBodyBytes + 1}
-	dec := json.NewDecoder(lr)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
-	if lr.N <= 0 {
+	raw, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes+1))
+	if err != nil {
+		return fault.Wrap(fault.MalformedJSON, err, "the request body could not be read")
+	}
+	if len(raw) > MaxBodyBytes {
 		return tooLarge()
 	}
-	if err != nil {
+	if !utf8.Valid(raw) {
+		return fault.New(fault.MalformedJSON, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
 	// Exactly one value: anything but whitespace after it is a malformed body.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if lr.N <= 0 {
-			return tooLarge()
-		}
 		return fault.Errorf(fault.MalformedJSON, "request body must hold a single JSON object")
-	}
-	// A body cut off at the limit can still look complete (a value followed by whitespace).
-	if lr.N <= 0 {
-		return tooLarge()
 	}
 	return nil
 }

@@ -82,6 +82,8 @@ func TestDecodeJSON(t *testing.T) {
 		}},
 		{name: "negative amount", body: `{"amount":-1}`, wantStatus: 400, wantCode: fault.InvalidField},
 		{name: "amount with ten decimals", body: `{"amount":0.0000000001}`, wantStatus: 400, wantCode: fault.InvalidField},
+		{name: "invalid UTF-8 in a string", body: "{\"name\":\"a\xffb\"}", wantStatus: 400, wantCode: fault.MalformedJSON, wantInMessage: "UTF-8"},
+		{name: "invalid UTF-8 outside strings", body: "{\"name\":\"x\"}\xfe", wantStatus: 400, wantCode: fault.MalformedJSON},
 		{name: "trailing object", body: `{"name":"x"}{"name":"y"}`, wantStatus: 400, wantCode: fault.MalformedJSON},
 		{name: "trailing garbage", body: `{"name":"x"} x`, wantStatus: 400, wantCode: fault.MalformedJSON},
 		{name: "trailing bracket", body: `{"name":"x"}]`, wantStatus: 400, wantCode: fault.MalformedJSON},

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,11 +47,12 @@ func WithErrorFormat(f ErrorFormat) Option { return func(r *route) { r.format = 
 // Server routes requests to handlers. Build it, register routes and gates, then use it as an
 // http.Handler.
 type Server struct {
-	mux   *http.ServeMux
-	auth  Authenticator
-	log   *slog.Logger
-	gates []Gate
-	cors  *CORS
+	mux    *http.ServeMux
+	routes []string
+	auth   Authenticator
+	log    *slog.Logger
+	gates  []Gate
+	cors   *CORS
 	// prefixFormats answer unknown paths under a prefix (404, 405) in that API's error format.
 	prefixFormats []prefixFormat
 }
@@ -85,6 +87,7 @@ func (s *Server) Handle(pattern string, h Handler, opts ...Option) {
 	for _, o := range opts {
 		o(&rt)
 	}
+	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(w, r)
 		if err == nil {
@@ -117,7 +120,13 @@ func (s *Server) HandleAdmin(pattern string, h Handler, opts ...Option) {
 }
 
 // HandlePublic registers a route that needs no credentials (health checks).
-func (s *Server) HandlePublic(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
+func (s *Server) HandlePublic(pattern string, h http.HandlerFunc) {
+	s.routes = append(s.routes, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
+// Routes lists the patterns registered, in registration order (for tests and docs).
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // authenticate finds the caller: the claims API Gateway's authorizer verified, else the bearer
 // token, verified here. A refusal says in plain words what is wrong with the credentials and

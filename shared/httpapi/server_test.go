@@ -70,6 +70,11 @@ const leakedText = "pq: password authentication failed for user helix_secret_pw"
 func newTestServer(a httpapi.Authenticator) (*httpapi.Server, *syncBuffer) {
 	logs := &syncBuffer{}
 	s := httpapi.NewServer(a, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	registerTestRoutes(s)
+	return s, logs
+}
+
+func registerTestRoutes(s *httpapi.Server) {
 	s.Handle("GET /me", func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"user_id": p.UserID, "admin": p.Admin, "request_id": httpapi.RequestID(r.Context())})
 		return nil
@@ -113,7 +118,6 @@ func newTestServer(a httpapi.Authenticator) (*httpapi.Server, *syncBuffer) {
 	s.HandlePublic("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 	})
-	return s, logs
 }
 
 type errorResponse struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/fault"
+	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/money"
 )
@@ -41,6 +42,17 @@ type Envelope struct {
 }
 
 func (e *Envelope) approvalID() *string { return &e.ApprovalID }
+
+// CheckEnvelope validates the envelope fields of a decoded input (the approval id, which is
+// looked up in Postgres), as Validate does the operation's own.
+func CheckEnvelope(in Input) error {
+	if id := *in.approvalID(); id != "" {
+		if err := ident.Check(id); err != nil {
+			return invalid("approval_id", "%v", err)
+		}
+	}
+	return nil
+}
 
 // FieldError is an invalid input field (a 400 for the client).
 type FieldError struct {

@@ -30,6 +30,9 @@ func handler(op intelligence.Operation, ex intelligence.Executor) httpapi.Handle
 		if err := in.Validate(); err != nil {
 			return err
 		}
+		if err := intelligence.CheckEnvelope(in); err != nil {
+			return err
+		}
 		out, err := op.Run(r.Context(), ex, in, execute.Call{
 			RequestID: httpapi.RequestID(r.Context()),
 			UserID:    p.UserID,
