@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Every Lambda function: functions/<name>/main.go, built to bin/<name>/bootstrap; its SAM resource
+# is <Name>Function (sam build runs `make build-<Name>Function`). A new function adds one word here.
 FUNCTIONS := route budget
 # lambda.norpc drops the RPC mode provided.al2023 does not use; grpcnotrace stops grpc (pulled in by
 # the Gemini SDK) from importing x/net/trace, whose html/template use defeats the linker's dead-code
@@ -10,15 +12,14 @@ GOFLAGS_LAMBDA := -tags lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w"
 PG := bash infra/pg/ensure.sh
 # staticcheck runs from its own module: resolving it inside ours would pull x/exp versions the proxy lacks.
 STATICCHECK_VERSION := v0.8.2
-SAMCHECK := ../shared/tools/samcheck
 
 .PHONY: help dev test test-short lint bench build migrate token template-check deploy clean pg-stop \
-	$(addprefix build-,$(FUNCTIONS)) build-RouteFunction build-BudgetFunction
+	$(addprefix build-,$(FUNCTIONS))
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-dev: ## run every HTTP function on 127.0.0.1:$${PORT:-3000} (Postgres from DATABASE_URL, else the project's own)
+dev: ## run every HTTP function on 127.0.0.1:PORT (default 3000; Postgres from DATABASE_URL, else the project's own)
 	@url="$${DATABASE_URL:-$$($(PG) --database helix_dev)}" && \
 	DATABASE_URL="$$url" go run ./infra/devserver
 
@@ -34,14 +35,8 @@ lint: ## gofmt, go vet and staticcheck
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-template-check: ## validate template.yaml against the official SAM schema (needs ../shared beside the repo)
-	@if [ -d "$(SAMCHECK)" ]; then \
-		(cd $(SAMCHECK) && go run . "$(CURDIR)/template.yaml"); \
-	elif [ -n "$$CI" ]; then \
-		echo "template-check: $(SAMCHECK) is missing"; exit 1; \
-	else \
-		echo "template-check: skipped, $(SAMCHECK) is not beside the repository"; \
-	fi
+template-check: ## validate template.yaml against the official SAM schema (copy in infra/sam) and its CORS lists against shared/httpapi
+	go test -count=1 ./infra/sam/
 
 bench: ## benchmarks: routing, reserve+settle at concurrency 1/16/64, HTTP load, /v1 gateway overhead, bootstrap sizes
 	bash infra/bench/run.sh
@@ -49,21 +44,25 @@ bench: ## benchmarks: routing, reserve+settle at concurrency 1/16/64, HTTP load,
 build: $(addprefix build-,$(FUNCTIONS)) ## cross-compile each function to bin/<fn>/bootstrap (linux/arm64)
 	@ls -l bin/*/bootstrap
 
-$(addprefix build-,$(FUNCTIONS)): build-%:
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o bin/$*/bootstrap ./functions/$*
+# build_function NAME OUT: the Lambda binary of functions/NAME, written to OUT.
+build_function = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(2) ./functions/$(1)
 
-# `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set (BuildMethod: makefile).
-build-RouteFunction:
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/route
-build-BudgetFunction:
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/budget
+$(addprefix build-,$(FUNCTIONS)): build-%:
+	$(call build_function,$*,bin/$*/bootstrap)
+
+# `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set (BuildMethod: makefile): RouteFunction
+# builds functions/route.
+build-%Function:
+	$(call build_function,$(shell echo '$*' | tr '[:upper:]' '[:lower:]'),$(ARTIFACTS_DIR)/bootstrap)
 
 migrate: ## apply pending migrations to DATABASE_URL
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL"; exit 2; }
 	go run ./infra/migrate
 
-token: ## print a dev bearer token: make token USER=alice [ROLE=admin]
-	@go run ./infra/token -user "$(USER)" $(if $(ROLE),-role "$(ROLE)")
+# USER must come from the command line: make's USER is otherwise the shell's login name (root).
+token: ## print a dev bearer token: make token USER=alice [ROLE=admin] [TTL=1h]
+	@$(if $(filter command line,$(origin USER)),,echo "make token: name the user, e.g. make token USER=alice [ROLE=admin] [TTL=1h]" >&2; exit 2;) \
+	go run ./infra/token -user "$(USER)" $(if $(ROLE),-role "$(ROLE)") $(if $(TTL),-ttl "$(TTL)")
 
 deploy: ## sam build && sam deploy for ENV (default dev), see samconfig.toml
 	sam build && sam deploy --config-env $${ENV:-dev}

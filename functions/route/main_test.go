@@ -52,9 +52,11 @@ var fn = lambdatest.Function{
 var wantRoutes = []string{
 	"GET /admin/approvals",
 	"GET /admin/models",
+	"GET /admin/models/{key}",
 	"GET /admin/routes",
 	"GET /admin/toggles",
 	"GET /v1/models",
+	"GET /v1/models/{id+}",
 	"POST /admin/approvals/{id}/approve",
 	"POST /admin/approvals/{id}/reject",
 	"POST /ai-router/route",
@@ -68,6 +70,7 @@ var wantRoutes = []string{
 	"POST /intelligence/task/breakdown",
 	"POST /intelligence/task/prioritize",
 	"POST /v1/chat/completions",
+	"PUT /admin/models/{key}",
 	"PUT /admin/routes/{operation_id}",
 	"PUT /admin/toggles/{key}",
 }
@@ -383,6 +386,24 @@ func sampleChecks() map[string]sample {
 				}
 			}
 		}),
+		"get-admin-model.json": bodyCheck(func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{
+				"model": "deepseek", "input_usd_per_mtok": "0.28", "price_version": "deepseek-v3.2@2026-11", "direct_access": "true",
+			})
+			if prices := objects(t, body, "prices"); len(prices) != 1 {
+				t.Errorf("price history %v, want the seeded version alone", prices)
+			}
+		}),
+		"put-admin-model.json": {check: func(t *testing.T, e *env, _ events.APIGatewayV2HTTPResponse, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{
+				"model": "deepseek", "input_usd_per_mtok": "0.3", "output_usd_per_mtok": "0.45",
+				"price_version": "deepseek-v3.2@2026-12", "updated_by": "admin-user",
+			})
+			var versions int
+			if err := e.base.Pool.QueryRow(t.Context(), `SELECT count(*) FROM ai_model_prices WHERE model_key = 'deepseek'`).Scan(&versions); err != nil || versions != 2 {
+				t.Errorf("%d price versions (%v), want the seeded one and the new one", versions, err)
+			}
+		}},
 
 		// Approvals and kill switches.
 		"get-admin-approvals.json": {
@@ -595,6 +616,9 @@ func sampleChecks() map[string]sample {
 			}
 			wantLogged(t, e, resp.Headers["X-Request-Id"], "chat_message", "deepseek")
 		}},
+		"get-v1-model.json": bodyCheck(func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"id": "helix/email-compose", "object": "model", "owned_by": "helix"})
+		}),
 		"get-v1-models.json": bodyCheck(func(t *testing.T, body map[string]any) {
 			lambdatest.WantFields(t, body, map[string]string{"object": "list"})
 			ids := map[string]bool{}

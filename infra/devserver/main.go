@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,19 +28,30 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Environ(), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "devserver:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := migrations.Up(ctx, devenv.Getenv(os.Getenv)("DATABASE_URL"), nil); err != nil {
+// run serves until ctx ends; environ is the process environment, out where the announcement and
+// the JSON logs go.
+func run(ctx context.Context, environ []string, out io.Writer) error {
+	url := ""
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "DATABASE_URL="); ok {
+			url = v
+		}
+	}
+	if url == "" {
+		return errors.New("DATABASE_URL is required (make dev sets it)")
+	}
+	if err := migrations.Up(ctx, url, nil); err != nil {
 		return err
 	}
-	a, err := httpapp.Boot(ctx, app.Options{Function: "dev", Environ: os.Environ(), Defaults: devenv.Defaults(), LogOut: os.Stdout})
+	a, err := httpapp.Boot(ctx, app.Options{Function: "dev", Environ: environ, Defaults: devenv.Defaults(), LogOut: out})
 	if err != nil {
 		return err
 	}
@@ -65,7 +77,7 @@ func run() error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 
-	fmt.Printf(`
+	fmt.Fprintf(out, `
 Helix is running at http://%s  (models: %s)
 
   Get a token:   make token USER=alice            (add ROLE=admin for the admin endpoints)
@@ -80,7 +92,7 @@ Helix is running at http://%s  (models: %s)
 		}
 		return err
 	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		return hs.Shutdown(shutdown)
 	}

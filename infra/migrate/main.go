@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/helixhq/helix/infra/migrations"
@@ -24,9 +23,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(1)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := migrations.Up(ctx, url, log); err != nil {
+	sum, err := migrations.Apply(ctx, url, nil)
+	for _, f := range sum.Applied {
+		fmt.Println("migrate: applied", f)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(1)
 	}
+	if len(sum.Applied) == 0 {
+		fmt.Printf("migrate: the database is up to date (version %d)\n", sum.Version)
+		return
+	}
+	fmt.Printf("migrate: the database is at version %d\n", sum.Version)
 }

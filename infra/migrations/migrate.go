@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -12,21 +13,33 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
-// Up applies every pending migration to the database at url. Goose
+// Up applies every pending migration to the database at url (see Apply).
+func Up(ctx context.Context, url string, log *slog.Logger) error {
+	_, err := Apply(ctx, url, log)
+	return err
+}
+
+// Summary is what a run of the migrations did.
+type Summary struct {
+	Applied []string // the files applied by this run, in order
+	Version int64    // the database's version afterwards
+}
+
+// Apply applies every pending migration to the database at url and says what it did. Goose
 // records each applied version in goose_db_version so each file runs once, and a session advisory
 // lock serializes concurrent runs. Only `make migrate`, the dev server and tests call this: a
 // Lambda never migrates on cold start.
-func Up(ctx context.Context, url string, log *slog.Logger) error {
+func Apply(ctx context.Context, url string, log *slog.Logger) (Summary, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		// pgx's message can echo the URL, password included.
-		return errors.New("parse database URL: invalid connection string")
+		return Summary{}, errors.New("parse database URL: invalid connection string")
 	}
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
-		return fmt.Errorf("migration lock: %w", err)
+		return Summary{}, fmt.Errorf("migration lock: %w", err)
 	}
 	opts := []goose.ProviderOption{goose.WithSessionLocker(locker)}
 	if log != nil {
@@ -34,10 +47,20 @@ func Up(ctx context.Context, url string, log *slog.Logger) error {
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, FS, opts...)
 	if err != nil {
-		return fmt.Errorf("load migrations: %w", err)
+		return Summary{}, fmt.Errorf("load migrations: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
+	results, err := p.Up(ctx)
+	var sum Summary
+	for _, r := range results {
+		if r.Source != nil {
+			sum.Applied = append(sum.Applied, filepath.Base(r.Source.Path))
+		}
 	}
-	return nil
+	if err != nil {
+		return sum, fmt.Errorf("apply migrations: %w", err)
+	}
+	if sum.Version, err = p.GetDBVersion(ctx); err != nil {
+		return sum, fmt.Errorf("read the database version: %w", err)
+	}
+	return sum, nil
 }

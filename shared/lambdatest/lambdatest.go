@@ -149,6 +149,11 @@ func (f Function) CheckEventFiles(t testing.TB, wantRoutes []string) {
 // whose values are the event's path parameters.
 func matchesPattern(pattern, path string, params map[string]string) bool {
 	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	// A greedy last parameter ({id+}) takes the rest of the path, slashes included.
+	if last := ps[len(ps)-1]; strings.HasSuffix(last, "+}") && len(xs) >= len(ps) {
+		xs = append(xs[:len(ps)-1], strings.Join(xs[len(ps)-1:], "/"))
+		ps[len(ps)-1] = strings.TrimSuffix(last, "+}") + "}"
+	}
 	if len(ps) != len(xs) {
 		return false
 	}
