@@ -169,12 +169,13 @@ func (e *PendingApprovalError) Fault() *fault.Error {
 		}}
 }
 
-// Error codes written to ai_operation_log.error_code.
+// Error codes written to ai_operation_log.error_code: the client's codes, and one of the log's
+// own for a call whose usage could not be priced.
 const (
-	codeBudgetExceeded       = "budget_exceeded"
-	codeProvidersUnavailable = "providers_unavailable"
-	codeContentFiltered      = "content_filtered"
-	codeDeadline             = "timeout"
+	codeBudgetExceeded       = string(fault.BudgetExceeded)
+	codeProvidersUnavailable = string(fault.ProvidersUnavailable)
+	codeContentFiltered      = string(fault.ContentFiltered)
+	codeDeadline             = string(fault.Timeout)
 	codeUnpricedUsage        = "unpriced_usage"
 )
 

@@ -126,7 +126,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		// Only a programming error (an unmarshalable type) gets here.
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal_error","message":"response encoding failed"}}`)
+		b, _ = json.Marshal(errorBody{Error: errorPayload{Code: fault.Internal, Message: "response encoding failed"}})
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

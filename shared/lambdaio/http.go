@@ -4,6 +4,7 @@ package lambdaio
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 )
 
@@ -36,10 +38,13 @@ func HTTPHandler(h http.Handler, log *slog.Logger) func(context.Context, events.
 			// Answer in Helix's error format rather than failing the invocation, which API
 			// Gateway would turn into a bare 500.
 			log.Error("cannot adapt API Gateway event", "err", err, "request_id", ev.RequestContext.RequestID)
+			body, _ := json.Marshal(map[string]any{"error": map[string]any{
+				"code": fault.MalformedEvent, "message": "the request could not be read",
+			}})
 			return events.APIGatewayV2HTTPResponse{
-				StatusCode: http.StatusBadRequest,
+				StatusCode: httpapi.StatusOf(fault.MalformedEvent),
 				Headers:    map[string]string{"Content-Type": "application/json"},
-				Body:       `{"error":{"code":"malformed_event","message":"the request could not be read"}}`,
+				Body:       string(body),
 			}, nil
 		}
 		return resp, nil
