@@ -393,6 +393,9 @@ func TestFromGatewayClaims(t *testing.T) {
 		{name: "missing sub", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"role": "admin"}, wantErr: true},
 		{name: "empty sub", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"sub": "", "role": "admin"}, wantErr: true},
 		{name: "nil claims", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: nil, wantErr: true},
+		{name: "sub with a NUL", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"sub": "a\x00b"}, wantErr: true},
+		{name: "sub of invalid UTF-8", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"sub": "a\xffb"}, wantErr: true},
+		{name: "sub of 8000 bytes", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"sub": strings.Repeat("s", 8000)}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -709,5 +712,51 @@ func TestJWKSUnavailable(t *testing.T) {
 	// HS256 keeps working without the JWKS.
 	if _, err := a.Verify(t.Context(), mint(t, jwa.HS256(), hsSecret, "", claims())); err != nil {
 		t.Fatalf("HS256 with the JWKS down: %v", err)
+	}
+}
+
+
+// Every refusal says in plain words what is wrong, and none repeats a library's internals.
+func TestVerifyReasons(t *testing.T) {
+	a := newAuth(t, auth.Config{HS256Secret: hsSecret})
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := func(f func(map[string]any)) string { return mint(t, jwa.HS256(), hsSecret, "", edit(claims(), f)) }
+	tests := []struct {
+		name, token, want string
+	}{
+		{"expired", hs(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour) }), "expired"},
+		{"not yet valid", hs(func(c map[string]any) { c["nbf"] = time.Now().Add(time.Hour) }), "not valid yet"},
+		{"issued in the future", hs(func(c map[string]any) { c["iat"] = time.Now().Add(time.Hour) }), "issued in the future"},
+		{"wrong issuer", hs(func(c map[string]any) { c["iss"] = "https://other.test" }), "issuer"},
+		{"wrong audience", hs(func(c map[string]any) { c["aud"] = []string{"other"} }), "audience"},
+		{"no exp", hs(func(c map[string]any) { delete(c, "exp") }), "required claim"},
+		{"no sub", hs(func(c map[string]any) { delete(c, "sub") }), "required claim"},
+		{"sub with a NUL", hs(func(c map[string]any) { c["sub"] = "a\x00b" }), "sub"},
+		{"bad signature", mint(t, jwa.HS256(), []byte("another-secret-of-at-least-32-bytes!!"), "", claims()), "signature"},
+		{"alg none", unsigned(t, claims()), "algorithm"},
+		{"RS256 without a JWKS", mint(t, jwa.RS256(), rsaKey, "k1", claims()), "algorithm"},
+		{"garbage", "not.a.jwt", "malformed"},
+		{"one part", "abc", "malformed"},
+		{"too long", strings.Repeat("a", 17<<10), "too long"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := a.Verify(context.Background(), tt.token)
+			if !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("err = %v, want ErrInvalidToken", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("message %q does not say %q", msg, tt.want)
+			}
+			for _, internal := range []string{"jwt.", "jws.", "[]uint8", "ParseString", "key provider"} {
+				if strings.Contains(msg, internal) {
+					t.Errorf("message %q leaks library internals (%s)", msg, internal)
+				}
+			}
+		})
 	}
 }
