@@ -38,8 +38,8 @@ lint: ## gofmt, go vet and staticcheck
 template-check: ## validate template.yaml against the official SAM schema (copy in infra/sam) and its CORS lists against shared/httpapi
 	go test -count=1 ./infra/sam/
 
-bench: ## benchmarks: routing, reserve+settle at concurrency 1/16/64, HTTP load, /v1 gateway overhead, bootstrap sizes
-	bash infra/bench/run.sh
+bench: ## benchmarks (infra/bench, tunables BENCH_*): routing, reserve+settle at concurrency 1/16/64, HTTP load, /v1 gateway overhead, bootstrap sizes
+	go run ./infra/bench
 
 build: $(addprefix build-,$(FUNCTIONS)) ## cross-compile each function to bin/<fn>/bootstrap (linux/arm64)
 	@ls -l bin/*/bootstrap

@@ -9,271 +9,76 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
-func ms(n ...int) []time.Duration {
-	out := make([]time.Duration, len(n))
-	for i, v := range n {
-		out[i] = time.Duration(v) * time.Millisecond
-	}
-	return out
-}
-
-func TestPercentile(t *testing.T) {
-	hundred := make([]time.Duration, 100)
-	for i := range hundred {
-		hundred[i] = time.Duration(i+1) * time.Millisecond // 1ms..100ms
-	}
-	tests := []struct {
-		name   string
-		sorted []time.Duration
-		p      float64
-		want   time.Duration
-	}{
-		{"empty", nil, 50, 0},
-		{"one value, p50", ms(7), 50, 7 * time.Millisecond},
-		{"one value, p99", ms(7), 99, 7 * time.Millisecond},
-		{"p0 is the minimum", ms(1, 2, 3), 0, 1 * time.Millisecond},
-		{"p100 is the maximum", ms(1, 2, 3), 100, 3 * time.Millisecond},
-		{"p50 of four is the second", ms(1, 2, 3, 4), 50, 2 * time.Millisecond},
-		{"p51 of four is the third", ms(1, 2, 3, 4), 51, 3 * time.Millisecond},
-		{"p50 of 1..100", hundred, 50, 50 * time.Millisecond},
-		{"p90 of 1..100", hundred, 90, 90 * time.Millisecond},
-		{"p99 of 1..100", hundred, 99, 99 * time.Millisecond},
-		{"p99.9 of 1..100 rounds up to the max", hundred, 99.9, 100 * time.Millisecond},
-		{"p99 of ten is the max", ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 99, 10 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := percentile(tt.sorted, tt.p); got != tt.want {
-				t.Errorf("percentile(%v, %v) = %v, want %v", tt.sorted, tt.p, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestSummarize(t *testing.T) {
-	tests := []struct {
-		name    string
-		lat     []time.Duration
-		errs    int
-		elapsed time.Duration
-		want    Summary
-	}{
-		{
-			name: "nothing", elapsed: time.Second,
-			want: Summary{Elapsed: time.Second},
-		},
-		{
-			name: "unsorted input", lat: ms(5, 1, 4, 2, 3), errs: 1, elapsed: 2 * time.Second,
-			want: Summary{
-				Requests: 5, Errors: 1, Elapsed: 2 * time.Second, RPS: 2.5,
-				Min: 1 * time.Millisecond, Mean: 3 * time.Millisecond, P50: 3 * time.Millisecond,
-				P90: 5 * time.Millisecond, P99: 5 * time.Millisecond, Max: 5 * time.Millisecond,
-			},
-		},
-		{
-			name: "one slow outlier shows in p99 and max only", lat: append(ms(make([]int, 99)...), 1000*time.Millisecond),
-			elapsed: 500 * time.Millisecond,
-			want: Summary{
-				Requests: 100, Elapsed: 500 * time.Millisecond, RPS: 200,
-				Min: 0, Mean: 10 * time.Millisecond, P50: 0, P90: 0, P99: 0, Max: time.Second,
-			},
-		},
-		{
-			name: "zero elapsed has no rate", lat: ms(1), elapsed: 0,
-			want: Summary{
-				Requests: 1, Min: time.Millisecond, Mean: time.Millisecond, P50: time.Millisecond,
-				P90: time.Millisecond, P99: time.Millisecond, Max: time.Millisecond,
-			},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := summarize(tt.lat, tt.errs, tt.elapsed)
-			if got.Requests != tt.want.Requests || got.Errors != tt.want.Errors || got.Elapsed != tt.want.Elapsed ||
-				got.RPS != tt.want.RPS || got.Min != tt.want.Min || got.Mean != tt.want.Mean ||
-				got.P50 != tt.want.P50 || got.P90 != tt.want.P90 || got.P99 != tt.want.P99 || got.Max != tt.want.Max {
-				t.Errorf("summarize = %+v\nwant        %+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestSummaryOutput(t *testing.T) {
-	s := summarize(ms(1, 2, 3, 4), 0, time.Second)
-	s.URL, s.Method, s.Concurrency, s.CPUs, s.GOMAXPROCS = "http://x/y", "POST", 4, 2, 2
-	s.Statuses = map[string]int{"200": 4}
-	s.Sent, s.Succeeded = 9, 8
-
-	var text bytes.Buffer
-	s.writeText(&text)
-	for _, want := range []string{"4 (4 req/s)", "p50 2.000ms", "p99 4.000ms", "statuses 200: 4", "same machine", "9 sent, 8 succeeded"} {
-		if !strings.Contains(text.String(), want) {
-			t.Errorf("text output lacks %q:\n%s", want, text.String())
-		}
-	}
-
-	raw, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(raw, &got); err != nil {
-		t.Fatal(err)
-	}
-	for k, want := range map[string]any{"requests": 4.0, "errors": 0.0, "requests_per_second": 4.0, "p50_ms": 2.0, "p99_ms": 4.0, "max_ms": 4.0, "concurrency": 4.0, "sent": 9.0, "succeeded": 8.0} {
-		if got[k] != want {
-			t.Errorf("json %s = %v, want %v (%s)", k, got[k], want, raw)
-		}
-	}
-}
-
-// The run's totals (first request, warm-up and measured requests) match what the server saw,
-// failures included.
-func TestRunCountsEveryRequest(t *testing.T) {
-	var seen, failed, authorized atomic.Int64
+// The command passes its flags to the engine and prints the engine's summary; the engine itself
+// is tested in infra/load.
+func TestRunPrintsJSON(t *testing.T) {
+	var authorized atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := seen.Add(1)
-		if r.Header.Get("Authorization") == "Bearer tok" && r.Header.Get("Content-Type") == "application/json" {
+		if r.Method == http.MethodPost && r.Header.Get("Authorization") == "Bearer t1" {
 			authorized.Add(1)
 		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		if n > 1 && n%5 == 0 { // the first request must succeed, or the run stops at once
-			failed.Add(1)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
 		_, _ = io.WriteString(w, "{}")
 	}))
 	defer srv.Close()
-
-	o := options{url: srv.URL, token: "tok", body: `{"x":1}`, conc: 3, dur: 100 * time.Millisecond,
-		warmup: 50 * time.Millisecond, timeout: 5 * time.Second}
-	if err := o.check(); err != nil {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("t1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := run(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-url", srv.URL, "-body", "{}", "-c", "2", "-d", "50ms", "-warmup", "0",
+		"-token-file", tokens, "-json"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr %s", code, stderr.String())
 	}
-	if got := int64(s.Sent); got != seen.Load() {
-		t.Errorf("sent = %d, the server saw %d", got, seen.Load())
+	var s struct {
+		Concurrency int    `json:"concurrency"`
+		Method      string `json:"method"`
+		Sent        int64  `json:"sent"`
+		Errors      int    `json:"errors"`
 	}
-	if got := int64(s.Sent - s.Succeeded); got != failed.Load() {
-		t.Errorf("sent - succeeded = %d, the server failed %d", got, failed.Load())
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatalf("stdout is not the JSON summary: %v\n%s", err, stdout.String())
 	}
-	if authorized.Load() != seen.Load() {
-		t.Errorf("%d of %d requests carried the token and the JSON content type", authorized.Load(), seen.Load())
-	}
-	if s.Sent <= s.Requests {
-		t.Errorf("sent %d is not more than the %d measured requests (the first request and warm-up count too)", s.Sent, s.Requests)
-	}
-	if s.Errors != s.Statuses["503"] || s.Requests != s.Statuses["200"]+s.Statuses["503"] {
-		t.Errorf("errors %d, requests %d, statuses %v do not add up", s.Errors, s.Requests, s.Statuses)
-	}
-	if s.Method != http.MethodPost || s.Concurrency != 3 || s.Tokens != 1 {
-		t.Errorf("method %q concurrency %d tokens %d, want POST, 3 and 1", s.Method, s.Concurrency, s.Tokens)
+	if s.Concurrency != 2 || s.Method != http.MethodPost || s.Errors != 0 || s.Sent != authorized.Load() {
+		t.Errorf("summary %+v; the server saw %d authorized POSTs", s, authorized.Load())
 	}
 }
 
-func TestRunStopsWhenTheFirstRequestFails(t *testing.T) {
-	var seen atomic.Int64
+func TestRunFailsOnFailedRequests(t *testing.T) {
+	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		seen.Add(1)
-		w.WriteHeader(http.StatusUnauthorized)
-	}))
-	defer srv.Close()
-	o := options{url: srv.URL, conc: 4, dur: time.Minute, timeout: 5 * time.Second}
-	if err := o.check(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "status 401") {
-		t.Errorf("run = %v, want the first request's 401", err)
-	}
-	if seen.Load() != 1 {
-		t.Errorf("the server saw %d requests, want 1", seen.Load())
-	}
-}
-
-// With -token-file each worker sends its own line's token (worker i: line i mod n).
-func TestRunSpreadsTokens(t *testing.T) {
-	var mu sync.Mutex
-	seen := map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen[r.Header.Get("Authorization")]++
-		mu.Unlock()
-		_, _ = io.WriteString(w, "{}")
-	}))
-	defer srv.Close()
-
-	path := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(path, []byte("t0\n\n  t1  \nt2\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := readTokens(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(tokens, []string{"t0", "t1", "t2"}) {
-		t.Fatalf("readTokens = %q, want t0 t1 t2", tokens)
-	}
-	o := options{url: srv.URL, tokens: tokens, conc: 5, dur: 50 * time.Millisecond, timeout: 5 * time.Second}
-	if err := o.check(); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := o.authHeaders(), []string{"Bearer t0", "Bearer t1", "Bearer t2", "Bearer t0", "Bearer t1"}; !slices.Equal(got, want) {
-		t.Errorf("authHeaders = %q, want %q", got, want)
-	}
-	s, err := run(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	total := 0
-	for h, n := range seen {
-		if h != "Bearer t0" && h != "Bearer t1" && h != "Bearer t2" {
-			t.Errorf("unexpected Authorization %q (%d requests)", h, n)
+		if n.Add(1) > 1 { // the first request must succeed, or the run stops at once
+			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		total += n
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-url", srv.URL, "-c", "1", "-d", "20ms", "-warmup", "0"}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d, want 1; stderr %s", code, stderr.String())
 	}
-	if s.Tokens != 3 {
-		t.Errorf("summary tokens = %d, want 3", s.Tokens)
-	}
-	if len(seen) != 3 || total != s.Sent {
-		t.Errorf("server saw %v (%d requests), loadgen sent %d; want all three tokens", seen, total, s.Sent)
+	if !strings.Contains(stdout.String(), "statuses") || !strings.Contains(stderr.String(), "requests failed") {
+		t.Errorf("stdout %q, stderr %q: want the summary and the failure", stdout.String(), stderr.String())
 	}
 }
 
-func TestTokenOptions(t *testing.T) {
-	o := options{url: "http://x", conc: 1, dur: time.Second, timeout: time.Second, token: "a", tokens: []string{"b"}}
-	if err := o.check(); err == nil {
-		t.Error("check accepted -token with -token-file")
-	}
-	empty := filepath.Join(t.TempDir(), "empty")
-	if err := os.WriteFile(empty, []byte("\n \n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readTokens(empty); err == nil {
-		t.Error("readTokens accepted a file without tokens")
-	}
-	if _, err := readTokens(filepath.Join(t.TempDir(), "missing")); err == nil {
-		t.Error("readTokens accepted a missing file")
-	}
-	single := options{conc: 2, token: "a"}
-	if got := single.authHeaders(); !slices.Equal(got, []string{"Bearer a", "Bearer a"}) {
-		t.Errorf("authHeaders with -token = %q", got)
-	}
-	none := options{conc: 1}
-	if got := none.authHeaders(); !slices.Equal(got, []string{""}) {
-		t.Errorf("authHeaders without a token = %q", got)
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-url", "http://x", "-c", "0"},
+		{"-url", "http://x", "-timeout", "0"},
+		{"-url", "http://x", "-token", "a", "-token-file", "/nonexistent"},
+		{"-url", "http://x", "-token-file", "/nonexistent"},
+		{"-url", "http://x", "extra"},
+		{"-nope"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
 	}
 }

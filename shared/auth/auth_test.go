@@ -715,7 +715,6 @@ func TestJWKSUnavailable(t *testing.T) {
 	}
 }
 
-
 // Every refusal says in plain words what is wrong, and none repeats a library's internals.
 func TestVerifyReasons(t *testing.T) {
 	a := newAuth(t, auth.Config{HS256Secret: hsSecret})

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The steps BENCH_ONLY can pick, in the order they run.
+const (
+	stepRoute   = "route"
+	stepGateway = "gateway"
+	stepRouter  = "router"
+	stepLedger  = "ledger"
+	stepSizes   = "sizes"
+)
+
+// allSteps returns the selectable steps in run order.
+func allSteps() []string {
+	return []string{stepRoute, stepGateway, stepRouter, stepLedger, stepSizes}
+}
+
+// config is the bench's tunables, read from the environment.
+type config struct {
+	duration   time.Duration // BENCH_DURATION: measured load per /ai-router/route run
+	gwDuration time.Duration // BENCH_GW_DURATION: measured load per gateway run
+	warmup     time.Duration // BENCH_WARMUP: unmeasured load before each run
+	benchTime  string        // BENCH_TIME: go test -benchtime of the reserve+settle benchmark (3s, 100x)
+	mockDelay  time.Duration // BENCH_MOCK_DELAY: the mock upstream's simulated provider latency
+	only       []string      // BENCH_ONLY: the steps to run
+}
+
+// loadConfig reads the tunables, with run.sh's defaults, and reports every bad value at once.
+func loadConfig(getenv func(string) string) (config, error) {
+	var errs []string
+	duration := func(name, def string) time.Duration {
+		v := orDefault(getenv(name), def)
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Sprintf("%s=%q is not a duration such as %s", name, v, def))
+		}
+		return d
+	}
+	c := config{
+		duration:   duration("BENCH_DURATION", "12s"),
+		gwDuration: duration("BENCH_GW_DURATION", "12s"),
+		warmup:     duration("BENCH_WARMUP", "2s"),
+		benchTime:  orDefault(getenv("BENCH_TIME"), "3s"),
+		mockDelay:  duration("BENCH_MOCK_DELAY", "0s"),
+	}
+	if c.duration == 0 || c.gwDuration == 0 {
+		errs = append(errs, "BENCH_DURATION and BENCH_GW_DURATION must be positive")
+	}
+	for _, s := range strings.Split(orDefault(getenv("BENCH_ONLY"), strings.Join(allSteps(), ",")), ",") {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "":
+		case !slices.Contains(allSteps(), s):
+			errs = append(errs, fmt.Sprintf("BENCH_ONLY: unknown step %q (steps: %s)", s, strings.Join(allSteps(), ",")))
+		case !slices.Contains(c.only, s):
+			c.only = append(c.only, s)
+		}
+	}
+	if len(c.only) == 0 && len(errs) == 0 {
+		errs = append(errs, "BENCH_ONLY names no step")
+	}
+	if len(errs) > 0 {
+		return config{}, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// wanted reports whether BENCH_ONLY includes any of the steps.
+func (c config) wanted(steps ...string) bool {
+	for _, s := range steps {
+		if slices.Contains(c.only, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

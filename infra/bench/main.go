@@ -1,0 +1,275 @@
+// Command bench is `make bench`: Helix's performance numbers, for reporting (nothing here is a
+// pass/fail target; the correctness of the bookkeeping under load is a test, in
+// shared/app/routeapp).
+//
+//	go run ./infra/bench
+//
+// Steps (BENCH_ONLY picks some of them, by the name in brackets):
+//
+//  1. [route] POST /ai-router/route through the dev server, at concurrency 1 and 64 (package
+//     infra/load, in process), once per query exec mode: HELIX_DB_EXEC_MODE=exec (the default,
+//     safe behind PgBouncer / RDS Proxy) and HELIX_DB_EXEC_MODE=cache_describe.
+//  2. [gateway] gateway overhead: POST /v1/chat/completions through Helix (auth, route, reserve,
+//     provider call, settle + log) against the same request sent straight to a local mock
+//     upstream (infra/mockllm), at concurrency 1 and 64 (at 64 once with one user, whose budget
+//     row every request shares, and once with 64 users, one per worker); then a look in Postgres
+//     that the load did what it claims (every answered request reserved, settled and logged, one
+//     provider call each), and the Postgres transactions per request.
+//  3. [router] the in-process routing decision (BenchmarkRoute* in shared/router).
+//  4. [ledger] budget reserve+settle pairs on Postgres at concurrency 1, 16 and 64
+//     (BenchmarkReserveSettle in shared/postgres).
+//  5. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
+//
+// The dev server and the mock upstream are built into a temporary folder and started on free
+// ports; each is stopped when its step ends, and on every way out (a failed step, Ctrl-C).
+// Everything printed goes to stdout and to bench-results/<UTC timestamp>.txt; the results go to
+// bench-results/<UTC timestamp>.json. Every step runs even when an earlier one failed; the exit
+// status is 1 if any did (130 when interrupted). Tunables (environment):
+//
+//	BENCH_DURATION     load duration per run of step 1 (default 12s)
+//	BENCH_GW_DURATION  load duration per run of step 2 (default 12s)
+//	BENCH_WARMUP       unmeasured load before each run (default 2s)
+//	BENCH_TIME         -benchtime of the reserve+settle benchmark (default 3s)
+//	BENCH_MOCK_DELAY   simulated provider latency of the mock upstream (default 0s)
+//	BENCH_ONLY         run only these steps, comma-separated: route,gateway,router,ledger,sizes
+//	                   (default: all)
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// resultsDir is where each run's text and JSON go, relative to the repository.
+const resultsDir = "bench-results"
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	// The first Ctrl-C cancels ctx: whatever runs returns, and the deferred stops end the
+	// servers. Signals stay caught until the end, so a second Ctrl-C cannot cut the clean-up short.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := loadConfig(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	// Every path below (the packages, bin/, bench-results/) is relative to the repository.
+	root, err := repoRoot(ctx)
+	if err == nil {
+		err = os.Chdir(root)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: find the repository:", err)
+		return 1
+	}
+	b, err := newBench(cfg, time.Now())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer b.close()
+	b.runSteps(ctx)
+	return b.finish(ctx)
+}
+
+// repoRoot is the folder of the main module's go.mod.
+func repoRoot(ctx context.Context) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.Command("go", "env", "GOMOD")
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := runProc(ctx, "go env GOMOD", cmd); err != nil {
+		return "", err
+	}
+	mod := strings.TrimSpace(out.String())
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the Helix module; run it from the repository")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// bench is one run: its settings, where its output goes, and what it found so far.
+type bench struct {
+	cfg     config
+	started time.Time
+	stamp   string    // UTC start time, the name of the result files
+	out     io.Writer // stdout and the text file
+	txt     *os.File
+	tmp     string // binaries and server logs, removed at the end
+	res     *results
+
+	// Set by the Postgres and build steps.
+	serverURL, dbURL string // the Postgres server (database "postgres") and the bench database
+	devserver, mock  string // built binaries
+	tokens           minter
+}
+
+func newBench(cfg config, now time.Time) (*bench, error) {
+	stamp := now.UTC().Format("20060102T150405Z")
+	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
+		return nil, err
+	}
+	txt, err := os.Create(filepath.Join(resultsDir, stamp+".txt"))
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "helix-bench-")
+	if err != nil {
+		txt.Close()
+		return nil, err
+	}
+	tokens, err := newMinter(os.Getenv)
+	if err != nil {
+		txt.Close()
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	b := &bench{cfg: cfg, started: now, stamp: stamp, out: io.MultiWriter(os.Stdout, txt), txt: txt, tmp: tmp,
+		tokens: tokens}
+	b.res = &results{Stamp: stamp, Started: now.UTC(), Settings: settingsOf(cfg)}
+	return b, nil
+}
+
+func (b *bench) close() {
+	b.txt.Close()
+	os.RemoveAll(b.tmp)
+}
+
+func (b *bench) printf(format string, args ...any) {
+	fmt.Fprintf(b.out, format, args...)
+}
+
+// elapsed is the whole seconds since the start, for the step headers.
+func (b *bench) elapsed() int { return int(time.Since(b.started).Seconds()) }
+
+// runSteps runs every wanted step, each whatever happened to the ones before it.
+func (b *bench) runSteps(ctx context.Context) {
+	b.header(ctx)
+	// The preparation steps run only for the steps that need them; when one fails, those steps
+	// fail at once with the reason instead of piling up confusing errors.
+	var notReady error
+	if b.cfg.wanted(stepRoute, stepGateway, stepLedger) && !b.step(ctx, "postgres", "Postgres", b.postgres) {
+		notReady = errors.New("not run: Postgres is not available")
+	}
+	if b.cfg.wanted(stepRoute, stepGateway) && !b.step(ctx, "build", "build the dev server and the mock upstream", b.build) && notReady == nil {
+		notReady = errors.New("not run: the build failed")
+	}
+	needs := func(fn func(context.Context) error) func(context.Context) error {
+		return func(ctx context.Context) error {
+			if notReady != nil {
+				return notReady
+			}
+			return fn(ctx)
+		}
+	}
+
+	if b.cfg.wanted(stepRoute) {
+		for _, mode := range routeExecModes() {
+			b.step(ctx, "route "+mode,
+				fmt.Sprintf("POST /ai-router/route through the dev server (HELIX_DB_EXEC_MODE=%s, HELIX_DB_MAX_CONNS=%d)", mode, serverMaxConns),
+				needs(func(ctx context.Context) error { return b.routeLoad(ctx, mode) }))
+		}
+		b.printf("\n")
+		b.routeTable(b.out)
+	}
+	if b.cfg.wanted(stepGateway) {
+		b.step(ctx, stepGateway, "gateway overhead: POST /v1/chat/completions through Helix vs straight to the mock upstream",
+			needs(b.gateway))
+	}
+	if b.cfg.wanted(stepRouter) {
+		b.step(ctx, stepRouter, "routing decision in process: go test -run '^$' -bench BenchmarkRoute -benchmem ./shared/router/", b.routerBench)
+	}
+	if b.cfg.wanted(stepLedger) {
+		b.step(ctx, stepLedger, fmt.Sprintf("reserve+settle on Postgres: go test -run '^$' -bench BenchmarkReserveSettle -benchtime %s ./shared/postgres/", b.cfg.benchTime),
+			func(ctx context.Context) error {
+				if b.serverURL == "" {
+					return errors.New("not run: Postgres is not available")
+				}
+				return b.ledgerBench(ctx)
+			})
+	}
+	if b.cfg.wanted(stepSizes) {
+		b.step(ctx, stepSizes, "Lambda bootstrap sizes: make build (linux/arm64, target <= 15 MB each)", b.sizes)
+	}
+}
+
+// step runs fn under a header and records its outcome. It reports whether fn succeeded.
+func (b *bench) step(ctx context.Context, name, title string, fn func(context.Context) error) bool {
+	b.printf("\n=== [%ds] %s\n", b.elapsed(), title)
+	t0 := time.Now()
+	r := stepResult{Name: name}
+	var err error
+	if ctx.Err() != nil {
+		r.Skipped = true
+		err = errors.New("not run: interrupted")
+	} else {
+		err = fn(ctx)
+	}
+	r.Seconds = roundTo(time.Since(t0).Seconds(), 1)
+	switch {
+	case r.Skipped:
+		r.Error = err.Error()
+		b.printf("skipped: %s: %v\n", name, err)
+	case err != nil:
+		r.Error = err.Error()
+		b.printf("FAILED: %s: %v\n", name, err)
+	default:
+		r.OK = true
+	}
+	b.res.Steps = append(b.res.Steps, r)
+	return err == nil
+}
+
+// finish prints the summary, writes the JSON and returns the exit status.
+func (b *bench) finish(ctx context.Context) int {
+	b.res.Interrupted = ctx.Err() != nil
+	b.res.OK = !b.res.Interrupted
+	for _, s := range b.res.Steps {
+		b.res.OK = b.res.OK && s.OK
+	}
+	b.res.TotalSeconds = roundTo(time.Since(b.started).Seconds(), 1)
+
+	b.printf("\n=== [%ds] summary\n", b.elapsed())
+	b.summary(b.out)
+	jsonPath := filepath.Join(resultsDir, b.stamp+".json")
+	b.printf("\ntotal time %ds; written to %s and %s\n", b.elapsed(), b.txt.Name(), jsonPath)
+	b.printf("numbers from a shared machine are noisy: compare runs, not single values\n")
+	code := 0
+	switch {
+	case b.res.Interrupted:
+		b.printf("interrupted\n")
+		code = 130
+	case !b.res.OK:
+		b.printf("failed steps: %s\n", strings.Join(b.res.failedSteps(), ", "))
+		code = 1
+	default:
+		b.printf("all steps ran\n")
+	}
+	if err := writeJSON(jsonPath, b.res); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: write the results:", err)
+		return max(code, 1)
+	}
+	return code
+}
+
+func writeJSON(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
+}

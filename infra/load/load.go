@@ -1,0 +1,283 @@
+// Package load is Helix's HTTP load engine: c workers send the same request in a closed loop
+// (each waits for its response before sending the next) for a fixed duration, every latency is
+// recorded, and the run is summarized as throughput and latency percentiles. infra/loadgen is its
+// command line; infra/bench calls it in process.
+//
+// A response counts as an error unless its status is 2xx; a transport failure (refused, reset,
+// timed out) is an error too. Latencies of errors are recorded like any other. The workers stop
+// starting requests when the duration is up and the run ends when the last response arrives, so
+// no request is cut short; throughput is completed requests over that whole window.
+//
+// Besides the measured requests, a Summary counts every request the run sent, the first probe and
+// the warm-up included (Sent, Succeeded), so a caller can check them against what the server
+// recorded.
+//
+// Options.Tokens spreads the load over several users: worker i sends Tokens[i mod n] (so 64
+// workers with 64 tokens give each worker a user of its own).
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options describe a run. The zero values of Method and Timeout have defaults; the rest must be
+// set (see Check).
+type Options struct {
+	URL         string
+	Method      string   // default POST with a Body, else GET
+	Token       string   // bearer token of every worker, or "" for none
+	Tokens      []string // instead of Token: worker i sends Tokens[i%len(Tokens)]
+	Body        string   // request body, sent as application/json
+	Concurrency int      // workers, each with one request in flight
+	Duration    time.Duration
+	Warmup      time.Duration // unmeasured load before the measured run (0 for none)
+	Timeout     time.Duration // per request; default DefaultTimeout
+}
+
+// DefaultTimeout is the per-request timeout of Options without one.
+const DefaultTimeout = 10 * time.Second
+
+// Check reports the first option a run cannot start with.
+func (o Options) Check() error {
+	switch {
+	case o.URL == "":
+		return errors.New("the URL is required")
+	case o.Concurrency < 1:
+		return errors.New("the concurrency must be at least 1")
+	case o.Duration <= 0:
+		return errors.New("the duration must be positive")
+	case o.Warmup < 0:
+		return errors.New("the warm-up must not be negative")
+	case o.Timeout < 0:
+		return errors.New("the timeout must not be negative")
+	case o.Token != "" && len(o.Tokens) > 0:
+		return errors.New("a token and a token list exclude each other")
+	}
+	return nil
+}
+
+// method is the HTTP method the run sends.
+func (o Options) method() string {
+	switch {
+	case o.Method != "":
+		return o.Method
+	case o.Body != "":
+		return http.MethodPost
+	default:
+		return http.MethodGet
+	}
+}
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout == 0 {
+		return DefaultTimeout
+	}
+	return o.Timeout
+}
+
+// ReadTokens reads a token file: one token a line, blank lines skipped.
+func ReadTokens(path string) ([]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var tokens []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if t := strings.TrimSpace(line); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s holds no token", path)
+	}
+	return tokens, nil
+}
+
+// authHeaders returns the Authorization header value of each worker ("" for none).
+func (o Options) authHeaders() []string {
+	h := make([]string, o.Concurrency)
+	for w := range h {
+		switch {
+		case len(o.Tokens) > 0:
+			h[w] = "Bearer " + o.Tokens[w%len(o.Tokens)]
+		case o.Token != "":
+			h[w] = "Bearer " + o.Token
+		}
+	}
+	return h
+}
+
+// distinct counts the different non-empty values.
+func distinct(values []string) int {
+	seen := map[string]bool{}
+	for _, v := range values {
+		if v != "" {
+			seen[v] = true
+		}
+	}
+	return len(seen)
+}
+
+// newClient returns a client that keeps one idle keep-alive connection per worker, so the
+// measured loop reuses connections instead of dialing.
+func newClient(o Options) *http.Client {
+	tr := &http.Transport{
+		Proxy:               nil, // measure the server, not an HTTP_PROXY from the environment
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        o.Concurrency,
+		MaxIdleConnsPerHost: o.Concurrency,
+		MaxConnsPerHost:     o.Concurrency,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	return &http.Client{Transport: tr, Timeout: o.timeout()}
+}
+
+// result is what one worker saw.
+type result struct {
+	latencies []time.Duration
+	errors    int
+	statuses  map[string]int // "200", "503", "transport"
+	sent      int            // requests sent, recorded or not
+	ok        int            // of which 2xx
+}
+
+// sendFunc sends one request as worker and returns its status ("200", "transport") and whether
+// it succeeded.
+type sendFunc func(worker int) (status string, ok bool)
+
+// Run loads o.URL as o describes. It fails when the options do not check, when the first request
+// does not succeed (a wrong URL or token should fail in a second, not after the whole run), and
+// when ctx ends before the run does.
+func Run(ctx context.Context, o Options) (Summary, error) {
+	if err := o.Check(); err != nil {
+		return Summary{}, err
+	}
+	client := newClient(o)
+	defer client.CloseIdleConnections()
+	auth := o.authHeaders()
+	send := newSender(ctx, client, o, auth)
+
+	if status, ok := send(0); !ok {
+		if err := ctx.Err(); err != nil {
+			return Summary{}, err
+		}
+		return Summary{}, fmt.Errorf("first request to %s failed (status %s); check the URL, token and body", o.URL, status)
+	}
+	sent, succeeded := 1, 1
+	if o.Warmup > 0 {
+		for _, r := range loop(ctx, o.Concurrency, o.Warmup, send, false) {
+			sent += r.sent
+			succeeded += r.ok
+		}
+	}
+	start := time.Now()
+	results := loop(ctx, o.Concurrency, o.Duration, send, true)
+	elapsed := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return Summary{}, fmt.Errorf("the run was cut short: %w", err)
+	}
+
+	var all []time.Duration
+	errs := 0
+	statuses := map[string]int{}
+	for _, r := range results {
+		all = append(all, r.latencies...)
+		errs += r.errors
+		for k, v := range r.statuses {
+			statuses[k] += v
+		}
+		sent += r.sent
+		succeeded += r.ok
+	}
+	s := summarize(all, errs, elapsed)
+	s.Sent, s.Succeeded = sent, succeeded
+	s.Tokens = distinct(auth)
+	s.URL, s.Method, s.Concurrency = o.URL, o.method(), o.Concurrency
+	s.Statuses = statuses
+	s.CPUs, s.GOMAXPROCS = runtime.NumCPU(), runtime.GOMAXPROCS(0)
+	return s, nil
+}
+
+// newSender returns the function the workers send with.
+func newSender(ctx context.Context, client *http.Client, o Options, auth []string) sendFunc {
+	method := o.method()
+	return func(worker int) (string, bool) {
+		var body io.Reader
+		if o.Body != "" {
+			body = strings.NewReader(o.Body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, o.URL, body)
+		if err != nil {
+			return "transport", false
+		}
+		if o.Body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if auth[worker] != "" {
+			req.Header.Set("Authorization", auth[worker])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "transport", false
+		}
+		// Read the whole body so the connection goes back to the pool for reuse.
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return "transport", false
+		}
+		return strconv.Itoa(resp.StatusCode), resp.StatusCode >= 200 && resp.StatusCode < 300
+	}
+}
+
+// loop runs conc workers that each send requests back to back until d has passed since the
+// start (or ctx ends), and returns what each saw (only the counts of sent and 2xx requests when
+// record is false).
+func loop(ctx context.Context, conc int, d time.Duration, send sendFunc, record bool) []result {
+	deadline := time.Now().Add(d)
+	results := make([]result, conc)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &results[w]
+			if record {
+				r.latencies = make([]time.Duration, 0, 4096)
+				r.statuses = map[string]int{}
+			}
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				t0 := time.Now()
+				status, ok := send(w)
+				lat := time.Since(t0)
+				r.sent++
+				if ok {
+					r.ok++
+				}
+				if !record {
+					continue
+				}
+				r.latencies = append(r.latencies, lat)
+				r.statuses[status]++
+				if !ok {
+					r.errors++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
