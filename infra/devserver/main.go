@@ -30,15 +30,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Environ(), os.Stdout); err != nil {
+	if err := run(ctx, os.Environ(), os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "devserver:", err)
 		os.Exit(1)
 	}
 }
 
-// run serves until ctx ends; environ is the process environment, out where the announcement and
-// the JSON logs go.
-func run(ctx context.Context, environ []string, out io.Writer) error {
+// run serves until ctx ends; environ is the process environment, out where the JSON logs go and
+// errOut the announcement.
+func run(ctx context.Context, environ []string, out, errOut io.Writer) error {
 	url := ""
 	for _, kv := range environ {
 		if v, ok := strings.CutPrefix(kv, "DATABASE_URL="); ok {
@@ -77,7 +77,8 @@ func run(ctx context.Context, environ []string, out io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 
-	fmt.Fprintf(out, `
+	// The announcement goes to stderr: stdout carries only the JSON log lines.
+	fmt.Fprintf(errOut, `
 Helix is running at http://%s  (models: %s)
 
   Get a token:   make token USER=alice            (add ROLE=admin for the admin endpoints)

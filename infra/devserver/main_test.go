@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -59,7 +60,7 @@ func TestPortInUse(t *testing.T) {
 	var out lockedBuffer
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	err = run(ctx, []string{"DATABASE_URL=" + pg.NewDatabase(t), "PORT=" + port}, &out)
+	err = run(ctx, []string{"DATABASE_URL=" + pg.NewDatabase(t), "PORT=" + port}, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), port) {
 		t.Fatalf("err = %v, want the port named", err)
 	}
@@ -72,12 +73,12 @@ func TestPortInUse(t *testing.T) {
 // Gateway does in AWS, and logs one access line per request at the default level.
 func TestDevServer(t *testing.T) {
 	port := strconv.Itoa(freePort(t))
-	var out lockedBuffer
+	var out, announce lockedBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"DATABASE_URL=" + pg.NewDatabase(t), "PORT=" + port,
-			"HELIX_CORS_ALLOW_ORIGINS=https://app.example.com"}, &out)
+			"HELIX_CORS_ALLOW_ORIGINS=https://app.example.com"}, &out, &announce)
 	}()
 	defer func() {
 		cancel()
@@ -86,9 +87,9 @@ func TestDevServer(t *testing.T) {
 		}
 	}()
 	base := "http://127.0.0.1:" + port
-	for i := 0; !strings.Contains(out.String(), "running at"); i++ {
+	for i := 0; !strings.Contains(announce.String(), "running at"); i++ {
 		if i == 300 {
-			t.Fatalf("no announcement after 30 s:\n%s", out.String())
+			t.Fatalf("no announcement after 30 s:\n%s", announce.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -120,5 +121,11 @@ func TestDevServer(t *testing.T) {
 			t.Fatalf("no access line for GET /healthz at the default level:\n%s", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// stdout is JSON lines only, for log tooling.
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("stdout line is not JSON: %q", line)
+		}
 	}
 }

@@ -43,7 +43,7 @@ type Approval struct {
 // Errors of approvals.
 var (
 	// ErrNotFound also covers another user's approval, so ids of others are not revealed.
-	ErrNotFound = fault.New(fault.ApprovalNotFound, "no such approval for this user")
+	ErrNotFound = fault.New(fault.ApprovalNotFound, "no such approval (or not yours)")
 	// ErrNotPending: approving or rejecting an approval already decided or expired.
 	ErrNotPending = fault.New(fault.ApprovalNotPending, "the approval was already decided or has expired")
 	// ErrNotUsable: running with an approval that is not approved (pending, rejected, used or

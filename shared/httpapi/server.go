@@ -144,7 +144,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (auth.Prin
 	if len(h) < len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
 		// No credentials at all: RFC 6750 wants the challenge without an error code.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="helix"`)
-		return auth.Principal{}, fault.New(fault.Unauthorized, "send Authorization: Bearer <token>")
+		return auth.Principal{}, fault.New(fault.Unauthorized, "the request has no bearer token: send Authorization: Bearer <token>")
 	}
 	p, err := s.auth.Verify(r.Context(), h[len(prefix):])
 	if err != nil {

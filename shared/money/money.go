@@ -25,7 +25,7 @@ const PerUSD Nano = 1_000_000_000
 const maxUSD = 1_000_000_000
 
 // ErrOutOfRange reports an amount that is negative, not finite or absurdly large.
-var ErrOutOfRange = errors.New("amount out of range")
+var ErrOutOfRange = errors.New("a USD amount must be between 0 and 1000000000")
 
 // FromUSD converts a dollar amount to nano-USD, rounding to the nearest nano.
 func FromUSD(usd float64) (Nano, error) {
