@@ -59,7 +59,8 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 	adm, err := p.Ledger.Reserve(ctx, budget.Reservation{
 		RequestID: c.RequestID, UserID: c.UserID, Amount: d.WorstCase, TTL: p.Policy.ReservationTTL,
 	})
-	if exceeded := (*budget.ExceededError)(nil); errors.As(err, &exceeded) {
+	var exceeded *budget.ExceededError
+	if errors.As(err, &exceeded) {
 		p.finish(ctx, ending{call: c, start: start, code: codeBudgetExceeded, budget: oplog.NoReservation})
 	}
 	if err != nil {
