@@ -37,9 +37,14 @@ type Model struct {
 	InputPerMTok       money.Nano
 	OutputPerMTok      money.Nano
 	CachedInputPerMTok money.Nano
-	PriceVersion       string
-	Enabled            bool
-	Emergency          bool
+	// CacheWritePerMTok and CacheWrite1hPerMTok price input written to the provider's prompt
+	// cache for 5 minutes and for an hour (Anthropic: 1.25× and 2× the input price). Providers
+	// that bill writes as plain input report none, so these only apply where writes are reported.
+	CacheWritePerMTok   money.Nano
+	CacheWrite1hPerMTok money.Nano
+	PriceVersion        string
+	Enabled             bool
+	Emergency           bool
 	// DirectAccess: ordinary users may name the model directly (/v1 model "deepseek") instead of
 	// reaching it through an operation's route. Admins always may.
 	DirectAccess bool
@@ -49,39 +54,57 @@ type Model struct {
 
 // Price is one price version of a model, in nano-USD per million tokens.
 type Price struct {
-	Version            string
-	InputPerMTok       money.Nano
-	OutputPerMTok      money.Nano
-	CachedInputPerMTok money.Nano
-	EffectiveFrom      time.Time
-	EffectiveUntil     time.Time // zero while in force
-	CreatedBy          string
+	Version             string
+	InputPerMTok        money.Nano
+	OutputPerMTok       money.Nano
+	CachedInputPerMTok  money.Nano
+	CacheWritePerMTok   money.Nano
+	CacheWrite1hPerMTok money.Nano
+	EffectiveFrom       time.Time
+	EffectiveUntil      time.Time // zero while in force
+	CreatedBy           string
 }
 
 // Usable reports whether calls can be routed to the model.
 func (m Model) Usable() bool { return m.Enabled && m.Provider != NoProvider && m.Provider != "" }
 
 // Usage is what a provider reported for one call, normalized: InputTokens excludes the cached
-// ones, and ReasoningTokens are billed at the output price on top of OutputTokens.
+// ones and the cache writes, and ReasoningTokens are billed at the output price on top of
+// OutputTokens.
 type Usage struct {
-	InputTokens       int64
-	CachedInputTokens int64
-	OutputTokens      int64
-	ReasoningTokens   int64
+	InputTokens        int64
+	CachedInputTokens  int64
+	CacheWriteTokens   int64 // written to a 5-minute prompt cache
+	CacheWrite1hTokens int64 // written to a 1-hour prompt cache
+	OutputTokens       int64
+	ReasoningTokens    int64
 }
+
+// Zero reports whether the usage counts no token at all (a provider that billed nothing).
+func (u Usage) Zero() bool { return u == Usage{} }
 
 // Cost is the exact cost of usage at the model's prices: every component is priced per million
 // tokens and the sum is rounded up to the next nano-USD once. ok is false for negative or
 // absurdly large usage.
 func (m Model) Cost(u Usage) (cost money.Nano, ok bool) {
-	if u.InputTokens < 0 || u.CachedInputTokens < 0 || u.OutputTokens < 0 || u.ReasoningTokens < 0 {
+	if u.InputTokens < 0 || u.CachedInputTokens < 0 || u.CacheWriteTokens < 0 || u.CacheWrite1hTokens < 0 ||
+		u.OutputTokens < 0 || u.ReasoningTokens < 0 {
 		return 0, false
 	}
 	return money.CostOf(
 		money.TokenCharge{Tokens: u.InputTokens, PerMillion: m.InputPerMTok},
 		money.TokenCharge{Tokens: u.CachedInputTokens, PerMillion: m.CachedInputPerMTok},
+		money.TokenCharge{Tokens: u.CacheWriteTokens, PerMillion: m.CacheWritePerMTok},
+		money.TokenCharge{Tokens: u.CacheWrite1hTokens, PerMillion: m.CacheWrite1hPerMTok},
 		money.TokenCharge{Tokens: u.OutputTokens + u.ReasoningTokens, PerMillion: m.OutputPerMTok},
 	)
+}
+
+// MaxInputPerMTok is the highest price an input token can cost at this model: the input price,
+// or a cache-write price above it. Worst cases are computed with it, so a call whose input is
+// written to a cache still fits in what was reserved.
+func (m Model) MaxInputPerMTok() money.Nano {
+	return max(m.InputPerMTok, m.CacheWritePerMTok, m.CacheWrite1hPerMTok)
 }
 
 // Route says how one operation is served.

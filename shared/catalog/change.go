@@ -75,10 +75,12 @@ type ModelChange struct {
 	APIModel     *string
 	// A change of any price makes a new price version, effective from the change. PriceVersion
 	// names it; nil lets the store name it after the model and the time.
-	InputPerMTok       *money.Nano
-	OutputPerMTok      *money.Nano
-	CachedInputPerMTok *money.Nano
-	PriceVersion       *string
+	InputPerMTok        *money.Nano
+	OutputPerMTok       *money.Nano
+	CachedInputPerMTok  *money.Nano
+	CacheWritePerMTok   *money.Nano
+	CacheWrite1hPerMTok *money.Nano
+	PriceVersion        *string
 }
 
 // Empty reports whether the change would change nothing.
@@ -88,7 +90,8 @@ func (c ModelChange) Empty() bool {
 
 // Reprices reports whether the change sets a price.
 func (c ModelChange) Reprices() bool {
-	return c.InputPerMTok != nil || c.OutputPerMTok != nil || c.CachedInputPerMTok != nil
+	return c.InputPerMTok != nil || c.OutputPerMTok != nil || c.CachedInputPerMTok != nil ||
+		c.CacheWritePerMTok != nil || c.CacheWrite1hPerMTok != nil
 }
 
 // ApplyTo validates the change and applies it to m. A new price version's name is set only when
@@ -96,7 +99,7 @@ func (c ModelChange) Reprices() bool {
 func (c ModelChange) ApplyTo(m *Model) error {
 	next := *m
 	if c.PriceVersion != nil && !c.Reprices() {
-		return fault.Errorf(fault.InvalidField, "price_version names a new price: send it with input_usd_per_mtok, output_usd_per_mtok or cached_input_usd_per_mtok")
+		return fault.Errorf(fault.InvalidField, "price_version names a new price: send it with at least one of the *_usd_per_mtok prices")
 	}
 	for _, p := range []struct {
 		name string
@@ -106,6 +109,8 @@ func (c ModelChange) ApplyTo(m *Model) error {
 		{"input_usd_per_mtok", c.InputPerMTok, &next.InputPerMTok},
 		{"output_usd_per_mtok", c.OutputPerMTok, &next.OutputPerMTok},
 		{"cached_input_usd_per_mtok", c.CachedInputPerMTok, &next.CachedInputPerMTok},
+		{"cache_write_usd_per_mtok", c.CacheWritePerMTok, &next.CacheWritePerMTok},
+		{"cache_write_1h_usd_per_mtok", c.CacheWrite1hPerMTok, &next.CacheWrite1hPerMTok},
 	} {
 		if p.v == nil {
 			continue

@@ -99,8 +99,9 @@ func TestDecideWorstCaseIsWhatExecutionReserves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Claude is the most expensive model of the chain: its prices make the worst case.
-	want, _ := money.CostOf(money.TokenCharge{Tokens: bound, PerMillion: claudeIn * 1_000_000},
+	// Claude is the most expensive model of the chain: its prices make the worst case, its input
+	// at the 1-hour cache-write price, the dearest an input token can cost there.
+	want, _ := money.CostOf(money.TokenCharge{Tokens: bound, PerMillion: claudeWorstIn * 1_000_000},
 		money.TokenCharge{Tokens: composeMaxOutput, PerMillion: claudeOut * 1_000_000})
 	if d.WorstCase != want {
 		t.Fatalf("decision worst case %s, want %s", d.WorstCase, want)

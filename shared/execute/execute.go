@@ -132,6 +132,8 @@ type Result struct {
 	FallbackUsed bool
 	Offline      bool
 	Attempts     int
+	// FailedAttemptsCost is the part of Cost that failed attempts before the answer were billed.
+	FailedAttemptsCost money.Nano
 
 	providerRequestID string
 	held              money.Nano // the worst case reserved for the call
@@ -177,6 +179,8 @@ const (
 	codeContentFiltered      = string(fault.ContentFiltered)
 	codeDeadline             = string(fault.Timeout)
 	codeUnpricedUsage        = "unpriced_usage"
+	// codeClientGone: the client went away before the answer (its provider call was cancelled).
+	codeClientGone = "client_gone"
 )
 
 // InputUpperBound bounds the prompt's size in tokens without a tokenizer: every token of a

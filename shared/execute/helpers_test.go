@@ -30,6 +30,9 @@ const (
 	deepseekIn, deepseekOut, deepseekCached = 280, 420, 28
 	geminiIn, geminiOut, geminiCached       = 100, 400, 10
 	claudeIn, claudeOut, claudeCached       = 1000, 5000, 100
+	// Claude's 1-hour cache writes cost $2 per 1M input tokens: a worst case prices Claude's
+	// input at that, the dearest an input token can be there.
+	claudeWorstIn = 2000
 
 	composeMaxOutput = 1024 // email-compose's seeded max_output_tokens
 	composeAvgOutput = 350  // and its avg_output_tokens

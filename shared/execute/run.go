@@ -14,13 +14,21 @@ import (
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/llm"
+	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/oplog"
 	"github.com/helixhq/helix/shared/router"
 )
 
 // Execute runs one operation. See the package comment for the steps.
+//
+// The money of an admitted call (reserve, settle or release, the log row) is kept under a
+// context of its own (bookkeeping), so a client that goes away cannot leave a hold behind or an
+// answer unrecorded; the provider call itself follows the client: it is cancelled when the
+// client goes away, and then charged for the input it was sent (see abandonedCost).
 func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 	start := p.now()
+	book, cancelBook := p.bookkeeping(ctx)
+	defer cancelBook()
 	d, breakers, err := p.decide(ctx, router.Request{
 		OperationID:     c.OperationID,
 		InputTokens:     InputUpperBound(c.Messages, c.Schema),
@@ -28,7 +36,7 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 		MaxOutputTokens: c.MaxOutputTokens,
 	})
 	if errors.Is(err, ErrProvidersUnavailable) {
-		p.finish(ctx, ending{call: c, start: start, code: codeProvidersUnavailable, budget: oplog.NoReservation})
+		p.finish(book, ending{call: c, start: start, code: codeProvidersUnavailable, budget: oplog.NoReservation})
 	}
 	if err != nil {
 		return Result{}, err
@@ -36,72 +44,194 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 
 	hash := approval.HashRequest(c.UserID, c.OperationID, c.Fingerprint)
 	if c.ApprovalID != "" {
-		if _, err := p.Approvals.ClaimApproval(ctx, approval.Claim{
+		if _, err := p.Approvals.ClaimApproval(book, approval.Claim{
 			ApprovalID: c.ApprovalID, UserID: c.UserID, OperationID: c.OperationID,
 			RequestHash: hash, RequestID: c.RequestID,
 		}); err != nil {
 			return Result{}, err
 		}
 	} else if d.Route.RequiresApproval && !c.Continuation {
-		return Result{}, p.hold(ctx, c, &d, approval.ReasonRouteRequires, hash)
+		return Result{}, p.hold(book, c, &d, approval.ReasonRouteRequires, hash)
 	}
 	// A claimed approval is spent only by a call a provider answered; on every other way out it
 	// is given back, so the client can re-send the request once whatever stopped it is fixed.
 	answered := false
 	defer func() {
 		if c.ApprovalID != "" && !answered {
-			if err := p.Approvals.UnclaimApproval(context.WithoutCancel(ctx), c.ApprovalID, c.RequestID); err != nil {
+			if err := p.Approvals.UnclaimApproval(book, c.ApprovalID, c.RequestID); err != nil {
 				p.Logger.Error("unclaim approval", "approval_id", c.ApprovalID, "err", err)
 			}
 		}
 	}()
 
-	adm, err := p.Ledger.Reserve(ctx, budget.Reservation{
+	adm, err := p.reserve(book, budget.Reservation{
 		RequestID: c.RequestID, UserID: c.UserID, Amount: d.WorstCase, TTL: p.Policy.ReservationTTL,
 	})
 	var exceeded *budget.ExceededError
 	if errors.As(err, &exceeded) {
-		p.finish(ctx, ending{call: c, start: start, code: codeBudgetExceeded, budget: oplog.NoReservation})
+		p.finish(book, ending{call: c, start: start, code: codeBudgetExceeded, budget: oplog.NoReservation})
 	}
 	if err != nil {
 		return Result{}, err
 	}
-	if adm.Replayed {
-		// The request id is server-made and unique, so this is a bug, not a client retry.
-		return Result{}, fmt.Errorf("request id %s was already reserved", c.RequestID)
-	}
 	if c.ApprovalID == "" && !c.Continuation {
 		if reason := approval.Required(d.Route, d.EstimatedCost, adm.Day.Limits); reason != approval.ReasonNone {
-			if err := p.Ledger.Release(ctx, c.RequestID); err != nil {
+			if err := p.Ledger.Release(book, c.RequestID); err != nil {
 				return Result{}, err
 			}
-			return Result{}, p.hold(ctx, c, &d, reason, hash)
+			return Result{}, p.hold(book, c, &d, reason, hash)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		// The client went away while the hold was written: nothing was sent to a provider.
+		p.finish(book, ending{call: c, start: start, code: codeClientGone, budget: oplog.Release})
+		return Result{}, err
 	}
 
 	callCtx, cancel, err := p.callContext(ctx)
 	if err != nil {
-		p.finish(ctx, ending{call: c, start: start, code: codeDeadline, budget: oplog.Release})
+		p.finish(book, ending{call: c, start: start, code: codeDeadline, budget: oplog.Release})
 		return Result{}, err
 	}
-	out, err := p.callChain(callCtx, c, &d)
+	out, tried, err := p.callChain(callCtx, c, &d)
 	cancel()
 	out.held = d.WorstCase
 	if err != nil {
-		p.finish(ctx, ending{call: c, start: start, result: &out, code: failureCode(err), budget: oplog.Release})
+		if ctx.Err() != nil && !errors.Is(err, ErrContentFiltered) {
+			err = fmt.Errorf("%w (the client went away)", ctx.Err())
+		}
+		p.finish(book, p.failed(c, start, &d, &out, tried, err, ctx.Err() != nil))
 		return Result{}, err
 	}
 	answered = true
-	if err := p.finish(ctx, ending{call: c, start: start, result: &out, budget: oplog.Settle, success: true}); err != nil {
+	out.FailedAttemptsCost = tried.billed
+	if err := p.finish(book, ending{call: c, start: start, result: &out, budget: oplog.Settle, success: true}); err != nil {
 		// The answer exists but its cost could not be recorded: do not hand it out unrecorded.
 		return Result{}, err
 	}
-	if err := p.Breakers.Success(context.WithoutCancel(ctx), breakers, out.Model.Provider); err != nil {
+	if err := p.Breakers.Success(book, breakers, out.Model.Provider); err != nil {
 		p.Logger.Warn("close breaker", "provider", out.Model.Provider, "err", err)
 	}
 	out.RequestID = c.RequestID
 	out.Route = d.Route
 	return out, nil
+}
+
+// bookkeeping is the context the money of a call is kept under: the request's values without
+// its cancellation, so a client that hangs up cannot interrupt a reservation, a settlement or a
+// log row half way, bounded by the function's deadline (the Lambda's; DefaultTimeout when the
+// request has none, as on the dev server).
+func (p *Pipeline) bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	book := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(book, dl)
+	}
+	return context.WithTimeout(book, p.Policy.DefaultTimeout)
+}
+
+// reserve holds the call's worst case, and never leaves the outcome unknown: a statement that
+// fails on its way back (the connection dropped after Postgres committed, or before) is sent
+// again with the same request id, which the ledger answers as a replay when the first one was
+// admitted. If no attempt gets an answer, whatever hold may exist is released before giving up.
+func (p *Pipeline) reserve(ctx context.Context, r budget.Reservation) (budget.Admission, error) {
+	tries := 0
+	adm, err := backoff.Retry(ctx, func() (budget.Admission, error) {
+		tries++
+		adm, err := p.Ledger.Reserve(ctx, r)
+		var exceeded *budget.ExceededError
+		switch {
+		case errors.As(err, &exceeded):
+			return adm, backoff.Permanent(err)
+		case err != nil:
+			p.Logger.Warn("reserve failed; retrying with the same request id", "request_id", r.RequestID, "try", tries, "err", err)
+			return adm, err
+		case adm.Replayed && tries == 1:
+			// The request id is server-made and unique, so this is a bug, not a client retry.
+			return adm, backoff.Permanent(fmt.Errorf("request id %s was already reserved", r.RequestID))
+		}
+		// A replay on a later try is this call's own first attempt, which was admitted.
+		adm.Replayed = false
+		return adm, nil
+	}, backoff.WithBackOff(p.backoff(20*time.Millisecond, 500*time.Millisecond)), backoff.WithMaxTries(4))
+	var exceeded *budget.ExceededError
+	if err != nil && !errors.As(err, &exceeded) && tries > 1 {
+		if rerr := p.Ledger.Release(ctx, r.RequestID); rerr != nil && !errors.Is(rerr, budget.ErrNotReserved) {
+			p.Logger.Error("release after a failed reserve", "request_id", r.RequestID, "err", rerr)
+		}
+	}
+	return adm, err
+}
+
+// failed is the ending of a call whose provider chain failed. A call some provider billed (an
+// answer it then withheld, an attempt cut off in flight) is settled at what it cost and logged
+// with its error code and the last billed attempt's usage; only a failure nobody billed is
+// released.
+func (p *Pipeline) failed(c Call, start time.Time, d *router.Decision, out *Result, tried attempts, err error, clientGone bool) ending {
+	code := failureCode(err)
+	if clientGone {
+		code = codeClientGone
+	}
+	e := ending{call: c, start: start, code: code, budget: oplog.Release}
+	if out.Model.Key != "" {
+		e.result = out // the model that refused the content
+	}
+	if last := tried.last; last != nil {
+		e.result = &Result{Model: last.model, Usage: last.usage, providerRequestID: last.requestID, held: d.WorstCase,
+			FallbackUsed: c.Model == "" && last.model.Key != d.Route.PrimaryModel}
+		if tried.billed > 0 {
+			e.budget, e.cost = oplog.Settle, tried.billed
+			e.result.FailedAttemptsCost = tried.billed - last.cost
+		}
+	}
+	return e
+}
+
+// attempts is what the failed attempts of a provider chain cost.
+type attempts struct {
+	// billed is the cost of every failed attempt a provider billed.
+	billed money.Nano
+	// last is the last billed failed attempt: the one a failed call's log row shows.
+	last *attempt
+}
+
+// attempt is one billed failed attempt.
+type attempt struct {
+	model     catalog.Model
+	usage     catalog.Usage
+	cost      money.Nano
+	requestID string
+}
+
+// bill records a failed attempt on m. An error that carries usage was billed at that usage. An
+// attempt cut off in flight (its context ended while the provider had the request) reported
+// nothing, but the provider had the prompt: it is charged for the input bound at m's input
+// price, not for output it may or may not have produced, and not for nothing. Any other failure
+// (an HTTP error, a refused connection) billed nothing.
+func (a *attempts) bill(m catalog.Model, le *llm.Error, cutOff bool, inputBound int64, held money.Nano) {
+	var u catalog.Usage
+	switch {
+	case le.Usage != nil:
+		u = usageOf(*le.Usage)
+	case cutOff:
+		u = catalog.Usage{InputTokens: inputBound}
+	}
+	if u.Zero() {
+		return
+	}
+	cost, ok := m.Cost(u)
+	if !ok {
+		cost = held // unpriceable usage: never charge less than what was held
+	}
+	a.billed += cost
+	a.last = &attempt{model: m, usage: u, cost: cost, requestID: le.RequestID}
+}
+
+func usageOf(u llm.Usage) catalog.Usage {
+	return catalog.Usage{
+		InputTokens: u.InputTokens, CachedInputTokens: u.CachedInputTokens,
+		CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens,
+		OutputTokens: u.OutputTokens, ReasoningTokens: u.ReasoningTokens,
+	}
 }
 
 // decide routes a request the way execution runs it: models whose provider's kill switch is on
@@ -182,9 +312,10 @@ func (p *Pipeline) callContext(ctx context.Context) (context.Context, context.Ca
 
 // callChain tries the decision's models in order. Each model gets AttemptsPerModel tries with
 // exponential backoff and jitter, honouring a provider's Retry-After when the deadline allows;
-// failures feed the shared breakers.
-func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (Result, error) {
+// failures feed the shared breakers, and what failed attempts were billed is in the attempts.
+func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (Result, attempts, error) {
 	var out Result
+	var tried attempts
 	var last *llm.Error
 	for i := 0; i < d.ChainLen; i++ {
 		m := d.Chain[i]
@@ -205,8 +336,12 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 			}
 			le := llm.AsError(m.Provider, err)
 			last = le
+			tried.bill(m, le, ctx.Err() != nil, d.InputTokens, d.WorstCase)
 			p.Logger.Warn("provider call failed", "request_id", c.RequestID, "model", m.Key,
-				"provider", m.Provider, "kind", le.Kind, "status", le.StatusCode, "err", le.Message)
+				"provider", m.Provider, "kind", le.Kind, "status", le.StatusCode, "billed", le.Usage != nil, "err", le.Message)
+			if ctx.Err() != nil {
+				return r, backoff.Permanent(le) // the caller is gone or out of time: no retry, no failover
+			}
 			if countsAgainstProvider(le) {
 				if err := p.Breakers.Failure(context.WithoutCancel(ctx), m.Provider, string(le.Kind)); err != nil {
 					p.Logger.Error("record provider failure", "provider", m.Provider, "err", err)
@@ -232,25 +367,22 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 			// Any model but the route's primary answering is a fallback, including when the
 			// primary was skipped (kill switch, open breaker) rather than tried.
 			out.FallbackUsed = c.Model == "" && m.Key != d.Route.PrimaryModel
-			out.Usage = catalog.Usage{
-				InputTokens: resp.Usage.InputTokens, CachedInputTokens: resp.Usage.CachedInputTokens,
-				OutputTokens: resp.Usage.OutputTokens, ReasoningTokens: resp.Usage.ReasoningTokens,
-			}
+			out.Usage = usageOf(resp.Usage)
 			out.providerRequestID = resp.ProviderRequestID
-			return out, nil
+			return out, tried, nil
 		}
 		if last != nil && last.Final() {
 			out.Model = m
-			return out, fmt.Errorf("%w: %v", ErrContentFiltered, last)
+			return out, tried, fmt.Errorf("%w: %v", ErrContentFiltered, last)
 		}
 		if ctx.Err() != nil {
-			return out, fmt.Errorf("%w: the deadline passed during failover (last error: %v)", ErrDeadline, last)
+			return out, tried, fmt.Errorf("%w: the deadline passed during failover (last error: %v)", ErrDeadline, last)
 		}
 	}
 	if last != nil {
-		return out, fmt.Errorf("%w: last error: %v", ErrProvidersUnavailable, last)
+		return out, tried, fmt.Errorf("%w: last error: %v", ErrProvidersUnavailable, last)
 	}
-	return out, ErrProvidersUnavailable
+	return out, tried, ErrProvidersUnavailable
 }
 
 // countsAgainstProvider: failures that say something about the provider's health, not about
@@ -283,18 +415,23 @@ func (p *Pipeline) remaining(ctx context.Context) time.Duration {
 type ending struct {
 	call  Call
 	start time.Time
-	// result is what the provider chain produced; nil when no model was called.
+	// result is what the provider chain produced, or the failed attempt a row shows; nil when no
+	// model was called.
 	result *Result
 	// code is the log's error code; "" for a success.
 	code string
 	// budget says what happens to the reservation.
 	budget  oplog.Outcome
 	success bool
+	// cost is what a failed call is settled at (what its attempts were billed); a success is
+	// priced from its usage.
+	cost money.Nano
 }
 
-// finish settles or releases the hold and writes the log row, in one statement. It runs even
-// when the caller has gone away (a closed connection must not leave money held), bounded by its
-// own short timeout, and retries a transient failure with backoff until that timeout ends.
+// finish settles or releases the hold and writes the log row, in one statement, under the
+// bookkeeping context. The statement is idempotent by request id, so a failure whose outcome is
+// unknown (the connection dropped on the way back) is resolved by sending it again, with backoff,
+// until that context ends.
 func (p *Pipeline) finish(ctx context.Context, e ending) error {
 	c, out := e.call, e.result
 	rec := oplog.Record{
@@ -304,38 +441,41 @@ func (p *Pipeline) finish(ctx context.Context, e ending) error {
 	if out != nil && out.Model.Key != "" {
 		rec.Model, rec.Provider, rec.PriceVersion = out.Model.Key, out.Model.Provider, out.Model.PriceVersion
 		rec.Usage, rec.FallbackUsed, rec.ProviderRequestID = out.Usage, out.FallbackUsed, out.providerRequestID
+		rec.FailedAttemptsCost = out.FailedAttemptsCost
 		if e.success {
 			p.price(out, &rec)
+		} else {
+			rec.Cost = e.cost
 		}
 	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_, err := backoff.Retry(fctx, func() (struct{}, error) {
-		return struct{}{}, p.Log.Finish(fctx, rec, e.budget)
-	}, backoff.WithBackOff(p.backoff(50*time.Millisecond, time.Second)), backoff.WithMaxTries(3))
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		return struct{}{}, p.Log.Finish(ctx, rec, e.budget)
+	}, backoff.WithBackOff(p.backoff(50*time.Millisecond, time.Second)), backoff.WithMaxTries(4))
 	if err != nil {
 		p.Logger.Error("record operation", "request_id", c.RequestID, "outcome", e.budget, "cost_nano", int64(rec.Cost), "err", err)
 	}
 	return err
 }
 
-// price sets the cost of a successful call on out and rec.
+// price sets the cost of a successful call on out and rec: its usage at the answering model's
+// prices, plus what failed attempts before it were billed.
 func (p *Pipeline) price(out *Result, rec *oplog.Record) {
 	switch cost, ok := out.Model.Cost(out.Usage); {
 	case out.Offline:
 		rec.Provider, rec.PriceVersion = "offline", "offline"
 	case ok:
 		out.Cost = cost
-		if cost > out.held {
-			p.Logger.Warn("cost above the reserved worst case", "request_id", rec.RequestID,
-				"cost_nano", int64(cost), "held_nano", int64(out.held), "model", out.Model.Key)
-		}
 	default:
 		// The provider reported usage that cannot be priced (negative, absurd). The call happened
 		// and the provider will bill it: charge the worst case that was held, never less, and
 		// flag the row.
 		p.Logger.Error("unpriceable usage", "request_id", rec.RequestID, "usage", fmt.Sprintf("%+v", out.Usage))
 		out.Cost, rec.ErrorCode = out.held, codeUnpricedUsage
+	}
+	out.Cost += out.FailedAttemptsCost
+	if out.Cost > out.held {
+		p.Logger.Warn("cost above the reserved worst case", "request_id", rec.RequestID,
+			"cost_nano", int64(out.Cost), "held_nano", int64(out.held), "model", out.Model.Key)
 	}
 	rec.Cost = out.Cost
 }

@@ -48,14 +48,19 @@ type Request struct {
 
 // Usage is what the provider reported, normalized across providers:
 //   - InputTokens excludes cached input tokens (OpenAI-style prompt_tokens and Gemini's
-//     promptTokenCount include them; Anthropic's input_tokens does not);
+//     promptTokenCount include them; Anthropic's input_tokens does not) and cache writes;
+//   - CacheWriteTokens and CacheWrite1hTokens are input written to the provider's prompt cache
+//     for 5 minutes and for an hour, which Anthropic reports apart (and bills at 1.25× and 2× the
+//     input price); providers that bill cache writes as plain input report them in InputTokens;
 //   - OutputTokens excludes reasoning tokens (OpenAI-style completion_tokens includes them;
 //     Gemini reports thoughtsTokenCount apart), which are billed at the output price.
 type Usage struct {
-	InputTokens       int64
-	CachedInputTokens int64
-	OutputTokens      int64
-	ReasoningTokens   int64
+	InputTokens        int64
+	CachedInputTokens  int64
+	CacheWriteTokens   int64
+	CacheWrite1hTokens int64
+	OutputTokens       int64
+	ReasoningTokens    int64
 }
 
 // Response is a successful call.
@@ -109,7 +114,11 @@ type Error struct {
 	RetryAfter time.Duration // from a 429's Retry-After or the provider's retry hint, 0 if none
 	RequestID  string        // the provider's request id, when it sent one
 	Message    string        // safe to log: never holds the API key or the prompt
-	Err        error
+	// Usage is what the provider reported although the call failed (a refusal or a content filter
+	// that still bills, an answer cut off with usage): the call was billed, so it is charged.
+	// nil when the provider reported none (an HTTP error, no answer at all).
+	Usage *Usage
+	Err   error
 }
 
 func (e *Error) Error() string {

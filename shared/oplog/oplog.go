@@ -18,13 +18,16 @@ type Record struct {
 	Model             string // model key; "" when no model was called
 	Provider          string
 	ProviderRequestID string
-	Usage             catalog.Usage
-	Cost              money.Nano
-	PriceVersion      string
-	Latency           time.Duration
-	Success           bool
-	ErrorCode         string
-	FallbackUsed      bool
+	Usage             catalog.Usage // of the attempt the row describes (the answer, or the last billed failure)
+	Cost              money.Nano    // the whole call's, FailedAttemptsCost included
+	// FailedAttemptsCost is what attempts before the one the row describes were billed (a
+	// provider that billed an answer it then withheld, and the call failed over).
+	FailedAttemptsCost money.Nano
+	PriceVersion       string
+	Latency            time.Duration
+	Success            bool
+	ErrorCode          string
+	FallbackUsed       bool
 }
 
 // Outcome says what happens to the request's budget reservation.

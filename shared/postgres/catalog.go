@@ -32,8 +32,9 @@ func NewCatalog(pool *pgxpool.Pool, now func() time.Time) *Catalog {
 }
 
 const modelColumns = `model_key, provider, api_model, display_name, input_nano_per_mtok,
-	output_nano_per_mtok, cached_input_nano_per_mtok, price_version, enabled, is_emergency,
-	direct_access, updated_by, updated_at`
+	output_nano_per_mtok, cached_input_nano_per_mtok, cache_write_nano_per_mtok,
+	cache_write_1h_nano_per_mtok, price_version, enabled, is_emergency, direct_access, updated_by,
+	updated_at`
 
 const routeColumns = `operation_id, operation_name, primary_model, COALESCE(fallback_model, ''),
 	enabled, cost_criticality, requires_approval, max_output_tokens, avg_input_tokens,
@@ -136,21 +137,25 @@ func (c *Catalog) UpdateModel(ctx context.Context, key string, change catalog.Mo
 			}
 			if _, err := tx.Exec(ctx, `
 				INSERT INTO ai_model_prices (model_key, price_version, input_nano_per_mtok, output_nano_per_mtok,
-				                             cached_input_nano_per_mtok, effective_from, created_by)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				key, m.PriceVersion, int64(m.InputPerMTok), int64(m.OutputPerMTok), int64(m.CachedInputPerMTok), now, actor); err != nil {
+				                             cached_input_nano_per_mtok, cache_write_nano_per_mtok,
+				                             cache_write_1h_nano_per_mtok, effective_from, created_by)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				key, m.PriceVersion, int64(m.InputPerMTok), int64(m.OutputPerMTok), int64(m.CachedInputPerMTok),
+				int64(m.CacheWritePerMTok), int64(m.CacheWrite1hPerMTok), now, actor); err != nil {
 				return err
 			}
 		}
 		rows, _ = tx.Query(ctx, `
 			UPDATE ai_models
 			   SET api_model = $2, input_nano_per_mtok = $3, output_nano_per_mtok = $4,
-			       cached_input_nano_per_mtok = $5, price_version = $6, enabled = $7, direct_access = $8,
-			       updated_by = $9, updated_at = $10
+			       cached_input_nano_per_mtok = $5, cache_write_nano_per_mtok = $6,
+			       cache_write_1h_nano_per_mtok = $7, price_version = $8, enabled = $9,
+			       direct_access = $10, updated_by = $11, updated_at = $12
 			 WHERE model_key = $1
 			RETURNING `+modelColumns,
 			key, m.APIModel, int64(m.InputPerMTok), int64(m.OutputPerMTok), int64(m.CachedInputPerMTok),
-			m.PriceVersion, m.Enabled, m.DirectAccess, actor, now)
+			int64(m.CacheWritePerMTok), int64(m.CacheWrite1hPerMTok), m.PriceVersion, m.Enabled,
+			m.DirectAccess, actor, now)
 		out, err = pgx.CollectExactlyOneRow(rows, scanModel)
 		return err
 	})
@@ -161,15 +166,17 @@ func (c *Catalog) UpdateModel(ctx context.Context, key string, change catalog.Mo
 func (c *Catalog) ModelPrices(ctx context.Context, key string) ([]catalog.Price, error) {
 	rows, _ := c.pool.Query(ctx, `
 		SELECT price_version, input_nano_per_mtok, output_nano_per_mtok, cached_input_nano_per_mtok,
-		       effective_from, effective_until, created_by
+		       cache_write_nano_per_mtok, cache_write_1h_nano_per_mtok, effective_from, effective_until,
+		       created_by
 		  FROM ai_model_prices WHERE model_key = $1
 		 ORDER BY effective_until IS NOT NULL, effective_from DESC`, key)
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (catalog.Price, error) {
 		var p catalog.Price
-		var in, out, cached int64
+		var in, out, cached, write, write1h int64
 		var until pgtype.Timestamptz
-		err := row.Scan(&p.Version, &in, &out, &cached, &p.EffectiveFrom, &until, &p.CreatedBy)
-		p.InputPerMTok, p.OutputPerMTok, p.CachedInputPerMTok, p.EffectiveUntil = money.Nano(in), money.Nano(out), money.Nano(cached), until.Time
+		err := row.Scan(&p.Version, &in, &out, &cached, &write, &write1h, &p.EffectiveFrom, &until, &p.CreatedBy)
+		p.InputPerMTok, p.OutputPerMTok, p.CachedInputPerMTok = money.Nano(in), money.Nano(out), money.Nano(cached)
+		p.CacheWritePerMTok, p.CacheWrite1hPerMTok, p.EffectiveUntil = money.Nano(write), money.Nano(write1h), until.Time
 		return p, err
 	})
 	if err != nil {
@@ -180,10 +187,11 @@ func (c *Catalog) ModelPrices(ctx context.Context, key string) ([]catalog.Price,
 
 func scanModel(row pgx.CollectableRow) (catalog.Model, error) {
 	var m catalog.Model
-	var in, out, cached int64
-	err := row.Scan(&m.Key, &m.Provider, &m.APIModel, &m.DisplayName, &in, &out, &cached,
+	var in, out, cached, write, write1h int64
+	err := row.Scan(&m.Key, &m.Provider, &m.APIModel, &m.DisplayName, &in, &out, &cached, &write, &write1h,
 		&m.PriceVersion, &m.Enabled, &m.Emergency, &m.DirectAccess, &m.UpdatedBy, &m.UpdatedAt)
 	m.InputPerMTok, m.OutputPerMTok, m.CachedInputPerMTok = money.Nano(in), money.Nano(out), money.Nano(cached)
+	m.CacheWritePerMTok, m.CacheWrite1hPerMTok = money.Nano(write), money.Nano(write1h)
 	return m, err
 }
 

@@ -53,17 +53,20 @@ func (o *Operations) Finish(ctx context.Context, rec oplog.Record, outcome oplog
 // and Release), else it also writes rec's log row. It reports whether it closed a reservation.
 func finish(ctx context.Context, pool *pgxpool.Pool, outcome, requestID string, cost money.Nano, now time.Time, rec *oplog.Record) (bool, error) {
 	var op, user, model, provider, providerReq, priceVersion, errorCode *string
-	var in, out, cached, reasoning, latency int64
+	var in, out, cached, reasoning, write, write1h, latency, failed int64
 	var success, fallback bool
 	if rec != nil {
 		op, user, model, provider = &rec.OperationID, &rec.UserID, &rec.Model, &rec.Provider
 		providerReq, priceVersion, errorCode = &rec.ProviderRequestID, &rec.PriceVersion, &rec.ErrorCode
-		in, out, cached, reasoning = rec.Usage.InputTokens, rec.Usage.OutputTokens, rec.Usage.CachedInputTokens, rec.Usage.ReasoningTokens
+		u := rec.Usage
+		in, out, cached, reasoning = u.InputTokens, u.OutputTokens, u.CachedInputTokens, u.ReasoningTokens
+		write, write1h, failed = u.CacheWriteTokens, u.CacheWrite1hTokens, int64(rec.FailedAttemptsCost)
 		latency, success, fallback = rec.Latency.Milliseconds(), rec.Success, rec.FallbackUsed
 	}
 	var closed bool
-	err := pool.QueryRow(ctx, `SELECT helix_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+	err := pool.QueryRow(ctx, `SELECT helix_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 		outcome, requestID, int64(cost), now, op, user, model, provider, providerReq,
-		in, out, cached, reasoning, priceVersion, latency, success, errorCode, fallback).Scan(&closed)
+		in, out, cached, reasoning, priceVersion, latency, success, errorCode, fallback,
+		write, write1h, failed).Scan(&closed)
 	return closed, err
 }

@@ -48,7 +48,8 @@ type Decision struct {
 	// MaxOutputTokens is the output cap: the operation's, or the caller's if lower.
 	MaxOutputTokens int64
 	// WorstCase = InputTokens × input price + MaxOutputTokens × output price of the most
-	// expensive model in the chain: what a call may cost whichever model ends up answering.
+	// expensive model in the chain, the input priced at the model's highest input-side price (a
+	// cache write may cost more than plain input): what a call may cost whichever model answers.
 	WorstCase money.Nano
 }
 
@@ -114,7 +115,7 @@ func Decide(s *catalog.Snapshot, req Request) (Decision, error) {
 	for i := 0; i < d.ChainLen; i++ {
 		m := d.Chain[i]
 		worst, _ := money.CostOf(
-			money.TokenCharge{Tokens: d.InputTokens, PerMillion: m.InputPerMTok},
+			money.TokenCharge{Tokens: d.InputTokens, PerMillion: m.MaxInputPerMTok()},
 			money.TokenCharge{Tokens: d.MaxOutputTokens, PerMillion: m.OutputPerMTok},
 		)
 		if worst > d.WorstCase {

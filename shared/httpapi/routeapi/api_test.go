@@ -58,8 +58,9 @@ func TestRouteIssueExample(t *testing.T) {
 	}
 	// Worst case is the dearest model of the chain at max_output_tokens: Claude, 100 × $1/1M +
 	// 1024 × $5/1M.
-	if d.WorstCaseCostUSD != "0.00522" {
-		t.Errorf("worst_case_cost_usd = %s, want 0.00522", d.WorstCaseCostUSD)
+	// 100 × $2 (Claude's dearest input, a 1-hour cache write) + 1024 × $5, per 1M.
+	if d.WorstCaseCostUSD != "0.00532" {
+		t.Errorf("worst_case_cost_usd = %s, want 0.00532", d.WorstCaseCostUSD)
 	}
 	if d.EstimatedInputTokens != 100 || d.EstimatedOutputTokens != 350 || d.MaxOutputTokens != 1024 {
 		t.Errorf("tokens = %d in, %d out, %d max", d.EstimatedInputTokens, d.EstimatedOutputTokens, d.MaxOutputTokens)
@@ -132,7 +133,7 @@ func TestRouteEstimates(t *testing.T) {
 			body:  `{"operation_id":"email-compose"}`,
 			model: "deepseek", fallback: "gemini_flash", chain: []string{"deepseek", "gemini_flash", "claude"},
 			in: 300, out: 350, max: 1024,
-			est: "0.000231", worst: "0.00542", // 300×0.28+350×0.42; 300×1+1024×5 (per 1M)
+			est: "0.000231", worst: "0.00572", // 300×0.28+350×0.42; 300×2+1024×5 (per 1M; Claude's input at its 1-hour cache-write price)
 			criticality: "LOW", operationName: "Email compose",
 		},
 		{
@@ -140,7 +141,7 @@ func TestRouteEstimates(t *testing.T) {
 			body:  `{"operation_id":"email-compose","estimated_tokens":1}`,
 			model: "deepseek", fallback: "gemini_flash", chain: []string{"deepseek", "gemini_flash", "claude"},
 			in: 1, out: 350, max: 1024,
-			est: "0.00014728", worst: "0.005121", // 1×0.28+350×0.42; 1×1+1024×5
+			est: "0.00014728", worst: "0.005122", // 1×0.28+350×0.42; 1×2+1024×5
 			criticality: "LOW", operationName: "Email compose",
 		},
 		{
@@ -148,7 +149,7 @@ func TestRouteEstimates(t *testing.T) {
 			body:  `{"operation_id":"email-compose","estimated_tokens":10000000}`,
 			model: "deepseek", fallback: "gemini_flash", chain: []string{"deepseek", "gemini_flash", "claude"},
 			in: 10_000_000, out: 350, max: 1024,
-			est: "2.800147", worst: "10.00512",
+			est: "2.800147", worst: "20.00512",
 			criticality: "LOW", operationName: "Email compose",
 		},
 		{
@@ -156,7 +157,7 @@ func TestRouteEstimates(t *testing.T) {
 			body:  `{"operation_id":"memory_synthesis","estimated_tokens":1000}`,
 			model: "gemini_flash", fallback: "deepseek", chain: []string{"gemini_flash", "deepseek", "claude"},
 			in: 1000, out: 600, max: 2048,
-			est: "0.00034", worst: "0.01124", // 1000×0.1+600×0.4; 1000×1+2048×5
+			est: "0.00034", worst: "0.01224", // 1000×0.1+600×0.4; 1000×2+2048×5
 			criticality: "MEDIUM", operationName: "Memory synthesis",
 		},
 		{
@@ -172,7 +173,7 @@ func TestRouteEstimates(t *testing.T) {
 			body:  `{"operation_id":"chat_message"}`,
 			model: "deepseek", fallback: "gemini_flash", chain: []string{"deepseek", "gemini_flash", "claude"},
 			in: 1500, out: 400, max: 2048,
-			est: "0.000588", worst: "0.01174", // 1500×0.28+400×0.42; 1500×1+2048×5
+			est: "0.000588", worst: "0.01324", // 1500×0.28+400×0.42; 1500×2+2048×5
 			criticality: "HIGH", operationName: "Chat message",
 		},
 	}
@@ -600,8 +601,8 @@ func TestUpdateRoute(t *testing.T) {
 			t.Errorf("view = %+v", v)
 		}
 		d := e.decision(t, e.alice, `{"operation_id":"task-breakdown","estimated_tokens":100}`)
-		// Claude at the new maximum: 100×1 + 2000×5 per 1M.
-		if d.MaxOutputTokens != 2000 || d.WorstCaseCostUSD != "0.0101" {
+		// Claude at the new maximum: 100×2 + 2000×5 per 1M.
+		if d.MaxOutputTokens != 2000 || d.WorstCaseCostUSD != "0.0102" {
 			t.Errorf("max_output_tokens %d, worst case %s", d.MaxOutputTokens, d.WorstCaseCostUSD)
 		}
 		for _, n := range []string{"1", "1000000"} {
@@ -731,16 +732,16 @@ func TestRouteSkipsUnusableModels(t *testing.T) {
 		worst    string
 	}{
 		{"primary disabled: the fallback serves", []string{"deepseek"}, "email-compose",
-			[]string{"gemini_flash", "claude"}, "0.00015", "0.00522"},
+			[]string{"gemini_flash", "claude"}, "0.00015", "0.00532"},
 		{"primary disabled, gemini-first op", []string{"gemini_flash"}, "memory_synthesis",
-			[]string{"deepseek", "claude"}, "0.001372", "0.01424"},
+			[]string{"deepseek", "claude"}, "0.001372", "0.01824"},
 		{"emergency disabled", []string{"claude"}, "email-compose",
 			[]string{"deepseek", "gemini_flash"}, "0.000175", "0.00045808"},
 		{"both cheap models disabled: emergency only", []string{"deepseek", "gemini_flash"}, "email-compose",
-			[]string{"claude"}, "0.00185", "0.00522"},
+			[]string{"claude"}, "0.00185", "0.00532"},
 		{"video without gemini", []string{"gemini_flash"}, "video_understanding", nil, "", ""},
 		{"all back", nil, "email-compose",
-			[]string{"deepseek", "gemini_flash", "claude"}, "0.000175", "0.00522"},
+			[]string{"deepseek", "gemini_flash", "claude"}, "0.000175", "0.00532"},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -792,7 +793,7 @@ func TestRouteSkipsUnusableModels(t *testing.T) {
 // The budget in a decision is the user's day as the ledger has it.
 func TestRouteBudget(t *testing.T) {
 	e := newRouteEnv(t)
-	const body = `{"operation_id":"email-compose","estimated_tokens":100}` // worst case $0.00522
+	const body = `{"operation_id":"email-compose","estimated_tokens":100}` // worst case $0.00532
 
 	type want struct{ limit, spend, reserved, remaining string }
 	check := func(t *testing.T, token string, w want, within bool) {
@@ -817,11 +818,11 @@ func TestRouteBudget(t *testing.T) {
 	})
 
 	t.Run("within_budget compares the worst case with what remains", func(t *testing.T) {
-		e.reserve(t, "c1", "carol", 49.99478) // leaves exactly the worst case
+		e.reserve(t, "c1", "carol", 49.99468) // leaves exactly the worst case
 		carol := rtTokens.Token(t, "carol", nil)
-		check(t, carol, want{"50", "0", "49.99478", "0.00522"}, true)
+		check(t, carol, want{"50", "0", "49.99468", "0.00532"}, true)
 		e.reserve(t, "c2", "carol", 0.000000001)
-		check(t, carol, want{"50", "0", "49.994780001", "0.005219999"}, false)
+		check(t, carol, want{"50", "0", "49.994680001", "0.005319999"}, false)
 		e.settle(t, "c1", 50)
 		check(t, carol, want{"50", "50", "0.000000001", "0"}, false)
 	})

@@ -299,25 +299,30 @@ type ModelView struct {
 	InputPerMTokUSD       money.Nano `json:"input_usd_per_mtok"`
 	OutputPerMTokUSD      money.Nano `json:"output_usd_per_mtok"`
 	CachedInputPerMTokUSD money.Nano `json:"cached_input_usd_per_mtok"`
-	PriceVersion          string     `json:"price_version"`
-	Enabled               bool       `json:"enabled"`
-	Emergency             bool       `json:"emergency"`
-	DirectAccess          bool       `json:"direct_access"`
-	UpdatedBy             string     `json:"updated_by"`
-	UpdatedAt             time.Time  `json:"updated_at"`
+	// Cache writes (5-minute and 1-hour), where the provider reports them (Anthropic).
+	CacheWritePerMTokUSD   money.Nano `json:"cache_write_usd_per_mtok"`
+	CacheWrite1hPerMTokUSD money.Nano `json:"cache_write_1h_usd_per_mtok"`
+	PriceVersion           string     `json:"price_version"`
+	Enabled                bool       `json:"enabled"`
+	Emergency              bool       `json:"emergency"`
+	DirectAccess           bool       `json:"direct_access"`
+	UpdatedBy              string     `json:"updated_by"`
+	UpdatedAt              time.Time  `json:"updated_at"`
 	// Prices is the model's price history, the version in force first (GET /admin/models/{key}).
 	Prices []PriceView `json:"prices,omitempty"`
 }
 
 // PriceView is one price version.
 type PriceView struct {
-	PriceVersion          string     `json:"price_version"`
-	InputPerMTokUSD       money.Nano `json:"input_usd_per_mtok"`
-	OutputPerMTokUSD      money.Nano `json:"output_usd_per_mtok"`
-	CachedInputPerMTokUSD money.Nano `json:"cached_input_usd_per_mtok"`
-	EffectiveFrom         time.Time  `json:"effective_from"`
-	EffectiveUntil        *time.Time `json:"effective_until"`
-	CreatedBy             string     `json:"created_by"`
+	PriceVersion           string     `json:"price_version"`
+	InputPerMTokUSD        money.Nano `json:"input_usd_per_mtok"`
+	OutputPerMTokUSD       money.Nano `json:"output_usd_per_mtok"`
+	CachedInputPerMTokUSD  money.Nano `json:"cached_input_usd_per_mtok"`
+	CacheWritePerMTokUSD   money.Nano `json:"cache_write_usd_per_mtok"`
+	CacheWrite1hPerMTokUSD money.Nano `json:"cache_write_1h_usd_per_mtok"`
+	EffectiveFrom          time.Time  `json:"effective_from"`
+	EffectiveUntil         *time.Time `json:"effective_until"`
+	CreatedBy              string     `json:"created_by"`
 }
 
 func (h *handlers) listModels(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -354,7 +359,8 @@ func (h *handlers) writeModel(w http.ResponseWriter, r *http.Request, m catalog.
 	v.Prices = make([]PriceView, len(prices))
 	for i, p := range prices {
 		v.Prices[i] = PriceView{PriceVersion: p.Version, InputPerMTokUSD: p.InputPerMTok, OutputPerMTokUSD: p.OutputPerMTok,
-			CachedInputPerMTokUSD: p.CachedInputPerMTok, EffectiveFrom: p.EffectiveFrom, CreatedBy: p.CreatedBy}
+			CachedInputPerMTokUSD: p.CachedInputPerMTok, CacheWritePerMTokUSD: p.CacheWritePerMTok,
+			CacheWrite1hPerMTokUSD: p.CacheWrite1hPerMTok, EffectiveFrom: p.EffectiveFrom, CreatedBy: p.CreatedBy}
 		if !p.EffectiveUntil.IsZero() {
 			until := p.EffectiveUntil
 			v.Prices[i].EffectiveUntil = &until
@@ -367,12 +373,14 @@ func (h *handlers) writeModel(w http.ResponseWriter, r *http.Request, m catalog.
 // ModelUpdate is the body of PUT /admin/models/{key}; omitted fields stay as they are. Prices
 // are USD per million tokens; changing any makes a new price version, effective now.
 type ModelUpdate struct {
-	Enabled               *bool       `json:"enabled"`
-	DirectAccess          *bool       `json:"direct_access"`
-	APIModel              *string     `json:"api_model"`
-	InputPerMTokUSD       *money.Nano `json:"input_usd_per_mtok"`
-	OutputPerMTokUSD      *money.Nano `json:"output_usd_per_mtok"`
-	CachedInputPerMTokUSD *money.Nano `json:"cached_input_usd_per_mtok"`
+	Enabled                *bool       `json:"enabled"`
+	DirectAccess           *bool       `json:"direct_access"`
+	APIModel               *string     `json:"api_model"`
+	InputPerMTokUSD        *money.Nano `json:"input_usd_per_mtok"`
+	OutputPerMTokUSD       *money.Nano `json:"output_usd_per_mtok"`
+	CachedInputPerMTokUSD  *money.Nano `json:"cached_input_usd_per_mtok"`
+	CacheWritePerMTokUSD   *money.Nano `json:"cache_write_usd_per_mtok"`
+	CacheWrite1hPerMTokUSD *money.Nano `json:"cache_write_1h_usd_per_mtok"`
 	// PriceVersion names the new price version (default "<model>@<UTC time>").
 	PriceVersion *string `json:"price_version"`
 }
@@ -399,10 +407,11 @@ func (h *handlers) updateModel(w http.ResponseWriter, r *http.Request, p auth.Pr
 	change := catalog.ModelChange{
 		Enabled: body.Enabled, DirectAccess: body.DirectAccess, APIModel: body.APIModel,
 		InputPerMTok: body.InputPerMTokUSD, OutputPerMTok: body.OutputPerMTokUSD,
-		CachedInputPerMTok: body.CachedInputPerMTokUSD, PriceVersion: body.PriceVersion,
+		CachedInputPerMTok: body.CachedInputPerMTokUSD, CacheWritePerMTok: body.CacheWritePerMTokUSD,
+		CacheWrite1hPerMTok: body.CacheWrite1hPerMTokUSD, PriceVersion: body.PriceVersion,
 	}
 	if change.Empty() {
-		return fault.New(fault.MissingField, "send at least one of enabled, direct_access, api_model, input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok")
+		return fault.New(fault.MissingField, "send at least one of enabled, direct_access, api_model, input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok, cache_write_usd_per_mtok, cache_write_1h_usd_per_mtok")
 	}
 	m, err := h.Editor.UpdateModel(r.Context(), key, change, p.UserID)
 	if err != nil {
@@ -416,7 +425,8 @@ func modelView(m catalog.Model) ModelView {
 	return ModelView{
 		Key: m.Key, Provider: m.Provider, APIModel: m.APIModel, DisplayName: m.DisplayName,
 		InputPerMTokUSD: m.InputPerMTok, OutputPerMTokUSD: m.OutputPerMTok,
-		CachedInputPerMTokUSD: m.CachedInputPerMTok, PriceVersion: m.PriceVersion,
+		CachedInputPerMTokUSD: m.CachedInputPerMTok, CacheWritePerMTokUSD: m.CacheWritePerMTok,
+		CacheWrite1hPerMTokUSD: m.CacheWrite1hPerMTok, PriceVersion: m.PriceVersion,
 		Enabled: m.Enabled, Emergency: m.Emergency, DirectAccess: m.DirectAccess,
 		UpdatedBy: m.UpdatedBy, UpdatedAt: m.UpdatedAt,
 	}

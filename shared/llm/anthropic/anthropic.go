@@ -142,8 +142,11 @@ func (p *Provider) request(req llm.Request) (sdk.MessageNewParams, error) {
 }
 
 func (p *Provider) response(req llm.Request, msg *sdk.Message, reqID string, status int) (llm.Response, error) {
+	// A message that fails (a refusal, an empty answer) was still generated and billed: the
+	// error carries its usage.
+	billed := usage(msg.Usage)
 	fail := func(kind llm.ErrorKind, m string) (llm.Response, error) {
-		return llm.Response{}, &llm.Error{Provider: p.name, Kind: kind, StatusCode: status, RequestID: reqID, Message: m}
+		return llm.Response{}, &llm.Error{Provider: p.name, Kind: kind, StatusCode: status, RequestID: reqID, Message: m, Usage: &billed}
 	}
 	if msg.StopReason == sdk.StopReasonRefusal {
 		return fail(llm.KindContentFiltered, "Claude declined to answer (stop_reason refusal)")
@@ -168,7 +171,7 @@ func (p *Provider) response(req llm.Request, msg *sdk.Message, reqID string, sta
 	}
 	return llm.Response{
 		Text:              text,
-		Usage:             usage(msg.Usage),
+		Usage:             billed,
 		ProviderRequestID: reqID,
 		Model:             model,
 		FinishReason:      finish,
@@ -186,18 +189,22 @@ func finishReason(r sdk.StopReason) string {
 }
 
 // usage normalizes Anthropic's usage. input_tokens excludes both cache reads and cache writes.
-// Cache reads are CachedInputTokens. Cache writes (cache_creation_input_tokens) are counted as
-// InputTokens: the port has no cache-write bucket, and Anthropic prices them at 1.25× the input
-// price (5-minute cache), so this undercharges them by a quarter. Helix sends no cache_control,
-// so writes only occur if an operator enables prompt caching. output_tokens includes thinking;
+// Cache reads are CachedInputTokens. Cache writes are cache_creation_input_tokens, broken down
+// by lifetime in cache_creation (ephemeral_5m / ephemeral_1h input tokens), priced apart
+// (1.25× and 2× the input price); writes the breakdown does not account for are 5-minute
+// writes, the default lifetime. output_tokens includes thinking;
 // output_tokens_details.thinking_tokens is split off as ReasoningTokens.
 func usage(u sdk.Usage) llm.Usage {
 	reasoning := min(max(u.OutputTokensDetails.ThinkingTokens, 0), u.OutputTokens)
+	writes := max(u.CacheCreationInputTokens, 0)
+	hour := min(max(u.CacheCreation.Ephemeral1hInputTokens, 0), writes)
 	return llm.Usage{
-		InputTokens:       u.InputTokens + u.CacheCreationInputTokens,
-		CachedInputTokens: u.CacheReadInputTokens,
-		OutputTokens:      u.OutputTokens - reasoning,
-		ReasoningTokens:   reasoning,
+		InputTokens:        u.InputTokens,
+		CachedInputTokens:  u.CacheReadInputTokens,
+		CacheWriteTokens:   writes - hour,
+		CacheWrite1hTokens: hour,
+		OutputTokens:       u.OutputTokens - reasoning,
+		ReasoningTokens:    reasoning,
 	}
 }
 

@@ -185,9 +185,19 @@ func TestRecordedUsage(t *testing.T) {
 		want llm.Usage
 	}{
 		{
-			name: "cache read and write, thinking",
+			name: "cache read and write without a breakdown (5-minute writes), thinking",
 			raw:  `{"input_tokens":50,"cache_creation_input_tokens":200,"cache_read_input_tokens":1000,"output_tokens":300,"output_tokens_details":{"thinking_tokens":120},"service_tier":"standard"}`,
-			want: llm.Usage{InputTokens: 250, CachedInputTokens: 1000, OutputTokens: 180, ReasoningTokens: 120},
+			want: llm.Usage{InputTokens: 50, CachedInputTokens: 1000, CacheWriteTokens: 200, OutputTokens: 180, ReasoningTokens: 120},
+		},
+		{
+			name: "cache writes by lifetime",
+			raw:  `{"input_tokens":12,"cache_creation_input_tokens":3000,"cache_creation":{"ephemeral_5m_input_tokens":1000,"ephemeral_1h_input_tokens":2000},"cache_read_input_tokens":0,"output_tokens":40}`,
+			want: llm.Usage{InputTokens: 12, CacheWriteTokens: 1000, CacheWrite1hTokens: 2000, OutputTokens: 40},
+		},
+		{
+			name: "a breakdown larger than the total is capped by it",
+			raw:  `{"input_tokens":1,"cache_creation_input_tokens":100,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":500},"output_tokens":1}`,
+			want: llm.Usage{InputTokens: 1, CacheWrite1hTokens: 100, OutputTokens: 1},
 		},
 		{
 			name: "plain (older shape without details)",

@@ -154,8 +154,15 @@ func (p *Provider) response(req llm.Request, resp *genai.GenerateContentResponse
 	if id == "" && resp.SDKHTTPResponse != nil {
 		id = resp.SDKHTTPResponse.Headers.Get("X-Request-Id")
 	}
+	// A blocked prompt or withheld answer is still billed for what Gemini processed: the error
+	// carries the usage it reported (none when it reported none).
+	var billed *llm.Usage
+	if resp.UsageMetadata != nil {
+		u := usage(resp.UsageMetadata)
+		billed = &u
+	}
 	fail := func(kind llm.ErrorKind, msg string) (llm.Response, error) {
-		return llm.Response{}, &llm.Error{Provider: p.name, Kind: kind, StatusCode: ex.Status(), RequestID: id, Message: msg}
+		return llm.Response{}, &llm.Error{Provider: p.name, Kind: kind, StatusCode: ex.Status(), RequestID: id, Message: msg, Usage: billed}
 	}
 	if pf := resp.PromptFeedback; pf != nil && pf.BlockReason != "" {
 		return fail(llm.KindContentFiltered, "prompt blocked: "+string(pf.BlockReason))

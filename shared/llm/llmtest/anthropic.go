@@ -41,8 +41,12 @@ func anthropicUsage(r Reply) any {
 	u := r.usageOrDefault()
 	return map[string]any{
 		"input_tokens":                u.InputTokens,
-		"cache_creation_input_tokens": u.CacheWriteTokens,
-		"cache_read_input_tokens":     u.CachedInputTokens,
+		"cache_creation_input_tokens": u.CacheWriteTokens + u.CacheWrite1hTokens,
+		"cache_creation": map[string]any{
+			"ephemeral_5m_input_tokens": u.CacheWriteTokens,
+			"ephemeral_1h_input_tokens": u.CacheWrite1hTokens,
+		},
+		"cache_read_input_tokens": u.CachedInputTokens,
 		"output_tokens":               u.OutputTokens + u.ReasoningTokens,
 		"output_tokens_details":       map[string]any{"thinking_tokens": u.ReasoningTokens},
 		"service_tier":                "standard",

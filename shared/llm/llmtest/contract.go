@@ -83,16 +83,15 @@ func Contract(t *testing.T, w Wire, model string, newProvider NewProviderFunc) {
 
 	t.Run("success", func(t *testing.T) {
 		s, p := setup(t)
-		s.Script(OK("Hello there.").
-			WithUsage(Usage{InputTokens: 100, CachedInputTokens: 40, OutputTokens: 30, ReasoningTokens: 12}).
-			WithRequestID("req-contract-1"))
+		u := Usage{InputTokens: 100, CachedInputTokens: 40, CacheWriteTokens: 25, CacheWrite1hTokens: 7, OutputTokens: 30, ReasoningTokens: 12}
+		s.Script(OK("Hello there.").WithUsage(u).WithRequestID("req-contract-1"))
 		resp, err := call(p, 5*time.Second)
 		if err != nil {
 			t.Fatalf("Complete: %v", err)
 		}
 		want := llm.Response{
 			Text:              "Hello there.",
-			Usage:             llm.Usage{InputTokens: 100, CachedInputTokens: 40, OutputTokens: 30, ReasoningTokens: 12},
+			Usage:             u.Normalized(w),
 			ProviderRequestID: "req-contract-1",
 			Model:             model,
 			FinishReason:      "stop",
@@ -171,13 +170,41 @@ func Contract(t *testing.T, w Wire, model string, newProvider NewProviderFunc) {
 
 	t.Run("content filtered", func(t *testing.T) {
 		s, p := setup(t)
-		s.Script(Filtered())
+		billed := Usage{InputTokens: 120, CachedInputTokens: 8, OutputTokens: 9}
+		s.Script(Filtered().WithUsage(billed))
 		_, err := call(p, 5*time.Second)
 		e := RequireError(t, err, llm.KindContentFiltered)
 		if !e.Final() {
 			t.Error("a content-filtered error must be final")
 		}
+		// The provider billed the refusal: its usage travels with the error.
+		if e.Usage == nil || *e.Usage != billed.Normalized(w) {
+			t.Errorf("Usage = %+v, want the billed %+v", e.Usage, billed.Normalized(w))
+		}
 		noSecrets(t, err)
+	})
+
+	t.Run("billed empty answer", func(t *testing.T) {
+		s, p := setup(t)
+		billed := Usage{InputTokens: 64, OutputTokens: 3}
+		s.Script(OK("").WithUsage(billed))
+		_, err := call(p, 5*time.Second)
+		e := RequireError(t, err, llm.KindBadResponse)
+		if e.Usage == nil || *e.Usage != billed.Normalized(w) {
+			t.Errorf("Usage = %+v, want the billed %+v", e.Usage, billed.Normalized(w))
+		}
+	})
+
+	t.Run("HTTP errors carry no usage", func(t *testing.T) {
+		s, p := setup(t)
+		s.Script(Error(http.StatusBadRequest, "bad request"), Error(http.StatusInternalServerError, "boom"))
+		for range 2 {
+			_, err := call(p, 5*time.Second)
+			var e *llm.Error
+			if !errors.As(err, &e) || e.Usage != nil {
+				t.Errorf("error %v carries usage %+v; an HTTP error bills nothing", err, e.Usage)
+			}
+		}
 	})
 
 	t.Run("wrong key", func(t *testing.T) {

@@ -44,7 +44,7 @@ func geminiUsage(r Reply) any {
 		return r.rawUsage
 	}
 	u := r.usageOrDefault()
-	prompt := u.InputTokens + u.CacheWriteTokens + u.CachedInputTokens
+	prompt := u.InputTokens + u.CacheWriteTokens + u.CacheWrite1hTokens + u.CachedInputTokens
 	m := map[string]any{
 		"promptTokenCount":     prompt,
 		"candidatesTokenCount": u.OutputTokens,

@@ -39,7 +39,7 @@ func openaiUsage(r Reply) any {
 		return r.rawUsage
 	}
 	u := r.usageOrDefault()
-	prompt := u.InputTokens + u.CacheWriteTokens + u.CachedInputTokens
+	prompt := u.InputTokens + u.CacheWriteTokens + u.CacheWrite1hTokens + u.CachedInputTokens
 	completion := u.OutputTokens + u.ReasoningTokens
 	return map[string]any{
 		"prompt_tokens":             prompt,

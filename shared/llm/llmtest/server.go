@@ -24,6 +24,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/helixhq/helix/shared/llm"
 )
 
 // Wire names a provider wire format.
@@ -38,14 +41,28 @@ const (
 
 // Usage is the usage a reply reports, in normalized terms; each wire renders it the way that
 // provider does (OpenAI-style prompt_tokens include cached and cache-write tokens, Anthropic's
-// input_tokens include neither, and so on). An adapter that normalizes correctly reports
-// InputTokens+CacheWriteTokens, CachedInputTokens, OutputTokens and ReasoningTokens back.
+// input_tokens include neither, and so on). Normalized (see Normalized) is what an adapter that
+// reads the wire correctly reports back.
 type Usage struct {
-	InputTokens       int64 // uncached input, excluding cache writes
-	CachedInputTokens int64 // input read from the provider's cache
-	CacheWriteTokens  int64 // input written to the cache (Anthropic reports these apart)
-	OutputTokens      int64 // visible output
-	ReasoningTokens   int64 // thinking / reasoning output
+	InputTokens        int64 // uncached input, excluding cache writes
+	CachedInputTokens  int64 // input read from the provider's cache
+	CacheWriteTokens   int64 // input written to a 5-minute cache (Anthropic reports these apart)
+	CacheWrite1hTokens int64 // input written to a 1-hour cache (Anthropic's cache_creation breakdown)
+	OutputTokens       int64 // visible output
+	ReasoningTokens    int64 // thinking / reasoning output
+}
+
+// Normalized is the llm.Usage an adapter of wire w must report for u: Anthropic reports cache
+// writes apart; OpenAI-style and Gemini wires bill them as plain prompt tokens.
+func (u Usage) Normalized(w Wire) llm.Usage {
+	n := llm.Usage{InputTokens: u.InputTokens, CachedInputTokens: u.CachedInputTokens,
+		OutputTokens: u.OutputTokens, ReasoningTokens: u.ReasoningTokens}
+	if w == Anthropic {
+		n.CacheWriteTokens, n.CacheWrite1hTokens = u.CacheWriteTokens, u.CacheWrite1hTokens
+	} else {
+		n.InputTokens += u.CacheWriteTokens + u.CacheWrite1hTokens
+	}
+	return n
 }
 
 // DefaultUsage is what replies that set no usage report.
@@ -75,6 +92,7 @@ type Reply struct {
 	requestID    string
 	model        string
 	finishReason string
+	delay        time.Duration
 }
 
 // OK is a successful answer with the given text, DefaultUsage() and a normal stop.
@@ -120,6 +138,10 @@ func (r Reply) WithModel(model string) Reply { r.model = model; return r }
 
 // WithRetryAfter sets a Retry-After header on an error reply.
 func (r Reply) WithRetryAfter(v string) Reply { r.retryAfter = v; return r }
+
+// WithDelay makes the server wait d before answering (a slow provider); a client that gives up
+// first gets nothing.
+func (r Reply) WithDelay(d time.Duration) Reply { r.delay = d; return r }
 
 // WithRetryDelay adds a google.rpc.RetryInfo detail ("7s") to a Gemini error reply.
 func (r Reply) WithRetryDelay(d string) Reply { r.retryDelay = d; return r }
@@ -304,6 +326,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	ex := exchange{reply: reply, seq: seq, model: model}
 	if reply.model != "" {
 		ex.model = reply.model
+	}
+	if reply.delay > 0 {
+		t := time.NewTimer(reply.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		case <-s.done:
+			return
+		}
 	}
 	switch reply.kind {
 	case kindHang:

@@ -148,20 +148,23 @@ func (p *Provider) response(resp openai.ChatCompletionResponse, ex *wire.Exchang
 	if reqID == "" {
 		reqID = resp.ID
 	}
+	// An answer that fails below (no choices, filtered, empty) may still have been billed: the
+	// error carries the usage the provider reported.
+	billed := usage(resp.Usage, ex.Body())
 	if len(resp.Choices) == 0 {
-		return llm.Response{}, &llm.Error{Provider: p.name, Kind: llm.KindBadResponse, StatusCode: ex.Status(), RequestID: reqID, Message: "response has no choices"}
+		return llm.Response{}, &llm.Error{Provider: p.name, Kind: llm.KindBadResponse, StatusCode: ex.Status(), RequestID: reqID, Message: "response has no choices", Usage: &billed}
 	}
 	choice := resp.Choices[0]
 	finish := string(choice.FinishReason)
 	if choice.FinishReason == openai.FinishReasonContentFilter {
-		return llm.Response{}, &llm.Error{Provider: p.name, Kind: llm.KindContentFiltered, StatusCode: ex.Status(), RequestID: reqID, Message: "answer withheld by the provider's content filter"}
+		return llm.Response{}, &llm.Error{Provider: p.name, Kind: llm.KindContentFiltered, StatusCode: ex.Status(), RequestID: reqID, Message: "answer withheld by the provider's content filter", Usage: &billed}
 	}
 	if choice.Message.Content == "" && choice.FinishReason != openai.FinishReasonLength {
-		return llm.Response{}, &llm.Error{Provider: p.name, Kind: llm.KindBadResponse, StatusCode: ex.Status(), RequestID: reqID, Message: "empty answer (finish_reason " + finish + ")"}
+		return llm.Response{}, &llm.Error{Provider: p.name, Kind: llm.KindBadResponse, StatusCode: ex.Status(), RequestID: reqID, Message: "empty answer (finish_reason " + finish + ")", Usage: &billed}
 	}
 	return llm.Response{
 		Text:              choice.Message.Content,
-		Usage:             usage(resp.Usage, ex.Body()),
+		Usage:             billed,
 		ProviderRequestID: reqID,
 		Model:             resp.Model,
 		FinishReason:      finish,
