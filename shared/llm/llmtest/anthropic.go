@@ -47,9 +47,9 @@ func anthropicUsage(r Reply) any {
 			"ephemeral_1h_input_tokens": u.CacheWrite1hTokens,
 		},
 		"cache_read_input_tokens": u.CachedInputTokens,
-		"output_tokens":               u.OutputTokens + u.ReasoningTokens,
-		"output_tokens_details":       map[string]any{"thinking_tokens": u.ReasoningTokens},
-		"service_tier":                "standard",
+		"output_tokens":           u.OutputTokens + u.ReasoningTokens,
+		"output_tokens_details":   map[string]any{"thinking_tokens": u.ReasoningTokens},
+		"service_tier":            "standard",
 	}
 }
 
