@@ -26,6 +26,7 @@ var (
 	claude = catalog.Model{
 		Key: "claude", Provider: "anthropic", APIModel: "claude-haiku-4-5", DisplayName: "Claude Haiku 4.5",
 		InputPerMTok: 1_000_000_000, OutputPerMTok: 5_000_000_000, CachedInputPerMTok: 100_000_000,
+		CacheWritePerMTok: 1_250_000_000, CacheWrite1hPerMTok: 2_000_000_000,
 		PriceVersion: "claude-haiku-4.5@2026-11", Enabled: true, Emergency: true,
 	}
 	speech = catalog.Model{
@@ -66,6 +67,11 @@ func TestModelCost(t *testing.T) {
 		{name: "sum rounded once", model: catalog.Model{InputPerMTok: 333_333_333, CachedInputPerMTok: 1}, usage: catalog.Usage{InputTokens: 3, CachedInputTokens: 1}, want: 1000, wantOK: true},
 		{name: "fraction rounds up", model: catalog.Model{InputPerMTok: 1}, usage: catalog.Usage{InputTokens: 1}, want: 1, wantOK: true},
 		{name: "free model", model: speech, usage: catalog.Usage{InputTokens: 1000, OutputTokens: 1000}, want: 0, wantOK: true},
+		// Claude's cache writes: 5-minute at 1.25×, 1-hour at 2× the input price:
+		// 100×1000 + 1000×1250 + 2000×2000 + 50×5000 = 100000 + 1250000 + 4000000 + 250000.
+		{name: "claude cache writes", model: claude, usage: catalog.Usage{InputTokens: 100, CacheWriteTokens: 1000, CacheWrite1hTokens: 2000, OutputTokens: 50}, want: 5_600_000, wantOK: true},
+		{name: "negative cache write", model: claude, usage: catalog.Usage{CacheWriteTokens: -1}, wantOK: false},
+		{name: "negative 1-hour cache write", model: claude, usage: catalog.Usage{CacheWrite1hTokens: -1}, wantOK: false},
 		{name: "negative input", model: deepseek, usage: catalog.Usage{InputTokens: -1}, wantOK: false},
 		{name: "negative cached", model: deepseek, usage: catalog.Usage{CachedInputTokens: -1}, wantOK: false},
 		{name: "negative output", model: deepseek, usage: catalog.Usage{OutputTokens: -1}, wantOK: false},
@@ -90,6 +96,24 @@ func TestModelCostRejectsNegativeComponentInSum(t *testing.T) {
 	got, ok := deepseek.Cost(catalog.Usage{OutputTokens: 100, ReasoningTokens: -50})
 	if ok {
 		t.Fatalf("Cost with ReasoningTokens=-50 = %d, true; want ok=false", got)
+	}
+}
+
+// A worst case prices input at the dearest an input token can be: a cache write above the input
+// price counts; one below it (or none) does not.
+func TestMaxInputPerMTok(t *testing.T) {
+	for _, tt := range []struct {
+		m    catalog.Model
+		want money.Nano
+	}{
+		{claude, 2_000_000_000},
+		{deepseek, 280_000_000},
+		{catalog.Model{InputPerMTok: 5, CacheWritePerMTok: 3, CacheWrite1hPerMTok: 4}, 5},
+		{catalog.Model{InputPerMTok: 5, CacheWritePerMTok: 7}, 7},
+	} {
+		if got := tt.m.MaxInputPerMTok(); got != tt.want {
+			t.Errorf("%+v: MaxInputPerMTok = %d, want %d", tt.m, got, tt.want)
+		}
 	}
 }
 

@@ -181,6 +181,8 @@ const (
 	codeUnpricedUsage        = "unpriced_usage"
 	// codeClientGone: the client went away before the answer (its provider call was cancelled).
 	codeClientGone = "client_gone"
+	// codeReserveFailed: the reservation could not be written (Postgres unreachable).
+	codeReserveFailed = "reserve_failed"
 )
 
 // InputUpperBound bounds the prompt's size in tokens without a tokenizer: every token of a

@@ -68,8 +68,14 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 		RequestID: c.RequestID, UserID: c.UserID, Amount: d.WorstCase, TTL: p.Policy.ReservationTTL,
 	})
 	var exceeded *budget.ExceededError
-	if errors.As(err, &exceeded) {
+	switch {
+	case errors.As(err, &exceeded):
 		p.finish(book, ending{call: c, start: start, code: codeBudgetExceeded, budget: oplog.NoReservation})
+	case errors.Is(err, errAlreadyReserved):
+	case err != nil:
+		// No attempt got an answer: a hold may exist or not. Release whatever there is, and log
+		// the call, in one statement.
+		p.finish(book, ending{call: c, start: start, code: codeReserveFailed, budget: oplog.Release})
 	}
 	if err != nil {
 		return Result{}, err
@@ -129,13 +135,17 @@ func (p *Pipeline) bookkeeping(ctx context.Context) (context.Context, context.Ca
 	return context.WithTimeout(book, p.Policy.DefaultTimeout)
 }
 
-// reserve holds the call's worst case, and never leaves the outcome unknown: a statement that
-// fails on its way back (the connection dropped after Postgres committed, or before) is sent
-// again with the same request id, which the ledger answers as a replay when the first one was
-// admitted. If no attempt gets an answer, whatever hold may exist is released before giving up.
+// errAlreadyReserved: the first reservation of a request id found it reserved already. Request
+// ids are server-made and unique, so this is a bug, not a client retry.
+var errAlreadyReserved = errors.New("request id already reserved")
+
+// reserve holds the call's worst case, and resolves an unknown outcome: a statement that fails on
+// its way back (the connection dropped after Postgres committed, or before) is sent again with
+// the same request id, which the ledger answers as a replay when the first one was admitted. The
+// caller releases whatever hold may exist when no attempt got an answer.
 func (p *Pipeline) reserve(ctx context.Context, r budget.Reservation) (budget.Admission, error) {
 	tries := 0
-	adm, err := backoff.Retry(ctx, func() (budget.Admission, error) {
+	return backoff.Retry(ctx, func() (budget.Admission, error) {
 		tries++
 		adm, err := p.Ledger.Reserve(ctx, r)
 		var exceeded *budget.ExceededError
@@ -146,20 +156,12 @@ func (p *Pipeline) reserve(ctx context.Context, r budget.Reservation) (budget.Ad
 			p.Logger.Warn("reserve failed; retrying with the same request id", "request_id", r.RequestID, "try", tries, "err", err)
 			return adm, err
 		case adm.Replayed && tries == 1:
-			// The request id is server-made and unique, so this is a bug, not a client retry.
-			return adm, backoff.Permanent(fmt.Errorf("request id %s was already reserved", r.RequestID))
+			return adm, backoff.Permanent(fmt.Errorf("%w: %s", errAlreadyReserved, r.RequestID))
 		}
 		// A replay on a later try is this call's own first attempt, which was admitted.
 		adm.Replayed = false
 		return adm, nil
 	}, backoff.WithBackOff(p.backoff(20*time.Millisecond, 500*time.Millisecond)), backoff.WithMaxTries(4))
-	var exceeded *budget.ExceededError
-	if err != nil && !errors.As(err, &exceeded) && tries > 1 {
-		if rerr := p.Ledger.Release(ctx, r.RequestID); rerr != nil && !errors.Is(rerr, budget.ErrNotReserved) {
-			p.Logger.Error("release after a failed reserve", "request_id", r.RequestID, "err", rerr)
-		}
-	}
-	return adm, err
 }
 
 // failed is the ending of a call whose provider chain failed. A call some provider billed (an

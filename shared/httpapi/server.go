@@ -278,6 +278,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, format 
 	case internal:
 		s.log.Error("request failed", "request_id", id, "method", r.Method, "route", r.Pattern, "err", err)
 		p.Message = "internal error; quote request id " + id + " when reporting it"
+	case p.Code == fault.Timeout && r.Context().Err() != nil:
+		// Nobody is waiting for the answer: the client went away (or API Gateway gave up).
+		s.log.Info("client went away", "request_id", id, "err", err)
 	case p.Code == fault.Timeout:
 		s.log.Warn("request timed out", "request_id", id, "err", err)
 	}

@@ -147,3 +147,32 @@ func TestModelAdministrationRejects(t *testing.T) {
 		t.Errorf("deepseek after refused changes = %+v", m)
 	}
 }
+
+// Cache-write prices are prices like the others: shown, changed as a new price version, kept in
+// the history.
+func TestModelCacheWritePrices(t *testing.T) {
+	e := newRouteEnv(t)
+	var m struct {
+		Write   json.Number `json:"cache_write_usd_per_mtok"`
+		Write1h json.Number `json:"cache_write_1h_usd_per_mtok"`
+		Prices  []struct {
+			Write1h json.Number `json:"cache_write_1h_usd_per_mtok"`
+		} `json:"prices"`
+	}
+	res := e.do(t, http.MethodGet, "/admin/models/claude", e.ops, "")
+	res.WantStatus(t, http.StatusOK)
+	res.DecodeNumbers(t, &m)
+	if m.Write != "1.25" || m.Write1h != "2" {
+		t.Fatalf("seeded Claude cache writes = %s / %s, want 1.25 / 2", m.Write, m.Write1h)
+	}
+	res = e.do(t, http.MethodPut, "/admin/models/claude", e.ops, `{"cache_write_1h_usd_per_mtok":2.5}`)
+	res.WantStatus(t, http.StatusOK)
+	res.DecodeNumbers(t, &m)
+	if m.Write1h != "2.5" || len(m.Prices) != 2 || m.Prices[0].Write1h != "2.5" || m.Prices[1].Write1h != "2" {
+		t.Fatalf("after the change: %+v", m)
+	}
+	// The worst case follows: 100 × $2.5 + 1024 × $5 per 1M.
+	if d := e.decision(t, e.alice, `{"operation_id":"email-compose","estimated_tokens":100}`); d.WorstCaseCostUSD != "0.00537" {
+		t.Errorf("worst case %s, want 0.00537", d.WorstCaseCostUSD)
+	}
+}

@@ -9,6 +9,7 @@ package routeapptest
 
 import (
 	"context"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,7 @@ type Env struct {
 	Pool   *pgxpool.Pool
 	Ledger *postgres.Ledger
 	URL    string // the server's; paths are appended to it
+	server *httptest.Server
 
 	// The wire servers behind the deepseek, gemini and claude providers.
 	DeepSeek, Gemini, Claude *llmtest.Server
@@ -77,13 +79,21 @@ func New(t testing.TB, pool *pgxpool.Pool, wrap func(*llm.Registry) execute.Prov
 
 	srv := a.NewServer(routeapp.MaintenanceExempt...)
 	routeapp.Mount(a, srv, providers)
-	e.URL = apitest.Serve(t, srv) // closes before the pool and the wire servers
+	// Closed when the test ends, before the pool and the wire servers (cleanups run last-in
+	// first-out), or earlier by Drain.
+	e.server = httptest.NewServer(srv)
+	t.Cleanup(e.server.Close)
+	e.URL = e.server.URL
 
 	e.Alice = tokens.Token(t, "alice", nil)
 	e.Bob = tokens.Token(t, "bob", nil)
 	e.Admin = tokens.Token(t, "ops", map[string]any{"role": "admin"})
 	return e
 }
+
+// Drain closes the server once every request it received has been handled, including those
+// whose clients hung up: afterwards the database holds everything the requests did.
+func (e *Env) Drain() { e.server.Close() }
 
 // LogRow is one ai_operation_log row.
 type LogRow struct {
