@@ -90,7 +90,15 @@ type Reservation struct {
 	// TTL bounds how long the hold survives a caller that dies before settling; the audit job's
 	// sweep releases it after that.
 	TTL time.Duration
+	// Abandon, when set, is the context of whoever wants the hold (the client's request): if it
+	// ends before the reservation is sent to the store (while waiting for a connection), Reserve
+	// gives up with ErrAbandoned and holds nothing. Once sent, the reservation runs to its end
+	// under Reserve's own context, whatever Abandon does.
+	Abandon context.Context
 }
+
+// ErrAbandoned: the caller went away before the reservation was sent; nothing was held.
+var ErrAbandoned = errors.New("the reservation was abandoned before it was sent")
 
 // Admission is the outcome of an accepted reservation.
 type Admission struct {

@@ -66,9 +66,12 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 
 	adm, err := p.reserve(book, budget.Reservation{
 		RequestID: c.RequestID, UserID: c.UserID, Amount: d.WorstCase, TTL: p.Policy.ReservationTTL,
+		Abandon: ctx, // a client that leaves while the reservation waits for a connection sheds it
 	})
 	var exceeded *budget.ExceededError
 	switch {
+	case errors.Is(err, budget.ErrAbandoned):
+		return Result{}, fmt.Errorf("%w (the client went away before anything was reserved)", ctx.Err())
 	case errors.As(err, &exceeded):
 		p.finish(book, ending{call: c, start: start, code: codeBudgetExceeded, budget: oplog.NoReservation})
 	case errors.Is(err, errAlreadyReserved):
@@ -147,10 +150,14 @@ func (p *Pipeline) reserve(ctx context.Context, r budget.Reservation) (budget.Ad
 	tries := 0
 	return backoff.Retry(ctx, func() (budget.Admission, error) {
 		tries++
+		if tries > 1 {
+			// The first attempt may have been sent: the retries resolve it, client or not.
+			r.Abandon = nil
+		}
 		adm, err := p.Ledger.Reserve(ctx, r)
 		var exceeded *budget.ExceededError
 		switch {
-		case errors.As(err, &exceeded):
+		case errors.As(err, &exceeded), errors.Is(err, budget.ErrAbandoned):
 			return adm, backoff.Permanent(err)
 		case err != nil:
 			p.Logger.Warn("reserve failed; retrying with the same request id", "request_id", r.RequestID, "try", tries, "err", err)

@@ -51,10 +51,15 @@ func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admi
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
 	}
+	conn, err := l.acquire(ctx, r.Abandon)
+	if err != nil {
+		return budget.Admission{}, err
+	}
+	defer conn.Release()
 	for attempt := 0; ; attempt++ {
 		var held, replayed bool
 		var limit, warning, spent, reserved int64
-		err := l.pool.QueryRow(ctx, reserveSQL, r.RequestID, r.UserID, pgDate(date), int64(r.Amount),
+		err := conn.QueryRow(ctx, reserveSQL, r.RequestID, r.UserID, pgDate(date), int64(r.Amount),
 			int64(l.defaults.DailyLimit), int64(l.defaults.Warning), now, now.Add(ttl)).
 			Scan(&held, &replayed, &limit, &warning, &spent, &reserved)
 		if isUniqueViolation(err, "budget_reservations_pkey") && attempt == 0 {
@@ -79,6 +84,26 @@ func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admi
 			return budget.Admission{}, &budget.ExceededError{Requested: r.Amount, Day: day}
 		}
 	}
+}
+
+// acquire takes a connection for a reservation. Waiting for one (the pool is busy) is the part
+// a caller may abandon: nothing has been sent yet, so giving up leaves nothing to resolve.
+func (l *Ledger) acquire(ctx, abandon context.Context) (*pgxpool.Conn, error) {
+	if abandon == nil {
+		return l.pool.Acquire(ctx)
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(abandon, cancel)
+	defer stop()
+	conn, err := l.pool.Acquire(actx)
+	if err != nil && abandon.Err() != nil && ctx.Err() == nil {
+		return nil, budget.ErrAbandoned
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reserve: %w", err)
+	}
+	return conn, nil
 }
 
 // Settle implements budget.Ledger.

@@ -331,3 +331,30 @@ func today(t *testing.T, l *postgres.Ledger, user string) budget.Day {
 	}
 	return d
 }
+
+// A reservation whose caller goes away while it waits for a connection is given up before it is
+// sent: nothing is held.
+func TestReserveAbandonedWhileWaitingForAConnection(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, postgres.PoolConfig{URL: pg.NewDatabase(t), MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	l := postgres.NewLedger(pool, defaults, nil)
+	busy, err := pool.Acquire(ctx) // the only connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, leave := context.WithCancel(ctx)
+	time.AfterFunc(50*time.Millisecond, leave)
+	_, err = l.Reserve(ctx, budget.Reservation{RequestID: "gone", UserID: "u1", Amount: money.MustUSD(1), Abandon: client})
+	busy.Release()
+	if !errors.Is(err, budget.ErrAbandoned) {
+		t.Fatalf("Reserve = %v, want ErrAbandoned", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM budget_reservations`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d reservations (%v), want none", n, err)
+	}
+}
