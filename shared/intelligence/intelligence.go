@@ -6,20 +6,16 @@
 package intelligence
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/structured"
 )
 
 // Executor runs one model call (the execution pipeline).
@@ -155,7 +151,7 @@ func (s *spec[I, O]) Run(ctx context.Context, ex Executor, input Input, base exe
 		return Outcome{}, fmt.Errorf("%s: input of type %T", s.operationID, input)
 	}
 	schemaText := s.schema(in)
-	schema, err := compileSchema(schemaText)
+	schema, err := structured.Compile(schemaText)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: result schema: %w", s.operationID, err)
 	}
@@ -214,18 +210,10 @@ func (s *spec[I, O]) Run(ctx context.Context, ex Executor, input Input, base exe
 }
 
 // parse validates the model's text against the schema and decodes it into O.
-func (s *spec[I, O]) parse(in I, schema *jsonschema.Schema, text string) (*O, error) {
-	raw := []byte(stripFences(text))
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, errors.New("the answer is not JSON")
-	}
-	if err := schema.Validate(doc); err != nil {
-		return nil, errors.New(shortValidationError(err))
-	}
+func (s *spec[I, O]) parse(in I, schema *structured.Schema, text string) (*O, error) {
 	var out O
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, fmt.Errorf("the answer does not fit the result type: %v", err)
+	if err := schema.Decode(text, &out); err != nil {
+		return nil, err
 	}
 	if s.check != nil {
 		if err := s.check(in, &out); err != nil {
@@ -236,52 +224,6 @@ func (s *spec[I, O]) parse(in I, schema *jsonschema.Schema, text string) (*O, er
 		s.after(in, &out)
 	}
 	return &out, nil
-}
-
-// stripFences removes a Markdown code fence some models wrap JSON in.
-func stripFences(s string) string {
-	t := strings.TrimSpace(s)
-	if !strings.HasPrefix(t, "```") {
-		return t
-	}
-	t = strings.TrimPrefix(t, "```")
-	if nl := strings.IndexByte(t, '\n'); nl >= 0 && !strings.HasPrefix(strings.TrimSpace(t[:nl]), "{") {
-		t = t[nl+1:] // a language tag such as "json"
-	}
-	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(t), "```"))
-}
-
-func shortValidationError(err error) string {
-	var ve *jsonschema.ValidationError
-	if errors.As(err, &ve) {
-		// The basic output lists each failing keyword with its location; keep it brief.
-		var parts []string
-		for _, u := range ve.BasicOutput().Errors {
-			if u.Error != nil {
-				parts = append(parts, fmt.Sprintf("at %q: %s", u.InstanceLocation, u.Error.String()))
-			}
-			if len(parts) == 5 {
-				break
-			}
-		}
-		if len(parts) > 0 {
-			return strings.Join(parts, "; ")
-		}
-	}
-	return err.Error()
-}
-
-func compileSchema(text string) (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("mem://result.json", doc); err != nil {
-		return nil, err
-	}
-	return c.Compile("mem://result.json")
 }
 
 // Operations returns every intelligence operation.
