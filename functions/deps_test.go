@@ -31,26 +31,32 @@ var roles = map[string]string{
 	"shared/budget": "domain", "shared/catalog": "domain", "shared/execute": "domain",
 	"shared/intelligence": "domain", "shared/llm": "domain", "shared/oplog": "domain",
 	"shared/router": "domain", "shared/toggles": "domain", "shared/ttlcache": "domain",
+	"shared/chat": "domain", "shared/memory": "domain", "shared/synthesis": "domain",
+	"shared/stepup": "domain", "shared/structured": "domain",
 
 	// adapters: Postgres and the model providers, implementing the domain's ports.
 	"shared/postgres": "adapter", "shared/llm/anthropic": "adapter", "shared/llm/gemini": "adapter",
 	"shared/llm/openaicompat": "adapter", "shared/llm/offline": "adapter",
 	"shared/llm/internal/wire": "adapter", "shared/llm/providers": "adapter",
+	"shared/queue/sqsqueue": "adapter", "shared/queue/inproc": "adapter", "shared/postgres/chatstore": "adapter", "shared/postgres/memorystore": "adapter",
 
 	// transport: HTTP and Lambda events in, domain calls out.
 	"shared/httpapi": "transport", "shared/httpapi/budgetapi": "transport",
 	"shared/httpapi/execapi": "transport", "shared/httpapi/intelapi": "transport",
 	"shared/httpapi/openaiapi": "transport", "shared/httpapi/routeapi": "transport",
-	"shared/lambdaio": "transport",
+	"shared/httpapi/chatapi": "transport",
+	"shared/lambdaio":        "transport", "shared/lambdaio/sqsbatch": "transport",
 
 	// wiring: cold start and the per-function assembly; the only code that knows every layer.
 	"shared/app": "wiring", "shared/app/httpapp": "wiring", "shared/app/pipeline": "wiring",
 	"shared/app/routeapp": "wiring", "shared/app/budgetapp": "wiring",
+	"shared/app/chatapp": "wiring", "shared/app/synthesisapp": "wiring",
 
 	// test support: imported by _test files only (TestFunctionsLinkOnlyWhatTheyServe checks that
 	// no binary links them).
 	"shared/apitest": "testsupport", "shared/lambdatest": "testsupport", "shared/pgtest": "testsupport",
 	"shared/app/routeapp/routeapptest": "testsupport", "shared/llm/llmtest": "testsupport",
+	"shared/queue/sqstest": "testsupport",
 }
 
 // Which roles a role may import (besides itself for transport and wiring, and the standard
@@ -74,7 +80,7 @@ var externalOnly = map[string][]string{
 	"github.com/anthropics/anthropic-sdk-go":     {"adapter", "testsupport"},
 	"github.com/sashabaranov/go-openai":          {"adapter", "testsupport"},
 	"google.golang.org/genai":                    {"adapter", "testsupport"},
-	"github.com/aws/aws-sdk-go-v2":               {"platform", "testsupport"},
+	"github.com/aws/aws-sdk-go-v2":               {"platform", "adapter", "testsupport"},
 	"github.com/lestrrat-go/jwx":                 {"platform", "testsupport"},
 	"github.com/pressly/goose":                   {},
 }
@@ -85,9 +91,17 @@ var mustNotLink = map[string][]string{
 	"budget": {
 		"shared/execute", "shared/llm", "shared/intelligence", "shared/router", "shared/app/pipeline",
 		"shared/app/routeapp", "shared/httpapi/routeapi", "shared/httpapi/openaiapi",
-		"shared/httpapi/intelapi", "shared/httpapi/execapi",
+		"shared/httpapi/intelapi", "shared/httpapi/execapi", "shared/chat", "shared/synthesis",
+		"shared/httpapi/chatapi",
 	},
-	"route": {"shared/app/budgetapp", "shared/httpapi/budgetapi"},
+	"route": {"shared/app/budgetapp", "shared/httpapi/budgetapi", "shared/httpapi/chatapi", "shared/app/chatapp"},
+	// Chat serves sessions and memory: not the other APIs, not the synthesis consumer.
+	"chat": {
+		"shared/httpapi/routeapi", "shared/httpapi/openaiapi", "shared/httpapi/intelapi",
+		"shared/httpapi/budgetapi", "shared/intelligence", "shared/app/synthesisapp", "shared/queue/inproc",
+	},
+	// Synthesis is an SQS consumer: no HTTP API at all (httpOnly applies too), no chat use case.
+	"synthesis": {"shared/httpapi", "shared/chat", "shared/intelligence", "shared/queue/inproc"},
 }
 
 // noFunctionLinks applies to every function.

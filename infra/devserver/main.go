@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,10 +22,14 @@ import (
 	"github.com/helixhq/helix/infra/migrations"
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/budgetapp"
+	"github.com/helixhq/helix/shared/app/chatapp"
 	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/app/routeapp"
+	"github.com/helixhq/helix/shared/app/synthesisapp"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/llm/providers"
+	"github.com/helixhq/helix/shared/queue/inproc"
+	"github.com/helixhq/helix/shared/synthesis"
 )
 
 func main() {
@@ -61,10 +66,22 @@ func run(ctx context.Context, environ []string, out, errOut io.Writer) error {
 		return err
 	}
 
+	// Synthesis runs in process: the queue's worker runs the consumer code the SQS-triggered
+	// function runs, and a ticker sweeps for idle conversations as the audit function will.
+	processor := synthesisapp.NewProcessor(a.Core, a.Toggles, registry)
+	queue := inproc.New(256, func(ctx context.Context, j synthesis.Job) error {
+		_, err := processor.Process(ctx, j)
+		return err
+	}, a.Log)
+	defer queue.Close()
+	go sweep(ctx, processor, queue, a.Log)
+
 	// One server for every HTTP function: their routes do not overlap.
-	srv := a.NewServer(slices.Concat(routeapp.MaintenanceExempt, budgetapp.MaintenanceExempt)...)
+	srv := a.NewServer(slices.Concat(routeapp.MaintenanceExempt, budgetapp.MaintenanceExempt, chatapp.MaintenanceExempt)...)
 	routeapp.Mount(a, srv, registry)
 	budgetapp.Mount(a, srv)
+	notifier := chatapp.Mount(a, srv, registry, queue)
+	defer notifier.Close()
 	a.MountHealth(srv)
 
 	// Take the port before saying where Helix runs: a port in use is an error, not an announcement.
@@ -96,6 +113,24 @@ Helix is running at http://%s  (models: %s)
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		return hs.Shutdown(shutdown)
+	}
+}
+
+// sweep sends synthesis jobs for idle conversations every minute, until ctx ends.
+func sweep(ctx context.Context, p *synthesis.Processor, q synthesis.Queue, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := p.Sweep(ctx, q, 100); err != nil {
+				log.Warn("synthesis sweep", "err", err)
+			} else if n > 0 {
+				log.Info("synthesis sweep", "jobs", n)
+			}
+		}
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/helixhq/helix/shared/money"
 )
 
@@ -32,8 +34,33 @@ type Config struct {
 	// ENABLE_MAINTENANCE_MODE and every DISABLE_* variable (DISABLE_DEEPSEEK, DISABLE_SYNTHESIS,
 	// ...), "true" or "false". Unset, the table decides.
 	KillSwitches map[string]bool
+	Chat         Chat
+	Synthesis    Synthesis
 	// HTTP is read only when Load is asked for it (Parts.HTTP).
 	HTTP HTTP
+}
+
+// Chat configures chat replies and the creator.
+type Chat struct {
+	CreatorUserID   string        // HELIX_CREATOR_USER_ID: the deployment's owner (trust 1.0)
+	DefaultTrust    float64       // HELIX_DEFAULT_TRUST: everyone else's trust level (0 to 1)
+	HistoryTokens   int           // HELIX_CHAT_HISTORY_TOKENS: history sent with a chat_message
+	MemoryTokens    int           // HELIX_CHAT_MEMORY_TOKENS: learned insights in its system prompt
+	StepUpPhrase    string        // HELIX_STEPUP_PHRASE: e.g. THANOS_MODE; empty disables the step-up
+	StepUpKeyHash   string        // HELIX_STEPUP_KEY_HASH (secret): bcrypt hash of the step-up key
+	StepUpFailures  int           // HELIX_STEPUP_MAX_FAILURES: failed attempts before a lockout
+	StepUpWindow    time.Duration // HELIX_STEPUP_WINDOW: how far back failures count (and the lockout lasts)
+	SynthesizeEvery int           // HELIX_SYNTHESIZE_EVERY: user messages per synthesis job
+}
+
+// Synthesis configures the memory synthesis jobs.
+type Synthesis struct {
+	// QueueURL is the SQS queue jobs go to (HELIX_SYNTHESIS_QUEUE_URL); empty on the dev server,
+	// which runs the consumer in process.
+	QueueURL string
+	// Idle is how long a conversation with unsynthesized messages waits before the sweep sends
+	// its job (HELIX_SYNTHESIS_IDLE).
+	Idle time.Duration
 }
 
 // DB tunes the connection pool.
@@ -138,6 +165,29 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 		LogLevel:     r.level("HELIX_LOG_LEVEL", slog.LevelInfo),
 		Providers:    r.providers(),
 		KillSwitches: r.killSwitches(),
+		Chat: Chat{
+			CreatorUserID:   r.str("HELIX_CREATOR_USER_ID", ""),
+			DefaultTrust:    r.float("HELIX_DEFAULT_TRUST", 0.5, 0, 1),
+			HistoryTokens:   r.int("HELIX_CHAT_HISTORY_TOKENS", 12_000, 500, 1_000_000),
+			MemoryTokens:    r.int("HELIX_CHAT_MEMORY_TOKENS", 1_500, 0, 100_000),
+			StepUpPhrase:    r.str("HELIX_STEPUP_PHRASE", ""),
+			StepUpKeyHash:   r.str("HELIX_STEPUP_KEY_HASH", ""),
+			StepUpFailures:  r.int("HELIX_STEPUP_MAX_FAILURES", 5, 1, 100),
+			StepUpWindow:    r.duration("HELIX_STEPUP_WINDOW", 15*time.Minute),
+			SynthesizeEvery: r.int("HELIX_SYNTHESIZE_EVERY", 5, 1, 1000),
+		},
+		Synthesis: Synthesis{
+			QueueURL: r.str("HELIX_SYNTHESIS_QUEUE_URL", ""),
+			Idle:     r.duration("HELIX_SYNTHESIS_IDLE", 10*time.Minute),
+		},
+	}
+	if c.Chat.StepUpPhrase != "" {
+		if _, err := bcrypt.Cost([]byte(c.Chat.StepUpKeyHash)); err != nil || c.Chat.CreatorUserID == "" {
+			r.fail("HELIX_STEPUP_PHRASE needs HELIX_CREATOR_USER_ID and HELIX_STEPUP_KEY_HASH, a bcrypt hash of the key (htpasswd -bnBC 12 \"\" <key> | tr -d ':')")
+		}
+	}
+	if u := c.Synthesis.QueueURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		r.fail("HELIX_SYNTHESIS_QUEUE_URL must be the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")
 	}
 	if c.DatabaseURL == "" {
 		r.fail("DATABASE_URL is required")
@@ -315,6 +365,19 @@ func (r *reader) int(key string, def, min, max int) int {
 		return def
 	}
 	return n
+}
+
+func (r *reader) float(key string, def, min, max float64) float64 {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < min || f > max {
+		r.fail("%s must be a number from %g to %g, got %q", key, min, max, v)
+		return def
+	}
+	return f
 }
 
 func (r *reader) duration(key string, def time.Duration) time.Duration {

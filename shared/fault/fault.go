@@ -47,7 +47,9 @@ const (
 	ApprovalNotUsable  Code = "approval_not_usable"
 	ApprovalMismatch   Code = "approval_mismatch"
 	ApprovalNotPending Code = "approval_not_pending"
-	ContentFiltered    Code = "content_filtered"
+	// ReplyInProgress: a chat session's previous reply is still being produced.
+	ReplyInProgress Code = "reply_in_progress"
+	ContentFiltered Code = "content_filtered"
 
 	// Upstream and availability (502, 503).
 	BadModelOutput       Code = "bad_model_output"

@@ -47,6 +47,7 @@ var statuses = map[fault.Code]int{
 	fault.ApprovalNotUsable:  http.StatusConflict,
 	fault.ApprovalMismatch:   http.StatusConflict,
 	fault.ApprovalNotPending: http.StatusConflict,
+	fault.ReplyInProgress:    http.StatusConflict,
 	fault.ContentFiltered:    http.StatusUnprocessableEntity,
 
 	fault.BadModelOutput:       http.StatusBadGateway,

@@ -17,14 +17,14 @@ type Layer int
 
 // The layers, numbered as stored.
 const (
-	NarrativeCore        Layer = 1 // identity, life story
-	EmotionalMemory      Layer = 2 // emotionally salient moments
-	RelationalMemory     Layer = 3 // people and trust
-	ProspectiveSelf      Layer = 4 // goals, hopes, fears
-	IntegrationRhythms   Layer = 5 // routines; decays and reconsolidates over time
-	Transformation       Layer = 6 // changes the user is going through
-	PurposeEngine        Layer = 7 // meaning, values
-	MinLayer, MaxLayer         = NarrativeCore, PurposeEngine
+	NarrativeCore      Layer = 1 // identity, life story
+	EmotionalMemory    Layer = 2 // emotionally salient moments
+	RelationalMemory   Layer = 3 // people and trust
+	ProspectiveSelf    Layer = 4 // goals, hopes, fears
+	IntegrationRhythms Layer = 5 // routines; decays and reconsolidates over time
+	Transformation     Layer = 6 // changes the user is going through
+	PurposeEngine      Layer = 7 // meaning, values
+	MinLayer, MaxLayer       = NarrativeCore, PurposeEngine
 )
 
 var layerNames = map[Layer]string{
@@ -98,6 +98,20 @@ type Insight struct {
 
 // Active reports whether the insight is still believed.
 func (i Insight) Active() bool { return i.InvalidatedAt.IsZero() }
+
+// Listing asks for a user's insights.
+type Listing struct {
+	Layer              Layer // 0: every layer
+	IncludeInvalidated bool
+}
+
+// ExportedEvidence is a piece of evidence with the message it points at.
+type ExportedEvidence struct {
+	ConversationID string
+	Seq            int64
+	Kind           Kind
+	Message        string // the message's text ("" if the message is gone)
+}
 
 // ErrNotFound also covers another user's insight: ids of others are not revealed.
 var ErrNotFound = fault.New(fault.NotFound, "no such insight")

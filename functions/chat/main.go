@@ -1,0 +1,53 @@
+// Command chat is the chat Lambda: chat sessions and messages across devices, and the user's
+// memory (list, export, erase), behind API Gateway (HTTP API, payload v2). Replies run through
+// the execution pipeline; synthesis jobs go to the SQS queue.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/chatapp"
+	"github.com/helixhq/helix/shared/app/httpapp"
+	"github.com/helixhq/helix/shared/execute"
+	"github.com/helixhq/helix/shared/lambdaio"
+	"github.com/helixhq/helix/shared/llm/providers"
+	"github.com/helixhq/helix/shared/queue/sqsqueue"
+	"github.com/helixhq/helix/shared/synthesis"
+)
+
+func main() {
+	ctx := context.Background()
+	a, err := httpapp.Boot(ctx, app.Options{Function: "chat", Environ: os.Environ(), LogOut: os.Stdout})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chat: cold start failed:", err)
+		os.Exit(1)
+	}
+	registry, err := providers.New(ctx, a.Config.Providers, providers.NewHTTPClient())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chat: providers:", err)
+		os.Exit(1)
+	}
+	if a.Config.Synthesis.QueueURL == "" {
+		fmt.Fprintln(os.Stderr, "chat: HELIX_SYNTHESIS_QUEUE_URL is required: synthesis jobs go there")
+		os.Exit(1)
+	}
+	queue, err := sqsqueue.FromAWS(ctx, a.Config.Synthesis.QueueURL)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chat:", err)
+		os.Exit(1)
+	}
+	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(a, registry, queue), a.Log), lambda.WithEnableSIGTERM(a.Pool.Close))
+}
+
+// newHandler builds the function's HTTP handler; tests invoke it with real API Gateway events.
+func newHandler(a *httpapp.App, providers execute.Providers, queue synthesis.Queue) http.Handler {
+	srv := a.NewServer(chatapp.MaintenanceExempt...)
+	chatapp.Mount(a, srv, providers, queue)
+	return srv
+}

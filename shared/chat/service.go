@@ -1,0 +1,280 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/helixhq/helix/shared/execute"
+	"github.com/helixhq/helix/shared/fault"
+	"github.com/helixhq/helix/shared/llm"
+	"github.com/helixhq/helix/shared/stepup"
+	"github.com/helixhq/helix/shared/synthesis"
+)
+
+// Executor runs a call through the execution pipeline.
+type Executor interface {
+	Execute(ctx context.Context, c execute.Call) (execute.Result, error)
+}
+
+// Policy tunes the chat use cases.
+type Policy struct {
+	Operation string // the operation replies run as: chat_message
+	// ReplyLease bounds how long a reply in production blocks its session, should the instance
+	// producing it die; it must exceed the function's timeout.
+	ReplyLease time.Duration
+	// HistoryTokens and MemoryTokens bound the prompt's history and learned insights. Tokens are
+	// bounded as the pipeline bounds them for its reservation: by bytes.
+	HistoryTokens int
+	MemoryTokens  int
+	// MemoryInsights is how many ranked insights are read to fill MemoryTokens.
+	MemoryInsights int
+	// SynthesizeEvery new messages in a conversation make a synthesis job.
+	SynthesizeEvery int64
+	DefaultTrust    float64
+	CreatorUserID   string
+	// MaxContent bounds a user message, in characters.
+	MaxContent int
+	// WriteTimeout bounds the session writes, which run detached from the client (a client that
+	// hangs up must not leave a reply lease behind or a reply unstored).
+	WriteTimeout time.Duration
+}
+
+// DefaultPolicy is the chat function's configuration before the environment has its say.
+func DefaultPolicy() Policy {
+	return Policy{
+		Operation: "chat_message", ReplyLease: 2 * time.Minute, HistoryTokens: 12_000, MemoryTokens: 1_500,
+		MemoryInsights: 40, SynthesizeEvery: 5, DefaultTrust: 0.5, MaxContent: 16_000, WriteTimeout: 5 * time.Second,
+	}
+}
+
+// Service is the chat use cases. Build it once per cold start; it is safe for concurrent use.
+type Service struct {
+	Store    Store
+	Notifier Notifier
+	Exec     Executor
+	Queue    synthesis.Queue
+	StepUp   *stepup.Guard // nil: no step-up
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Policy   Policy
+}
+
+// Send is a user message to send.
+type Send struct {
+	UserID          string
+	ConversationID  string
+	ClientMessageID string
+	Content         string
+	// RequestID is the request's id (server-made), the reply's pipeline request id.
+	RequestID string
+	// ApprovalID re-sends a message held for approval, once an admin approved it.
+	ApprovalID string
+}
+
+// Validate checks the message on its own.
+func (p Policy) Validate(s Send) error {
+	if s.Content == "" {
+		return fault.New(fault.MissingField, "content is required")
+	}
+	if n := utf8.RuneCountInString(s.Content); n > p.MaxContent {
+		return fault.Errorf(fault.InvalidField, "content must be at most %d characters, got %d", p.MaxContent, n)
+	}
+	return nil
+}
+
+// Send stores a user message, answers it through the pipeline and stores the reply, and returns
+// both. A resend (same client message id) returns the original pair and is charged once, also
+// when the two race: one of them produces the reply and the other waits for it. A send while the
+// session's previous reply is still being produced is ErrReplyInProgress.
+func (s *Service) Send(ctx context.Context, in Send) (Exchange, error) {
+	if err := s.Policy.Validate(in); err != nil {
+		return Exchange{}, err
+	}
+	stepUp := s.StepUp != nil && s.StepUp.Matches(in.Content)
+	stored := in.Content
+	if stepUp {
+		stored = stepup.Redacted // the key is never stored, sent to a model or logged
+	}
+	write, cancel := s.detached(ctx)
+	defer cancel()
+	b, err := s.Store.Begin(write, BeginRequest{
+		UserID: in.UserID, ConversationID: in.ConversationID, ClientMessageID: in.ClientMessageID,
+		Content: stored, Lease: s.Policy.ReplyLease,
+		HistoryBytes: s.Policy.HistoryTokens, Insights: s.Policy.MemoryInsights, Query: stored,
+	})
+	if err != nil {
+		return Exchange{}, err
+	}
+	switch b.Outcome {
+	case Replied:
+		return s.pair(ctx, in.ConversationID, b.Seq)
+	case Pending:
+		return s.awaitReply(ctx, in.ConversationID, b.Seq)
+	case Busy:
+		return Exchange{}, ErrReplyInProgress
+	}
+
+	var reply Reply
+	if stepUp {
+		reply, err = s.checkStepUp(write, in)
+	} else {
+		reply, err = s.answer(ctx, in, b)
+	}
+	if err != nil {
+		if aerr := s.Store.Abort(write, in.ConversationID, b.Seq); aerr != nil {
+			s.Logger.Error("end a failed reply's lease", "conversation_id", in.ConversationID, "err", aerr)
+		}
+		return Exchange{}, err
+	}
+	_, through, err := s.Store.StoreReply(write, in.ConversationID, b.Seq, reply, s.Policy.SynthesizeEvery)
+	if err != nil {
+		return Exchange{}, err
+	}
+	if through > 0 {
+		s.enqueue(write, synthesis.Job{ConversationID: in.ConversationID, UserID: in.UserID, ThroughSeq: through})
+	}
+	ex, err := s.pair(write, in.ConversationID, b.Seq)
+	ex.Replayed = false
+	return ex, err
+}
+
+// answer produces the reply through the pipeline: the system prompt built from the user's
+// memory and trust, the history that fits the budget, the message.
+func (s *Service) answer(ctx context.Context, in Send, b Begun) (Reply, error) {
+	trust := s.Policy.DefaultTrust
+	if b.HasTrust {
+		trust = b.Trust
+	}
+	creator := s.Policy.CreatorUserID != "" && in.UserID == s.Policy.CreatorUserID
+	if creator {
+		trust = 1
+	}
+	summary := ""
+	if len(b.History) == 0 || b.History[0].Seq > b.Conversation.SummaryThroughSeq+1 {
+		summary = b.Conversation.Summary // older turns left out: the summary stands in for them
+	}
+	msgs := []llm.Message{{Role: llm.RoleSystem, Content: SystemPrompt(PromptInput{
+		Trust: trust, Creator: creator, SteppedUp: creator && b.Conversation.SteppedUpUntil.After(s.now()),
+		Summary: summary, Insights: b.Insights, MemoryBytes: s.Policy.MemoryTokens,
+	})}}
+	for _, m := range b.History {
+		role := llm.RoleUser
+		if m.Role == Assistant {
+			role = llm.RoleAssistant
+		}
+		msgs = append(msgs, llm.Message{Role: role, Content: m.Content})
+	}
+	msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: b.Message.Content})
+	res, err := s.Exec.Execute(ctx, execute.Call{
+		RequestID: in.RequestID, UserID: in.UserID, OperationID: s.Policy.Operation, Messages: msgs,
+		ApprovalID:  in.ApprovalID,
+		Fingerprint: []byte(in.ConversationID + "\x00" + b.Message.Content),
+		Summary:     "chat message in a session",
+	})
+	if err != nil {
+		return Reply{}, err
+	}
+	return Reply{
+		Content: res.Text, RequestID: res.RequestID, Model: res.Model.Key, Cost: res.Cost,
+		InputTokens:  res.Usage.InputTokens + res.Usage.CachedInputTokens + res.Usage.CacheWriteTokens + res.Usage.CacheWrite1hTokens,
+		OutputTokens: res.Usage.OutputTokens + res.Usage.ReasoningTokens,
+	}, nil
+}
+
+// checkStepUp answers a step-up message itself: no model sees it.
+func (s *Service) checkStepUp(ctx context.Context, in Send) (Reply, error) {
+	r, until, err := s.StepUp.Check(ctx, in.UserID, in.ConversationID, in.Content)
+	if err != nil {
+		return Reply{}, err
+	}
+	if r == stepup.Verified {
+		if err := s.Store.SteppedUp(ctx, in.ConversationID, until); err != nil {
+			return Reply{}, err
+		}
+	}
+	s.Logger.Info("step-up attempt", "user", in.UserID, "conversation_id", in.ConversationID, "result", r)
+	return Reply{Content: stepup.Answer(r), RequestID: in.RequestID}, nil
+}
+
+// awaitReply waits for the reply another caller is producing to user message seq.
+func (s *Service) awaitReply(ctx context.Context, conversationID string, seq int64) (Exchange, error) {
+	wake, stop, err := s.Notifier.Subscribe(ctx, conversationID)
+	if err != nil {
+		return Exchange{}, err
+	}
+	defer stop()
+	for {
+		ex, err := s.pair(ctx, conversationID, seq)
+		if err != nil || ex.Assistant.Seq != 0 {
+			return ex, err
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return Exchange{}, ctx.Err()
+		case <-time.After(2 * time.Second):
+			// A reply that failed ends the lease without a message: look again now and then.
+		}
+	}
+}
+
+func (s *Service) pair(ctx context.Context, conversationID string, seq int64) (Exchange, error) {
+	u, a, err := s.Store.Pair(ctx, conversationID, seq)
+	return Exchange{User: u, Assistant: a, Replayed: true}, err
+}
+
+// enqueue hands a job to synthesis after the reply committed. A failed send is not an error for
+// the user: the sweep re-sends jobs that did not complete.
+func (s *Service) enqueue(ctx context.Context, j synthesis.Job) {
+	if s.Queue == nil {
+		return
+	}
+	if err := s.Queue.Enqueue(ctx, j); err != nil {
+		s.Logger.Warn("enqueue synthesis; the sweep will send it again", "conversation_id", j.ConversationID, "through_seq", j.ThroughSeq, "err", err)
+	}
+}
+
+// Wait lists the session's messages after seq; when there are none and wait is positive, it
+// holds until one arrives or wait passes. Waiting costs no query: the notifier wakes it.
+func (s *Service) Wait(ctx context.Context, userID, conversationID string, after int64, limit int, wait time.Duration) ([]Message, error) {
+	var wake <-chan struct{}
+	if wait > 0 {
+		ch, stop, err := s.Notifier.Subscribe(ctx, conversationID) // before reading: nothing is missed
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		wake = ch
+	}
+	msgs, err := s.Store.Messages(ctx, userID, conversationID, after, limit)
+	if err != nil || len(msgs) > 0 || wait <= 0 {
+		return msgs, err
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-wake:
+		return s.Store.Messages(ctx, userID, conversationID, after, limit)
+	case <-t.C:
+		return nil, nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, nil // the function's deadline: answer what there is (nothing)
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Service) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.Policy.WriteTimeout)
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
