@@ -17,6 +17,7 @@ import (
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/llm/providers"
+	"github.com/helixhq/helix/shared/postgres/chatstore"
 	"github.com/helixhq/helix/shared/queue/sqsqueue"
 	"github.com/helixhq/helix/shared/synthesis"
 )
@@ -42,12 +43,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chat:", err)
 		os.Exit(1)
 	}
-	lambda.StartWithOptions(lambdaio.HTTPHandler(newHandler(a, registry, queue), a.Log), lambda.WithEnableSIGTERM(a.Pool.Close))
+	handler, notifier := newHandler(a, registry, queue)
+	// On shutdown the LISTEN connection (outside the pool) goes first, then the pool.
+	lambda.StartWithOptions(lambdaio.HTTPHandler(handler, a.Log), lambda.WithEnableSIGTERM(notifier.Close, a.Pool.Close))
 }
 
-// newHandler builds the function's HTTP handler; tests invoke it with real API Gateway events.
-func newHandler(a *httpapp.App, providers execute.Providers, queue synthesis.Queue) http.Handler {
+// newHandler builds the function's HTTP handler and the notifier it long-polls with (to close on
+// shutdown); tests invoke the handler with real API Gateway events.
+func newHandler(a *httpapp.App, providers execute.Providers, queue synthesis.Queue) (http.Handler, *chatstore.Notifier) {
 	srv := a.NewServer(chatapp.MaintenanceExempt...)
-	chatapp.Mount(a, srv, providers, queue)
-	return srv
+	notifier := chatapp.Mount(a, srv, providers, queue)
+	return srv, notifier
 }

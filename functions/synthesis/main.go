@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -35,6 +36,10 @@ func main() {
 	lambda.StartWithOptions(newHandler(core, p), lambda.WithEnableSIGTERM(core.Pool.Close))
 }
 
+// jobReserve is about the longest a job takes (two model calls of at most 25 s, and a
+// transaction): a job is not started with less than that left in the invocation.
+const jobReserve = 60 * time.Second
+
 // newHandler builds the SQS batch handler; tests invoke it with real SQS event JSON.
 func newHandler(core *app.Core, p *synthesis.Processor) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	return sqsbatch.Handler(func(ctx context.Context, _ string, body []byte) error {
@@ -44,5 +49,5 @@ func newHandler(core *app.Core, p *synthesis.Processor) func(context.Context, ev
 		}
 		_, err = p.Process(ctx, job)
 		return err
-	}, core.Log)
+	}, core.Log, sqsbatch.Reserve(jobReserve))
 }

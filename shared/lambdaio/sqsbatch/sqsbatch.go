@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -27,8 +28,16 @@ import (
 // contend. Sequential processing also keeps "what is left when the deadline comes" well defined:
 // once ctx ends, the records not yet started are reported as failures rather than dropped.
 //
+// With a reserve (see [Reserve]) a record is not started when less than that is left before the
+// invocation's deadline: a job cut off halfway wastes its work (a model call, here) and still
+// comes back, so it is better left untouched.
+//
 // Failures are logged with the message id and receive count, never the body (it names users).
-func Handler(process func(ctx context.Context, messageID string, body []byte) error, log *slog.Logger) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+func Handler(process func(ctx context.Context, messageID string, body []byte) error, log *slog.Logger, opts ...Option) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		// Lambda reads an absent or null list as "all succeeded" too, but [] is what its
 		// documentation shows; never answer null.
@@ -44,7 +53,7 @@ func Handler(process func(ctx context.Context, messageID string, body []byte) er
 			return nil
 		}
 		for i, r := range ev.Records {
-			if err := ctx.Err(); err != nil {
+			if err := o.tooLate(ctx); err != nil {
 				rest := ev.Records[i:]
 				log.Warn("sqs batch cut short; unprocessed records left for redelivery",
 					"err", err, "unprocessed", len(rest), "records", len(ev.Records))
@@ -76,4 +85,32 @@ func processRecord(ctx context.Context, process func(context.Context, string, []
 		}
 	}()
 	return process(ctx, r.MessageId, []byte(r.Body))
+}
+
+// Option tunes a [Handler].
+type Option func(*options)
+
+type options struct {
+	reserve time.Duration
+}
+
+// Reserve makes the handler leave a record for redelivery rather than start it with less than d
+// left before the invocation's deadline: d is about the time one record needs.
+func Reserve(d time.Duration) Option {
+	return func(o *options) { o.reserve = d }
+}
+
+// errTooLittleTime is why records are left when the deadline is nearer than the reserve.
+var errTooLittleTime = errors.New("less time left than a record needs")
+
+// tooLate says why no further record should start: ctx is done, or its deadline is nearer than
+// the reserve.
+func (o options) tooLate(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if deadline, ok := ctx.Deadline(); ok && o.reserve > 0 && time.Until(deadline) < o.reserve {
+		return errTooLittleTime
+	}
+	return nil
 }

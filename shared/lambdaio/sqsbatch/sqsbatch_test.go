@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -21,7 +22,7 @@ import (
 	"github.com/helixhq/helix/shared/synthesis"
 )
 
-const sqsBatch = "../../events/synthesis/sqs-batch.json"
+const sqsBatch = "../../../events/synthesis/sqs-batch.json"
 
 // loadBatch reads the sample SQS event and checks it is what Lambda delivers: every key known
 // to the event type, a body that is a synthesis job, an md5OfBody that matches it.
@@ -264,4 +265,46 @@ func TestSQSHandlerNilProcess(t *testing.T) {
 	if _, err := lambda.NewHandler(handler).Invoke(t.Context(), payload); err == nil {
 		t.Fatal("Invoke succeeded with no process function; the batch would be deleted unprocessed")
 	}
+}
+
+func TestSQSHandlerReserve(t *testing.T) {
+	_, ev := loadBatch(t)
+	all := ids(ev)
+	tests := []struct {
+		name          string
+		left          time.Duration // time before the invocation's deadline
+		reserve       time.Duration
+		wantProcessed []string
+	}{
+		{name: "enough time for every record", left: time.Hour, reserve: time.Minute, wantProcessed: all},
+		{name: "less than the reserve: nothing starts", left: 30 * time.Second, reserve: time.Minute, wantProcessed: nil},
+		{name: "no reserve: every record starts", left: 30 * time.Second, wantProcessed: all},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), tt.left)
+			defer cancel()
+			rec := &recorder{}
+			var logBuf bytes.Buffer
+			h := sqsbatch.Handler(rec.process, slog.New(slog.NewJSONHandler(&logBuf, nil)), sqsbatch.Reserve(tt.reserve))
+			resp, err := h(ctx, ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rec.ids, tt.wantProcessed) {
+				t.Errorf("processed %v, want %v", rec.ids, tt.wantProcessed)
+			}
+			var failed []string
+			for _, f := range resp.BatchItemFailures {
+				failed = append(failed, f.ItemIdentifier)
+			}
+			if want := all[len(tt.wantProcessed):]; !slices.Equal(failed, want) {
+				t.Errorf("failures = %v, want %v: records not started must come back", failed, want)
+			}
+			if len(tt.wantProcessed) < len(all) && !strings.Contains(logBuf.String(), "less time left") {
+				t.Errorf("log does not say why records were left:\n%s", logBuf.String())
+			}
+		})
+	}
+
 }
