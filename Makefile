@@ -13,7 +13,7 @@ PG := bash infra/pg/ensure.sh
 # staticcheck runs from its own module: resolving it inside ours would pull x/exp versions the proxy lacks.
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help dev test test-short lint bench build migrate token template-check deploy clean pg-stop \
+.PHONY: help dev test test-short lint bench build migrate token stepup-hash template-check deploy clean pg-stop \
 	$(addprefix build-,$(FUNCTIONS))
 
 help: ## list the targets
@@ -63,6 +63,9 @@ migrate: ## apply pending migrations to DATABASE_URL
 token: ## print a dev bearer token: make token USER=alice [ROLE=admin] [TTL=1h]
 	@$(if $(filter command line,$(origin USER)),,echo "make token: name the user, e.g. make token USER=alice [ROLE=admin] [TTL=1h]" >&2; exit 2;) \
 	go run ./infra/token -user "$(USER)" $(if $(ROLE),-role "$(ROLE)") $(if $(TTL),-ttl "$(TTL)")
+
+stepup-hash: ## read a step-up key on stdin and print its bcrypt hash for HELIX_STEPUP_KEY_HASH
+	@go run ./infra/stepuphash
 
 deploy: ## sam build && sam deploy for ENV (default dev), see samconfig.toml
 	sam build && sam deploy --config-env $${ENV:-dev}
