@@ -100,7 +100,7 @@ func (s *Service) Send(ctx context.Context, in Send) (Exchange, error) {
 	}
 	write, cancel := s.detached(ctx)
 	defer cancel()
-	b, err := s.Store.Begin(write, BeginRequest{
+	b, err := s.begin(ctx, write, BeginRequest{
 		UserID: in.UserID, ConversationID: in.ConversationID, ClientMessageID: in.ClientMessageID,
 		Content: stored, Lease: s.Policy.ReplyLease,
 		HistoryBytes: s.Policy.HistoryTokens, Insights: s.Policy.MemoryInsights, Query: stored,
@@ -111,8 +111,6 @@ func (s *Service) Send(ctx context.Context, in Send) (Exchange, error) {
 	switch b.Outcome {
 	case Replied:
 		return s.pair(ctx, in.ConversationID, b.Seq)
-	case Pending:
-		return s.awaitReply(ctx, in.ConversationID, b.Seq)
 	case Busy:
 		return Exchange{}, ErrReplyInProgress
 	}
@@ -199,24 +197,34 @@ func (s *Service) checkStepUp(ctx context.Context, in Send) (Reply, error) {
 	return Reply{Content: stepup.Answer(r), RequestID: in.RequestID}, nil
 }
 
-// awaitReply waits for the reply another caller is producing to user message seq.
-func (s *Service) awaitReply(ctx context.Context, conversationID string, seq int64) (Exchange, error) {
-	wake, stop, err := s.Notifier.Subscribe(ctx, conversationID)
-	if err != nil {
-		return Exchange{}, err
-	}
-	defer stop()
+// begin starts the send: it stores the message (or finds it stored) and says who answers it.
+// When another caller is producing the reply to this very message (a resend racing the first
+// send), it waits for that caller and looks again: it then finds the reply (Replied), or, if that
+// caller failed and gave the lease up, the message unanswered, and produces the reply itself, as
+// a resend after a failure does. Either way the message is answered, and charged, once.
+func (s *Service) begin(ctx, write context.Context, r BeginRequest) (Begun, error) {
+	var wake <-chan struct{}
 	for {
-		ex, err := s.pair(ctx, conversationID, seq)
-		if err != nil || ex.Assistant.Seq != 0 {
-			return ex, err
+		b, err := s.Store.Begin(write, r)
+		if err != nil || b.Outcome != Pending {
+			return b, err
+		}
+		if wake == nil {
+			// Subscribed before looking again, so a reply stored meanwhile still wakes us.
+			w, stop, err := s.Notifier.Subscribe(ctx, r.ConversationID)
+			if err != nil {
+				return Begun{}, err
+			}
+			defer stop()
+			wake = w
+			continue
 		}
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return Exchange{}, ctx.Err()
+			return Begun{}, ctx.Err()
 		case <-time.After(2 * time.Second):
-			// A reply that failed ends the lease without a message: look again now and then.
+			// A lease that ran out (its instance died) sends no notification: look now and then.
 		}
 	}
 }

@@ -7,6 +7,7 @@ package memory
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/helixhq/helix/shared/fault"
@@ -98,6 +99,24 @@ type Insight struct {
 
 // Active reports whether the insight is still believed.
 func (i Insight) Active() bool { return i.InvalidatedAt.IsZero() }
+
+// Routines fade: an Integration Rhythms insight (a habit, a routine) is only as strong as its
+// recent evidence. Its strength is its confidence halved every RoutineHalfLife since it was last
+// reinforced; below FadedStrength it stays out of chat prompts, but synthesis still sees it, so
+// new evidence of the routine reconsolidates it (a reinforce restores its strength) and evidence
+// against it invalidates it. Other layers do not fade.
+const (
+	RoutineHalfLife = 14 * 24 * time.Hour
+	FadedStrength   = 0.1
+)
+
+// Strength is the insight's confidence as of now, after a routine's fading.
+func (i Insight) Strength(now time.Time) float64 {
+	if i.Layer != IntegrationRhythms || !now.After(i.LastReinforcedAt) {
+		return i.Confidence
+	}
+	return i.Confidence * math.Pow(0.5, float64(now.Sub(i.LastReinforcedAt))/float64(RoutineHalfLife))
+}
 
 // Listing asks for a user's insights.
 type Listing struct {

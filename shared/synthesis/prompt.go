@@ -23,7 +23,8 @@ and the conversation's new messages, numbered. Update the memory so it stays tru
 - "invalidate" a known insight the new messages show is no longer true and nothing replaces
   (insight, evidence).
 
-Prefer reinforce or update over add. Never record the assistant's words as facts about the user.
+Prefer reinforce or update over add. Routines (layer 5) fade unless reinforced: reinforce one
+the new messages show is still followed, invalidate one they show was dropped. Never record the assistant's words as facts about the user.
 Never record secrets, keys or passwords. Write insights in the third person, one fact each.
 Also write a short summary of the whole conversation so far (the old summary plus the new
 messages), for the assistant to read later. The seven layers are:

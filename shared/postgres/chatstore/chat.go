@@ -211,7 +211,7 @@ func (c *Chat) Begin(ctx context.Context, r chat.BeginRequest) (chat.Begun, erro
 	b.Queue(beginConversationSQL, r.ConversationID, r.UserID)
 	b.Queue(beginMessageSQL, r.ConversationID, r.UserID)
 	b.Queue(beginHistorySQL, r.ConversationID, r.UserID, r.HistoryBytes)
-	b.Queue(memorystore.RankedInsightsSQL, r.UserID, r.Query, now, r.Insights)
+	b.Queue(memorystore.RankedInsightsSQL, memorystore.RankedInsightsArgs(r.UserID, r.Query, now, r.Insights, true)...)
 	b.Queue(trustSQL, r.UserID)
 	res := c.pool.SendBatch(ctx, b)
 	defer res.Close()
@@ -272,7 +272,14 @@ func (c *Chat) StoreReply(ctx context.Context, id string, replyTo int64, r chat.
 
 // Abort implements chat.Store.
 func (c *Chat) Abort(ctx context.Context, id string, seq int64) error {
-	_, err := c.pool.Exec(ctx, `UPDATE conversations SET reply_seq = NULL, reply_until = NULL WHERE conversation_id = $1 AND reply_seq = $2`, id, seq)
+	// The notification wakes a resend waiting for this reply: it finds the lease free and answers
+	// the message itself.
+	_, err := c.pool.Exec(ctx, `
+		WITH ended AS (
+			UPDATE conversations SET reply_seq = NULL, reply_until = NULL
+			 WHERE conversation_id = $1 AND reply_seq = $2
+			RETURNING conversation_id)
+		SELECT pg_notify('`+chatChannel+`', conversation_id::text || ':' || $2::text) FROM ended`, id, seq)
 	return err
 }
 

@@ -200,7 +200,8 @@ func (m *Memory) Claim(ctx context.Context, j synthesis.Job, lease time.Duration
 // Candidates implements synthesis.Store: the user's active insights most related to the new
 // messages, and the most salient ones, so the model can reinforce, update or invalidate them.
 func (m *Memory) Candidates(ctx context.Context, userID, text string, limit int) ([]memory.Insight, error) {
-	rows, _ := m.pool.Query(ctx, RankedInsightsSQL, userID, text, m.now(), limit)
+	// Faded routines included: new evidence may reconsolidate them.
+	rows, _ := m.pool.Query(ctx, RankedInsightsSQL, RankedInsightsArgs(userID, text, m.now(), limit, false)...)
 	list, err := pgx.CollectRows(rows, ScanRankedInsight)
 	if err != nil {
 		return nil, fmt.Errorf("synthesis candidates: %w", err)
@@ -373,19 +374,39 @@ func (m *Memory) Due(ctx context.Context, idle, stale time.Duration, limit int) 
 	return jobs, nil
 }
 
-// RankedInsightsSQL ($1 user, $2 text, $3 now, $4 limit) ranks a user's active insights for a message: relevance (full-text match
-// of the insight against the message, any word counting), then salience (confidence,
-// reinforcement, recency of the last reinforcement, which fades over a month or so).
+// RankedInsightsSQL ranks a user's active insights for a message: relevance (full-text match of
+// the insight against the message, any word counting), then salience (strength, which for a
+// routine is its faded confidence (see memory.Insight.Strength), reinforcement, recency of the
+// last reinforcement, which fades over a month or so). Routines weaker than $5 are left out.
+// Arguments: $1 user, $2 text, $3 now, $4 limit, $5 the weakest routine strength kept (0 keeps
+// every routine, for synthesis), $6 the routine half-life in seconds. Use RankedInsightsArgs.
 const RankedInsightsSQL = `
+WITH ranked AS (
+  SELECT insight_id, layer, text, confidence, reinforcement_count, valid_from, last_reinforced_at, search,
+         CASE WHEN layer = 5 AND $3::timestamptz > last_reinforced_at
+              THEN confidence::float8 * power(0.5, extract(epoch FROM ($3::timestamptz - last_reinforced_at))::float8 / $6::float8)
+              ELSE confidence::float8 END AS strength
+    FROM conversation_insights
+   WHERE user_id = $1 AND invalidated_at IS NULL
+)
 SELECT insight_id::text, layer, text, confidence::float8, reinforcement_count, valid_from, last_reinforced_at
-  FROM conversation_insights
- WHERE user_id = $1 AND invalidated_at IS NULL
+  FROM ranked
+ WHERE layer <> 5 OR strength >= $5::float8
  ORDER BY ts_rank_cd(search, replace(plainto_tsquery('english', $2)::text, '&', '|')::tsquery) * 4
-          + confidence
+          + strength
           + least(reinforcement_count, 10) * 0.05
           + 1.0 / (1.0 + extract(epoch FROM ($3::timestamptz - last_reinforced_at)) / 2592000.0) DESC,
           last_reinforced_at DESC
  LIMIT $4`
+
+// RankedInsightsArgs are RankedInsightsSQL's arguments; forPrompt leaves faded routines out.
+func RankedInsightsArgs(userID, text string, now time.Time, limit int, forPrompt bool) []any {
+	floor := 0.0
+	if forPrompt {
+		floor = memory.FadedStrength
+	}
+	return []any{userID, text, now, limit, floor, memory.RoutineHalfLife.Seconds()}
+}
 
 // ScanRankedInsight scans a row of RankedInsightsSQL.
 func ScanRankedInsight(row pgx.CollectableRow) (memory.Insight, error) {
