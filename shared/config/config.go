@@ -183,7 +183,7 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 	}
 	if c.Chat.StepUpPhrase != "" {
 		if _, err := bcrypt.Cost([]byte(c.Chat.StepUpKeyHash)); err != nil || c.Chat.CreatorUserID == "" {
-			r.fail("HELIX_STEPUP_PHRASE needs HELIX_CREATOR_USER_ID and HELIX_STEPUP_KEY_HASH, a bcrypt hash of the key (htpasswd -bnBC 12 \"\" <key> | tr -d ':')")
+			r.fail("HELIX_STEPUP_PHRASE needs HELIX_CREATOR_USER_ID and HELIX_STEPUP_KEY_HASH, a bcrypt hash of the key (make stepup-hash prints one)")
 		}
 	}
 	if u := c.Synthesis.QueueURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
