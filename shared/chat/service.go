@@ -263,16 +263,23 @@ func (s *Service) Wait(ctx context.Context, userID, conversationID string, after
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case <-wake:
-		return s.Store.Messages(ctx, userID, conversationID, after, limit)
-	case <-t.C:
-		return nil, nil
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, nil // the function's deadline: answer what there is (nothing)
+	for {
+		select {
+		case <-wake:
+			// A wake may find nothing new: the notifier wakes everyone when its connection
+			// (re)starts, and a notification may be for a reply lease that ended. Keep waiting.
+			msgs, err := s.Store.Messages(ctx, userID, conversationID, after, limit)
+			if err != nil || len(msgs) > 0 {
+				return msgs, err
+			}
+		case <-t.C:
+			return nil, nil
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, nil // the function's deadline: answer what there is (nothing)
+			}
+			return nil, ctx.Err()
 		}
-		return nil, ctx.Err()
 	}
 }
 
