@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -32,11 +34,18 @@ type Queue interface {
 // ParseJob decodes and validates a job from a queue message body: it comes from outside the
 // process, so every field is checked before it reaches Postgres.
 func ParseJob(body []byte) (Job, error) {
+	// encoding/json would turn invalid UTF-8 into U+FFFD: a different user id, not an error.
+	if !utf8.Valid(body) {
+		return Job{}, errors.New("job: body must be valid UTF-8")
+	}
 	var j Job
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
 		return Job{}, fmt.Errorf("job is not a JSON object of conversation_id, user_id, through_seq: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Job{}, errors.New("job: trailing data after the JSON object")
 	}
 	if err := j.Validate(); err != nil {
 		return Job{}, err

@@ -92,7 +92,10 @@ type Policy struct {
 	Operation   string        // memory_synthesis
 	Lease       time.Duration // longer than a run can take
 	MaxMessages int           // per run
-	Candidates  int           // existing insights shown to the model
+	// MaxParts bounds the runs one delivery makes over a stretch longer than MaxMessages (a
+	// backlog); what is left is recorded as partial and the sweep sends the job again.
+	MaxParts   int
+	Candidates int // existing insights shown to the model
 	// Idle and Stale drive the sweep: conversations quiet for Idle get a job; a job not done
 	// Stale after it was sent is sent again.
 	Idle, Stale time.Duration
@@ -100,7 +103,7 @@ type Policy struct {
 
 // DefaultPolicy suits a synthesis function with a 60 s timeout.
 func DefaultPolicy() Policy {
-	return Policy{Operation: "memory_synthesis", Lease: 3 * time.Minute, MaxMessages: 100, Candidates: 40,
+	return Policy{Operation: "memory_synthesis", Lease: 3 * time.Minute, MaxMessages: 100, MaxParts: 3, Candidates: 40,
 		Idle: 10 * time.Minute, Stale: 10 * time.Minute}
 }
 
@@ -125,22 +128,39 @@ const (
 
 // Process runs one job. An error means the job should be delivered again (another run holds the
 // conversation, the providers failed); everything else is recorded and acknowledged: a skipped
-// job (synthesis disabled, the user over budget, nothing new) is a record, not a loss.
+// job (synthesis disabled, the user over budget, nothing new) is a record, not a loss. A stretch
+// longer than MaxMessages is learned in parts, one run each, up to MaxParts per delivery; the
+// store records the job partial until its last part, so the sweep sends what is left again.
 func (p *Processor) Process(ctx context.Context, j Job) (Outcome, error) {
+	for part := 1; ; part++ {
+		out, w, err := p.run(ctx, j)
+		if err != nil || out != Done || w.Through >= j.ThroughSeq {
+			return out, err
+		}
+		if part >= max(p.Policy.MaxParts, 1) || ctx.Err() != nil {
+			p.Logger.Info("synthesis partial; the sweep sends the rest", "conversation_id", j.ConversationID,
+				"through_seq", j.ThroughSeq, "learned_through", w.Through)
+			return Skipped, nil
+		}
+	}
+}
+
+// run claims the job's next stretch, learns from it and commits; the work says how far it got.
+func (p *Processor) run(ctx context.Context, j Job) (Outcome, Work, error) {
 	set, err := p.Toggles.Current(ctx)
 	if err != nil {
-		return "", err
+		return "", Work{}, err
 	}
 	w, err := p.Store.Claim(ctx, j, p.Policy.Lease, p.Policy.MaxMessages)
 	switch {
 	case errors.Is(err, ErrDone), errors.Is(err, ErrGone):
-		return Dup, nil
+		return Dup, w, nil
 	case err != nil:
-		return "", err
+		return "", w, err
 	}
-	skip := func(reason string) (Outcome, error) {
+	skip := func(reason string) (Outcome, Work, error) {
 		p.Logger.Info("synthesis skipped", "conversation_id", j.ConversationID, "through_seq", j.ThroughSeq, "reason", reason)
-		return Skipped, p.Store.Skip(context.WithoutCancel(ctx), j, w, reason)
+		return Skipped, w, p.Store.Skip(context.WithoutCancel(ctx), j, w, reason)
 	}
 	if set.Enabled(toggles.DisableSynthesis) {
 		return skip("disabled")
@@ -160,17 +180,17 @@ func (p *Processor) Process(ctx context.Context, j Job) (Outcome, error) {
 		if rerr := p.Store.Release(context.WithoutCancel(ctx), j); rerr != nil {
 			p.Logger.Error("release synthesis lease", "conversation_id", j.ConversationID, "err", rerr)
 		}
-		return "", err
+		return "", w, err
 	}
 	counts, err := p.Store.Commit(context.WithoutCancel(ctx), j, w, r)
 	if err != nil {
-		return "", err
+		return "", w, err
 	}
 	// Counts only: memory content never goes to the logs.
 	p.Logger.Info("synthesis done", "conversation_id", j.ConversationID, "through_seq", w.Through,
 		"messages", len(w.Messages), "added", counts.Added, "reinforced", counts.Reinforced,
 		"updated", counts.Updated, "invalidated", counts.Invalidated, "cost_nano", int64(r.Cost))
-	return Done, nil
+	return Done, w, nil
 }
 
 // answer is the model's structured answer.

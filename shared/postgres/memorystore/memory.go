@@ -234,6 +234,11 @@ func (m *Memory) Commit(ctx context.Context, j synthesis.Job, w synthesis.Work, 
 				return err
 			}
 		}
+		if w.Through < j.ThroughSeq {
+			// A part of a longer stretch: the job is not done until its last part is, so a later
+			// delivery (or the sweep) can claim the rest.
+			return recordJob(ctx, tx, j, w, "skipped", "partial", counts, r)
+		}
 		return recordJob(ctx, tx, j, w, "done", "", counts, r)
 	})
 	return counts, err
@@ -268,12 +273,13 @@ func applyAction(ctx context.Context, tx pgx.Tx, j synthesis.Job, a memory.Actio
 		counts.Added++
 		return evidence(id, memory.Add)
 	case memory.Reinforce:
-		if _, err := tx.Exec(ctx, `
+		tag, err := tx.Exec(ctx, `
 			UPDATE conversation_insights
 			   SET reinforcement_count = reinforcement_count + 1, last_reinforced_at = $3,
 			       confidence = LEAST(1.0, confidence + (1.0 - confidence) * 0.2), updated_at = $3
-			 WHERE insight_id = $1 AND user_id = $2 AND invalidated_at IS NULL`, a.InsightID, j.UserID, now); err != nil {
-			return err
+			 WHERE insight_id = $1 AND user_id = $2 AND invalidated_at IS NULL`, a.InsightID, j.UserID, now)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err // an error, or invalidated meanwhile (by this run): nothing reinforced
 		}
 		counts.Reinforced++
 		return evidence(a.InsightID, memory.Reinforce)
@@ -299,9 +305,10 @@ func applyAction(ctx context.Context, tx pgx.Tx, j synthesis.Job, a memory.Actio
 		counts.Updated++
 		return evidence(id, memory.Update)
 	case memory.Invalidate:
-		if _, err := tx.Exec(ctx, `UPDATE conversation_insights SET invalidated_at = $3, updated_at = $3
-			 WHERE insight_id = $1 AND user_id = $2 AND invalidated_at IS NULL`, a.InsightID, j.UserID, now); err != nil {
-			return err
+		tag, err := tx.Exec(ctx, `UPDATE conversation_insights SET invalidated_at = $3, updated_at = $3
+			 WHERE insight_id = $1 AND user_id = $2 AND invalidated_at IS NULL`, a.InsightID, j.UserID, now)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err // an error, or already invalidated: nothing to record twice
 		}
 		counts.Invalidated++
 		return evidence(a.InsightID, memory.Invalidate)
