@@ -129,6 +129,11 @@ func (s *Service) Send(ctx context.Context, in Send) (Exchange, error) {
 	}
 	_, through, err := s.Store.StoreReply(write, in.ConversationID, b.Seq, reply, s.Policy.SynthesizeEvery)
 	if err != nil {
+		// The reply is lost (it was charged; the log has it): free the session now rather than
+		// when the lease runs out, so a resend can answer the message again.
+		if aerr := s.Store.Abort(write, in.ConversationID, b.Seq); aerr != nil {
+			s.Logger.Error("end a reply's lease after its store failed", "conversation_id", in.ConversationID, "err", aerr)
+		}
 		return Exchange{}, err
 	}
 	if through > 0 {
@@ -151,7 +156,7 @@ func (s *Service) answer(ctx context.Context, in Send, b Begun) (Reply, error) {
 		trust = 1
 	}
 	summary := ""
-	if len(b.History) == 0 || b.History[0].Seq > b.Conversation.SummaryThroughSeq+1 {
+	if len(b.History) == 0 || b.History[0].Seq > 1 {
 		summary = b.Conversation.Summary // older turns left out: the summary stands in for them
 	}
 	msgs := []llm.Message{{Role: llm.RoleSystem, Content: SystemPrompt(PromptInput{

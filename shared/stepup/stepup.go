@@ -9,6 +9,8 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -54,6 +56,17 @@ const (
 	Locked
 )
 
+// String names the result in logs.
+func (r Result) String() string {
+	switch r {
+	case Verified:
+		return "verified"
+	case Locked:
+		return "locked"
+	}
+	return "failed"
+}
+
 // Guard checks step-up attempts.
 type Guard struct {
 	cfg   Config
@@ -75,8 +88,14 @@ func (g *Guard) Matches(content string) bool {
 	if p == "" {
 		return false
 	}
-	t := strings.TrimSpace(content)
-	return t == p || strings.HasPrefix(t, p+" ") || strings.HasPrefix(t, p+"\n")
+	// Any whitespace after the phrase (a tab, CRLF, a no-break space) makes it an attempt: the
+	// rest is the key, and must never be stored or sent to a model.
+	rest, ok := strings.CutPrefix(strings.TrimSpace(content), p)
+	if !ok {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(rest)
+	return rest == "" || unicode.IsSpace(r)
 }
 
 // Check verifies a step-up message of userID in a conversation and records the attempt. Only the
