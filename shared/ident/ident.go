@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // MaxLen is the longest identifier, in bytes: user ids are a JWT sub (Cognito and Auth0 use under
@@ -34,4 +36,11 @@ func Check(s string) error {
 		}
 	}
 	return nil
+}
+
+// IsUUID reports whether s is a UUID in its canonical 36-character form (8-4-4-4-12 hex digits).
+// uuid.Validate alone also accepts forms Postgres's uuid type refuses (urn:uuid:…), which would
+// turn an id from outside into a server error instead of a clean "no such thing".
+func IsUUID(s string) bool {
+	return len(s) == 36 && uuid.Validate(s) == nil
 }

@@ -57,3 +57,24 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+func TestIsUUID(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"3f8a2b1c-5d6e-4f70-8a9b-0c1d2e3f4a5b", true},
+		{"3F8A2B1C-5D6E-4F70-8A9B-0C1D2E3F4A5B", true},
+		{"urn:uuid:3f8a2b1c-5d6e-4f70-8a9b-0c1d2e3f4a5b", false}, // Postgres's uuid refuses it
+		{"{3f8a2b1c-5d6e-4f70-8a9b-0c1d2e3f4a5b}", false},
+		{"3f8a2b1c5d6e4f708a9b0c1d2e3f4a5b", false},
+		{"3f8a2b1c-5d6e-4f70-8a9b-0c1d2e3f4a5", false},
+		{"3f8a2b1c-5d6e-4f70-8a9b-0c1d2e3f4a5g", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := ident.IsUUID(tt.in); got != tt.want {
+			t.Errorf("IsUUID(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/approval"
+	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/money"
 )
 
@@ -107,7 +108,7 @@ func (s *Approvals) ListApprovals(ctx context.Context, status approval.Status, l
 
 // DecideApproval implements approval.Store.
 func (s *Approvals) DecideApproval(ctx context.Context, id string, approve bool, actor string) (approval.Approval, error) {
-	if uuid.Validate(id) != nil {
+	if !ident.IsUUID(id) {
 		return approval.Approval{}, approval.ErrNotFound
 	}
 	status := approval.StatusRejected
@@ -131,7 +132,7 @@ func (s *Approvals) DecideApproval(ctx context.Context, id string, approve bool,
 // ClaimApproval implements approval.Store: one conditional UPDATE, so two concurrent re-sends of
 // the same approved request cannot both run.
 func (s *Approvals) ClaimApproval(ctx context.Context, c approval.Claim) (approval.Approval, error) {
-	if uuid.Validate(c.ApprovalID) != nil {
+	if !ident.IsUUID(c.ApprovalID) {
 		return approval.Approval{}, approval.ErrNotFound
 	}
 	rows, _ := s.pool.Query(ctx, `

@@ -14,8 +14,6 @@ import (
 	"io"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/helixhq/helix/shared/ident"
 )
 
@@ -55,7 +53,7 @@ func ParseJob(body []byte) (Job, error) {
 
 // Validate checks a job's fields.
 func (j Job) Validate() error {
-	if uuid.Validate(j.ConversationID) != nil {
+	if !ident.IsUUID(j.ConversationID) {
 		return errors.New("job: conversation_id must be a UUID")
 	}
 	if err := ident.Check(j.UserID); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/httpapi/execapi"
+	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/memory"
 	"github.com/helixhq/helix/shared/money"
 )
@@ -153,7 +154,7 @@ func sessionID(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if uuid.Validate(id) != nil {
+	if !ident.IsUUID(id) {
 		return "", chat.ErrNotFound
 	}
 	return id, nil
@@ -197,7 +198,7 @@ func decodeCursor(s string) (chat.Cursor, error) {
 	}
 	at, id, ok := strings.Cut(string(raw), "|")
 	t, err := time.Parse(time.RFC3339Nano, at)
-	if !ok || err != nil || uuid.Validate(id) != nil {
+	if !ok || err != nil || !ident.IsUUID(id) {
 		return chat.Cursor{}, bad
 	}
 	return chat.Cursor{LastActivityAt: t, ID: id}, nil
@@ -457,7 +458,7 @@ func (h *handlers) deleteInsight(w http.ResponseWriter, r *http.Request, p auth.
 	if err != nil {
 		return err
 	}
-	if uuid.Validate(id) != nil {
+	if !ident.IsUUID(id) {
 		return memory.ErrNotFound
 	}
 	if err := h.Memory.DeleteInsight(r.Context(), p.UserID, id); err != nil {

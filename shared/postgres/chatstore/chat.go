@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/chat"
+	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/postgres/memorystore"
 )
@@ -97,7 +98,7 @@ func (c *Chat) ListConversations(ctx context.Context, userID string, p chat.Page
 
 // GetConversation implements chat.Store.
 func (c *Chat) GetConversation(ctx context.Context, userID, id string) (chat.Conversation, error) {
-	if uuid.Validate(id) != nil {
+	if !ident.IsUUID(id) {
 		return chat.Conversation{}, chat.ErrNotFound
 	}
 	rows, _ := c.pool.Query(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE conversation_id = $1 AND user_id = $2`, id, userID)
@@ -110,7 +111,7 @@ func (c *Chat) GetConversation(ctx context.Context, userID, id string) (chat.Con
 
 // UpdateConversation implements chat.Store.
 func (c *Chat) UpdateConversation(ctx context.Context, userID, id string, ch chat.Change) (chat.Conversation, error) {
-	if uuid.Validate(id) != nil {
+	if !ident.IsUUID(id) {
 		return chat.Conversation{}, chat.ErrNotFound
 	}
 	rows, _ := c.pool.Query(ctx, `
@@ -128,7 +129,7 @@ func (c *Chat) UpdateConversation(ctx context.Context, userID, id string, ch cha
 // evidence is in this conversation, then the conversation (its messages, evidence and jobs go
 // with it).
 func (c *Chat) DeleteConversation(ctx context.Context, userID, id string) error {
-	if uuid.Validate(id) != nil {
+	if !ident.IsUUID(id) {
 		return chat.ErrNotFound
 	}
 	return pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
@@ -155,7 +156,7 @@ func (c *Chat) DeleteConversation(ctx context.Context, userID, id string) error 
 // Messages implements chat.Store: one statement answers both whether the session is the user's
 // (no row: not found) and its messages after seq.
 func (c *Chat) Messages(ctx context.Context, userID, id string, after int64, limit int) ([]chat.Message, error) {
-	if uuid.Validate(id) != nil {
+	if !ident.IsUUID(id) {
 		return nil, chat.ErrNotFound
 	}
 	rows, _ := c.pool.Query(ctx, `
@@ -202,7 +203,7 @@ const (
 
 // Begin implements chat.Store.
 func (c *Chat) Begin(ctx context.Context, r chat.BeginRequest) (chat.Begun, error) {
-	if uuid.Validate(r.ConversationID) != nil {
+	if !ident.IsUUID(r.ConversationID) {
 		return chat.Begun{}, chat.ErrNotFound
 	}
 	now := c.now()

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/memory"
 	"github.com/helixhq/helix/shared/synthesis"
 )
@@ -84,7 +85,7 @@ func (m *Memory) attachEvidence(ctx context.Context, userID string, list []memor
 
 // DeleteInsight erases one of the user's insights (and its evidence).
 func (m *Memory) DeleteInsight(ctx context.Context, userID, id string) error {
-	if uuid.Validate(id) != nil {
+	if !ident.IsUUID(id) {
 		return memory.ErrNotFound
 	}
 	tag, err := m.pool.Exec(ctx, `DELETE FROM conversation_insights WHERE insight_id = $1 AND user_id = $2`, id, userID)
