@@ -125,6 +125,8 @@ type Reply struct {
 	InputTokens  int64
 	OutputTokens int64
 	Cost         money.Nano
+	// At is when the reply is stored (its created_at); zero: the store's clock.
+	At time.Time
 }
 
 // Page asks for a page of a user's sessions, newest activity first.

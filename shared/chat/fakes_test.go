@@ -112,6 +112,9 @@ func (s *fakeStore) Begin(_ context.Context, r BeginRequest) (Begun, error) {
 		s.msgs[b.Seq] = Message{ConversationID: r.ConversationID, Seq: b.Seq, Role: User,
 			Content: r.Content, ClientMessageID: r.ClientMessageID}
 	}
+	if b.Outcome == Go && b.Message.Seq == 0 {
+		b.Message = s.msgs[b.Seq] // as the real store does: the message to answer
+	}
 	return b, nil
 }
 

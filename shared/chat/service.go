@@ -127,7 +127,9 @@ func (s *Service) Send(ctx context.Context, in Send) (Exchange, error) {
 		}
 		return Exchange{}, err
 	}
-	_, through, err := s.Store.StoreReply(write, in.ConversationID, b.Seq, reply, s.Policy.SynthesizeEvery)
+	// Postgres keeps microseconds: the reply answered now must read the same when listed later.
+	reply.At = s.now().UTC().Truncate(time.Microsecond)
+	seq, through, err := s.Store.StoreReply(write, in.ConversationID, b.Seq, reply, s.Policy.SynthesizeEvery)
 	if err != nil {
 		// The reply is lost (it was charged; the log has it): free the session now rather than
 		// when the lease runs out, so a resend can answer the message again.
@@ -139,9 +141,12 @@ func (s *Service) Send(ctx context.Context, in Send) (Exchange, error) {
 	if through > 0 {
 		s.enqueue(write, synthesis.Job{ConversationID: in.ConversationID, UserID: in.UserID, ThroughSeq: through})
 	}
-	ex, err := s.pair(write, in.ConversationID, b.Seq)
-	ex.Replayed = false
-	return ex, err
+	// Both messages are known: no read back (it would be a round trip per message).
+	return Exchange{User: b.Message, Assistant: Message{
+		ConversationID: in.ConversationID, Seq: seq, Role: Assistant, Content: reply.Content,
+		ReplyToSeq: b.Seq, RequestID: reply.RequestID, Model: reply.Model,
+		InputTokens: reply.InputTokens, OutputTokens: reply.OutputTokens, Cost: reply.Cost, CreatedAt: reply.At,
+	}}, nil
 }
 
 // answer produces the reply through the pipeline: the system prompt built from the user's

@@ -101,7 +101,7 @@ func TestSendNewMessage(t *testing.T) {
 
 	wantReply := storedReply{ConversationID: conv, ReplyTo: 5, Every: p.SynthesizeEvery, Reply: Reply{
 		Content: "Pack light: it is warm in May.", RequestID: "req-1", Model: "deepseek",
-		InputTokens: 125, OutputTokens: 35, Cost: 1234}}
+		InputTokens: 125, OutputTokens: 35, Cost: 1234, At: f.now}}
 	if len(replies) != 1 || replies[0] != wantReply {
 		t.Errorf("StoreReply got %+v, want once %+v", replies, wantReply)
 	}
@@ -679,7 +679,7 @@ func TestSendStepUp(t *testing.T) {
 				t.Errorf("%d pipeline calls for a step-up message, want 0", n)
 			}
 			want := storedReply{ConversationID: conv, ReplyTo: 5, Every: f.svc.Policy.SynthesizeEvery,
-				Reply: Reply{Content: tt.wantAnswer, RequestID: "req-1"}}
+				Reply: Reply{Content: tt.wantAnswer, RequestID: "req-1", At: f.now}}
 			if len(replies) != 1 || replies[0] != want {
 				t.Errorf("StoreReply got %+v, want %+v", replies, want)
 			}

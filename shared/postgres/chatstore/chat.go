@@ -262,8 +262,12 @@ func (c *Chat) Begin(ctx context.Context, r chat.BeginRequest) (chat.Begun, erro
 // StoreReply implements chat.Store.
 func (c *Chat) StoreReply(ctx context.Context, id string, replyTo int64, r chat.Reply, every int64) (int64, int64, error) {
 	var seq, through int64
+	at := r.At
+	if at.IsZero() {
+		at = c.now()
+	}
 	err := c.pool.QueryRow(ctx, `SELECT o_seq, o_enqueue_through FROM helix_chat_reply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		id, replyTo, r.Content, r.RequestID, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), c.now(), every).
+		id, replyTo, r.Content, r.RequestID, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), at, every).
 		Scan(&seq, &through)
 	if err != nil {
 		return 0, 0, fmt.Errorf("store reply: %w", err)
