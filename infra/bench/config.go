@@ -3,22 +3,27 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // The steps BENCH_ONLY can pick, in the order they run.
 const (
-	stepRoute   = "route"
-	stepGateway = "gateway"
-	stepRouter  = "router"
-	stepLedger  = "ledger"
-	stepSizes   = "sizes"
+	stepRoute     = "route"
+	stepGateway   = "gateway"
+	stepChat      = "chat"
+	stepDelivery  = "delivery"
+	stepIdle      = "idle"
+	stepRouter    = "router"
+	stepLedger    = "ledger"
+	stepSynthesis = "synthesis"
+	stepSizes     = "sizes"
 )
 
 // allSteps returns the selectable steps in run order.
 func allSteps() []string {
-	return []string{stepRoute, stepGateway, stepRouter, stepLedger, stepSizes}
+	return []string{stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepRouter, stepLedger, stepSynthesis, stepSizes}
 }
 
 // config is the bench's tunables, read from the environment.
@@ -29,6 +34,10 @@ type config struct {
 	benchTime  string        // BENCH_TIME: go test -benchtime of the reserve+settle benchmark (3s, 100x)
 	mockDelay  time.Duration // BENCH_MOCK_DELAY: the mock upstream's simulated provider latency
 	only       []string      // BENCH_ONLY: the steps to run
+
+	chatDuration     time.Duration // BENCH_CHAT_DURATION: measured load of the chat send run
+	deliveryMessages int           // BENCH_DELIVERY_MESSAGES: messages the delivery step times
+	idleWindow       time.Duration // BENCH_IDLE_WINDOW: how long the idle step counts
 }
 
 // loadConfig reads the tunables, with run.sh's defaults, and reports every bad value at once.
@@ -48,9 +57,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		warmup:     duration("BENCH_WARMUP", "2s"),
 		benchTime:  orDefault(getenv("BENCH_TIME"), "3s"),
 		mockDelay:  duration("BENCH_MOCK_DELAY", "0s"),
+
+		chatDuration: duration("BENCH_CHAT_DURATION", "12s"),
+		idleWindow:   duration("BENCH_IDLE_WINDOW", "20s"),
 	}
-	if c.duration == 0 || c.gwDuration == 0 {
-		errs = append(errs, "BENCH_DURATION and BENCH_GW_DURATION must be positive")
+	if c.duration == 0 || c.gwDuration == 0 || c.chatDuration == 0 || c.idleWindow == 0 {
+		errs = append(errs, "BENCH_DURATION, BENCH_GW_DURATION, BENCH_CHAT_DURATION and BENCH_IDLE_WINDOW must be positive")
+	}
+	v := orDefault(getenv("BENCH_DELIVERY_MESSAGES"), "200")
+	if n, err := strconv.Atoi(v); err != nil || n < 1 {
+		errs = append(errs, fmt.Sprintf("BENCH_DELIVERY_MESSAGES=%q is not a positive number such as 200", v))
+	} else {
+		c.deliveryMessages = n
 	}
 	for _, s := range strings.Split(orDefault(getenv("BENCH_ONLY"), strings.Join(allSteps(), ",")), ",") {
 		s = strings.TrimSpace(s)

@@ -89,6 +89,21 @@ func (b *bench) ledgerBench(ctx context.Context) error {
 	return nil
 }
 
+// synthesisBench is the database side of one synthesis job (claim, candidates, commit) for a user
+// with 500 insights; the benchmark makes its own databases on the server, as the tests do.
+func (b *bench) synthesisBench(ctx context.Context) error {
+	env := append(os.Environ(), "HELIX_TEST_PG_URL="+b.serverURL)
+	out, err := b.goTest(ctx, env, "-run", "^$", "-bench", "BenchmarkSynthesisJob", "-benchtime", b.cfg.benchTime, "./shared/postgres/memorystore/")
+	if err != nil {
+		return err
+	}
+	b.res.Synthesis = parseBenchmarks(out)
+	if len(b.res.Synthesis) == 0 {
+		return errors.New("go test printed no BenchmarkSynthesisJob result")
+	}
+	return nil
+}
+
 // bootstrapSize is one function's Lambda binary.
 type bootstrapSize struct {
 	Function string `json:"function"`

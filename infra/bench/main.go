@@ -15,10 +15,25 @@
 //     row every request shares, and once with 64 users, one per worker); then a look in Postgres
 //     that the load did what it claims (every answered request reserved, settled and logged, one
 //     provider call each), and the Postgres transactions per request.
-//  3. [router] the in-process routing decision (BenchmarkRoute* in shared/router).
-//  4. [ledger] budget reserve+settle pairs on Postgres at concurrency 1, 16 and 64
+//  3. [chat] POST /chat/sessions/{id}/messages at concurrency 32 against the mock upstream, each
+//     worker a user with a session of its own and a fresh client_message_id per message: req/s,
+//     p50/p99; what the bench database's active backends waited for meanwhile (pg_stat_activity
+//     and pg_locks, sampled every 100 ms); a look in Postgres that every message was stored,
+//     answered and logged once; the Postgres transactions per message (pg_stat_database,
+//     start-up included); then a short run on a second dev server whose Postgres connections go
+//     through a proxy in this process that counts the round trips on the wire (pgproxy.go), per
+//     message.
+//  4. [delivery] two devices on one session: one long-polls GET .../messages?after=&wait=20, the
+//     other sends (BENCH_DELIVERY_MESSAGES messages, one at a time); how soon the waiting device
+//     has the user message (from just before the send) and the reply (from the send's response).
+//  5. [idle] 100 devices long-polling sessions where nothing happens: the round trips to Postgres
+//     per second while they wait (through the counting proxy), over BENCH_IDLE_WINDOW.
+//  6. [router] the in-process routing decision (BenchmarkRoute* in shared/router).
+//  7. [ledger] budget reserve+settle pairs on Postgres at concurrency 1, 16 and 64
 //     (BenchmarkReserveSettle in shared/postgres).
-//  5. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
+//  8. [synthesis] the database time of one synthesis job of 10 messages for a user with 500
+//     insights, the model call excluded (BenchmarkSynthesisJob in shared/postgres/memorystore).
+//  9. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
 //
 // The dev server and the mock upstream are built into a temporary folder and started on free
 // ports; each is stopped when its step ends, and on every way out (a failed step, Ctrl-C).
@@ -31,8 +46,13 @@
 //	BENCH_WARMUP       unmeasured load before each run (default 2s)
 //	BENCH_TIME         -benchtime of the reserve+settle benchmark (default 3s)
 //	BENCH_MOCK_DELAY   simulated provider latency of the mock upstream (default 0s)
-//	BENCH_ONLY         run only these steps, comma-separated: route,gateway,router,ledger,sizes
-//	                   (default: all)
+//	BENCH_CHAT_DURATION      load duration of step 3's measured run (default 12s)
+//	BENCH_DELIVERY_MESSAGES  messages step 4 times (default 200)
+//	BENCH_IDLE_WINDOW        how long step 5 counts (default 20s, one whole long-poll)
+//	BENCH_ONLY         run only these steps, comma-separated:
+//	                   route,gateway,chat,delivery,idle,router,ledger,synthesis,sizes (default: all)
+//
+// BENCH_TIME is also the -benchtime of step 8.
 package main
 
 import (
@@ -162,10 +182,12 @@ func (b *bench) runSteps(ctx context.Context) {
 	// The preparation steps run only for the steps that need them; when one fails, those steps
 	// fail at once with the reason instead of piling up confusing errors.
 	var notReady error
-	if b.cfg.wanted(stepRoute, stepGateway, stepLedger) && !b.step(ctx, "postgres", "Postgres", b.postgres) {
+	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepLedger, stepSynthesis) &&
+		!b.step(ctx, "postgres", "Postgres", b.postgres) {
 		notReady = errors.New("not run: Postgres is not available")
 	}
-	if b.cfg.wanted(stepRoute, stepGateway) && !b.step(ctx, "build", "build the dev server and the mock upstream", b.build) && notReady == nil {
+	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle) &&
+		!b.step(ctx, "build", "build the dev server and the mock upstream", b.build) && notReady == nil {
 		notReady = errors.New("not run: the build failed")
 	}
 	needs := func(fn func(context.Context) error) func(context.Context) error {
@@ -190,6 +212,18 @@ func (b *bench) runSteps(ctx context.Context) {
 		b.step(ctx, stepGateway, "gateway overhead: POST /v1/chat/completions through Helix vs straight to the mock upstream",
 			needs(b.gateway))
 	}
+	if b.cfg.wanted(stepChat) {
+		b.step(ctx, stepChat, fmt.Sprintf("chat: POST /chat/sessions/{id}/messages at concurrency %d, one user and session per worker, mock upstream -delay %s",
+			chatConcurrency, b.cfg.mockDelay), needs(b.chatSend))
+	}
+	if b.cfg.wanted(stepDelivery) {
+		b.step(ctx, stepDelivery, "delivery to a waiting second device: GET .../messages?after=<last>&wait=20 while another device sends",
+			needs(b.delivery))
+	}
+	if b.cfg.wanted(stepIdle) {
+		b.step(ctx, stepIdle, fmt.Sprintf("Postgres load of %d idle waiting clients (long-polls with wait=20, nothing sent)", idleClients),
+			needs(b.idle))
+	}
 	if b.cfg.wanted(stepRouter) {
 		b.step(ctx, stepRouter, "routing decision in process: go test -run '^$' -bench BenchmarkRoute -benchmem ./shared/router/", b.routerBench)
 	}
@@ -200,6 +234,15 @@ func (b *bench) runSteps(ctx context.Context) {
 					return errors.New("not run: Postgres is not available")
 				}
 				return b.ledgerBench(ctx)
+			})
+	}
+	if b.cfg.wanted(stepSynthesis) {
+		b.step(ctx, stepSynthesis, fmt.Sprintf("synthesis database time: go test -run '^$' -bench BenchmarkSynthesisJob -benchtime %s ./shared/postgres/memorystore/", b.cfg.benchTime),
+			func(ctx context.Context) error {
+				if b.serverURL == "" {
+					return errors.New("not run: Postgres is not available")
+				}
+				return b.synthesisBench(ctx)
 			})
 	}
 	if b.cfg.wanted(stepSizes) {

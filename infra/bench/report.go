@@ -24,12 +24,29 @@ func (b *bench) summary(w io.Writer) {
 				g.PGTransactionsPerRequest)
 		}
 	}
+	if r.Chat != nil {
+		b.chatTable(w)
+		fmt.Fprintln(w)
+	}
+	if r.Delivery != nil && r.Delivery.Messages > 0 {
+		deliveryTable(w, r.Delivery)
+		fmt.Fprintln(w)
+	}
+	if r.Idle != nil && r.Idle.WindowRT.Conns+r.Idle.WindowRT.roundTrips()+r.Idle.Setup.roundTrips() > 0 {
+		idleTable(w, r.Idle)
+		fmt.Fprintln(w)
+	}
 	if len(r.Router) > 0 {
 		benchmarkTable(w, "routing decision in process (shared/router)", r.Router)
 		fmt.Fprintln(w)
 	}
 	if len(r.Ledger) > 0 {
 		benchmarkTable(w, "reserve+settle pairs on Postgres (shared/postgres; each pair is two durable commits)", r.Ledger)
+		fmt.Fprintln(w)
+	}
+	if len(r.Synthesis) > 0 {
+		benchmarkTable(w, "synthesis: database time of one job of 10 messages, user with 500 insights, model call excluded (shared/postgres/memorystore)", r.Synthesis)
+		fmt.Fprintf(w, "  target: under %.0f ms per job (ms/job: claim + candidates + commit, each metric per job)\n", targetSynthesisMS)
 		fmt.Fprintln(w)
 	}
 	if len(r.Sizes) > 0 {
@@ -95,6 +112,57 @@ func gatewayRows(w io.Writer, g *gatewayResult, c int, helixRun, label string, s
 		}
 	}
 	fmt.Fprintf(w, "  %4d  %-16s %10s %+10.3f %+10.3f%s\n", c, "  added", "", load.Millis(added50), load.Millis(added99), verdict)
+}
+
+// targetSynthesisMS is issue 7's target for the database time of one synthesis job.
+const targetSynthesisMS = 50.0
+
+// chatTable shows the send's throughput, latency and round trips per message.
+func (b *bench) chatTable(w io.Writer) {
+	c := b.res.Chat
+	fmt.Fprintf(w, "chat: POST /chat/sessions/{id}/messages, mock upstream -delay %s, a user and a session per worker\n", b.cfg.mockDelay)
+	fmt.Fprintf(w, "  %4s %10s %10s %10s\n", "-c", "req/s", "p50 ms", "p99 ms")
+	if s := c.Summary; s.Requests > 0 {
+		fmt.Fprintf(w, "  %4d %10.0f %10.3f %10.3f\n", s.Concurrency, s.RPS, load.Millis(s.P50), load.Millis(s.P99))
+	} else {
+		fmt.Fprintf(w, "  %4d %10s\n", chatConcurrency, "(no result)")
+	}
+	if c.CountedMessages > 0 {
+		verdict := "target missed"
+		if c.RoundTripsPerMsg <= targetChatRoundTrips {
+			verdict = "target met"
+		}
+		fmt.Fprintf(w, "  Postgres round trips per message: %.2f (%d Syncs + %d simple Queries on the wire for %d messages, during the load only; target: the pipeline's 2 plus at most 2 = %.0f: %s)\n",
+			c.RoundTripsPerMsg, c.RoundTrips.Syncs, c.RoundTrips.Queries, c.CountedMessages, targetChatRoundTrips, verdict)
+	}
+	if c.PGTransactions > 0 {
+		fmt.Fprintf(w, "  Postgres transactions per message: %.2f (pg_stat_database xact_commit + xact_rollback while the server ran, start-up included)\n",
+			c.PGTransactionsPerMessage)
+	}
+	if c.Waits.Samples > 0 {
+		fmt.Fprintf(w, "  Postgres backends during the load (%.1f active on average): %s\n", c.Waits.MeanActive, c.Waits.line())
+	}
+}
+
+// deliveryTable shows how soon the waiting device had each message.
+func deliveryTable(w io.Writer, d *deliveryResult) {
+	fmt.Fprintf(w, "delivery to a waiting second device (%d messages, one at a time; issue 7: within 2 s)\n", d.Messages)
+	fmt.Fprintf(w, "  %-46s %10s %10s %10s %10s\n", "", "p50 ms", "p90 ms", "p99 ms", "max ms")
+	row := func(label string, l latencies) {
+		fmt.Fprintf(w, "  %-46s %10.3f %10.3f %10.3f %10.3f\n", label, load.Millis(l.P50), load.Millis(l.P90), load.Millis(l.P99), load.Millis(l.Max))
+	}
+	row("user message, from just before the send", d.UserMessage)
+	row("reply, from the sender's response (- = first)", d.Reply)
+	row("the send itself (its response has the reply)", d.Send)
+}
+
+// idleTable shows the database load of the idle waiting clients.
+func idleTable(w io.Writer, r *idleResult) {
+	fmt.Fprintf(w, "Postgres load of %d idle waiting clients (long-polls with wait=%s), round trips counted on the wire\n", r.Clients, r.Wait)
+	fmt.Fprintf(w, "  %-62s %8.2f /s  (%d in %s)\n", "every poll held (the first part of the window)", r.HeldPerSec, r.HeldRT.roundTrips(), r.HeldPart)
+	fmt.Fprintf(w, "  %-62s %8.2f /s  (%d in %s, %d polls ended and were sent again)\n", "the whole window", r.WindowPerSec, r.WindowRT.roundTrips(), r.Window, r.PollsEnded)
+	fmt.Fprintf(w, "  %-62s %8.2f\n", "round trips per long-poll sent (measured at the start)", r.SetupPerPoll)
+	fmt.Fprintf(w, "  (polling every 250 ms instead would be %d queries/s)\n", r.Clients*4)
 }
 
 // benchmarkTable lists Go benchmark results, ns/op first, then the other units alphabetically.

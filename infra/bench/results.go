@@ -22,8 +22,12 @@ type results struct {
 	Postgres     string          `json:"postgres,omitempty"` // the bench database, password hidden
 	Route        []routeRun      `json:"route,omitempty"`
 	Gateway      *gatewayResult  `json:"gateway,omitempty"`
+	Chat         *chatResult     `json:"chat,omitempty"`
+	Delivery     *deliveryResult `json:"delivery,omitempty"`
+	Idle         *idleResult     `json:"idle,omitempty"`
 	Router       []goBenchmark   `json:"router,omitempty"`
 	Ledger       []goBenchmark   `json:"ledger,omitempty"`
+	Synthesis    []goBenchmark   `json:"synthesis,omitempty"`
 	Sizes        []bootstrapSize `json:"sizes,omitempty"`
 	Steps        []stepResult    `json:"steps"`
 	OK           bool            `json:"ok"`
@@ -69,11 +73,16 @@ type settings struct {
 	BenchTime  string   `json:"benchtime"`
 	MockDelay  string   `json:"mock_delay"`
 	Only       []string `json:"only"`
+
+	ChatDuration     string `json:"chat_duration"`
+	DeliveryMessages int    `json:"delivery_messages"`
+	IdleWindow       string `json:"idle_window"`
 }
 
 func settingsOf(c config) settings {
 	return settings{Duration: c.duration.String(), GWDuration: c.gwDuration.String(), Warmup: c.warmup.String(),
-		BenchTime: c.benchTime, MockDelay: c.mockDelay.String(), Only: c.only}
+		BenchTime: c.benchTime, MockDelay: c.mockDelay.String(), Only: c.only,
+		ChatDuration: c.chatDuration.String(), DeliveryMessages: c.deliveryMessages, IdleWindow: c.idleWindow.String()}
 }
 
 // routeRun is one /ai-router/route load.
@@ -110,8 +119,10 @@ func (b *bench) header(ctx context.Context) {
 	b.printf("cpu      %d x %s\n", m.CPUs, m.CPUModel)
 	b.printf("load     %s (1/5/15 min; anything else running skews every number below)\n", m.LoadAvg)
 	b.printf("note     the load generator (in this process), the dev server, the mock upstream and Postgres all share these CPUs\n")
-	b.printf("settings BENCH_DURATION=%s BENCH_GW_DURATION=%s BENCH_WARMUP=%s BENCH_TIME=%s BENCH_MOCK_DELAY=%s BENCH_ONLY=%s\n",
-		b.cfg.duration, b.cfg.gwDuration, b.cfg.warmup, b.cfg.benchTime, b.cfg.mockDelay, strings.Join(b.cfg.only, ","))
+	b.printf("settings BENCH_DURATION=%s BENCH_GW_DURATION=%s BENCH_WARMUP=%s BENCH_TIME=%s BENCH_MOCK_DELAY=%s\n",
+		b.cfg.duration, b.cfg.gwDuration, b.cfg.warmup, b.cfg.benchTime, b.cfg.mockDelay)
+	b.printf("         BENCH_CHAT_DURATION=%s BENCH_DELIVERY_MESSAGES=%d BENCH_IDLE_WINDOW=%s BENCH_ONLY=%s\n",
+		b.cfg.chatDuration, b.cfg.deliveryMessages, b.cfg.idleWindow, strings.Join(b.cfg.only, ","))
 }
 
 // output runs a short command and returns its stdout.

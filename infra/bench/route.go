@@ -64,6 +64,12 @@ func (b *bench) load(ctx context.Context, o load.Options) (load.Summary, error) 
 	case o.Token != "":
 		shown += ` -token "$TOKEN"`
 	}
+	return b.runLoad(ctx, o, shown)
+}
+
+// runLoad runs the load generator as o says (its warm-up included), after printing shown, the
+// command that does the same by hand.
+func (b *bench) runLoad(ctx context.Context, o load.Options, shown string) (load.Summary, error) {
 	b.printf("$ %s\n", shown)
 	s, err := load.Run(ctx, o)
 	if err != nil {
@@ -74,7 +80,7 @@ func (b *bench) load(ctx context.Context, o load.Options) (load.Summary, error) 
 		s.Requests, s.Elapsed.Seconds(), s.RPS, load.Millis(s.P50), load.Millis(s.P90), load.Millis(s.P99), load.Millis(s.Max),
 		s.Errors, s.StatusList())
 	if s.Errors > 0 {
-		return s, fmt.Errorf("%d of %d requests to %s failed", s.Errors, s.Requests, o.URL)
+		return s, fmt.Errorf("%d of %d requests to %s failed", s.Errors, s.Requests, s.URL)
 	}
 	return s, nil
 }

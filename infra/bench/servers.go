@@ -111,13 +111,14 @@ type server struct {
 
 // droppedEnv are variables of the caller's environment the dev server must not see: provider
 // settings (no run may reach a real provider; HELIX_OFFLINE unset is the dev server's default,
-// only providers without a key answer from the offline model), kill-switch overrides (they would
-// change what is measured), and the variables each run sets itself.
+// only providers without a key answer from the offline model), kill-switch overrides and chat
+// settings (they would change what is measured), and the variables each run sets itself.
 func droppedEnv(name string) bool {
 	switch name {
 	case "HELIX_OFFLINE", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "GEMINI_API_KEY", "GEMINI_BASE_URL",
 		"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "HELIX_OPENAI_COMPAT_PROVIDERS", "ENABLE_MAINTENANCE_MODE",
-		"PORT", "DATABASE_URL", "HELIX_LOG_LEVEL", "HELIX_DB_MAX_CONNS", "HELIX_DB_EXEC_MODE":
+		"PORT", "DATABASE_URL", "HELIX_LOG_LEVEL", "HELIX_DB_MAX_CONNS", "HELIX_DB_EXEC_MODE",
+		"HELIX_SYNTHESIZE_EVERY", "HELIX_SYNTHESIS_IDLE", "HELIX_CHAT_HISTORY_TOKENS", "HELIX_CHAT_MEMORY_TOKENS":
 		return true
 	}
 	return strings.HasPrefix(name, "DISABLE_")
@@ -138,11 +139,17 @@ func serverEnv(environ []string, extra ...string) []string {
 // startDevServer starts the dev server on a free port against the bench database, with extra
 // environment (NAME=value), and waits until /healthz answers. The caller stops it.
 func (b *bench) startDevServer(ctx context.Context, name string, extra ...string) (*server, error) {
+	return b.startDevServerOn(ctx, name, b.dbURL, extra...)
+}
+
+// startDevServerOn is startDevServer against the database at dbURL (the bench database through
+// the round-trip counting proxy, say).
+func (b *bench) startDevServerOn(ctx context.Context, name, dbURL string, extra ...string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	env := append([]string{"PORT=" + strconv.Itoa(port), "DATABASE_URL=" + b.dbURL, "HELIX_LOG_LEVEL=warn",
+	env := append([]string{"PORT=" + strconv.Itoa(port), "DATABASE_URL=" + dbURL, "HELIX_LOG_LEVEL=warn",
 		"HELIX_DB_MAX_CONNS=" + strconv.Itoa(serverMaxConns)}, extra...)
 	s, err := b.startServer(name, exec.Command(b.devserver), serverEnv(os.Environ(), env...))
 	if err != nil {

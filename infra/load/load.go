@@ -13,7 +13,9 @@
 // recorded.
 //
 // Options.Tokens spreads the load over several users: worker i sends Tokens[i mod n] (so 64
-// workers with 64 tokens give each worker a user of its own).
+// workers with 64 tokens give each worker a user of its own). Options.URLs does the same for the
+// URL (each worker its own resource, say a chat session), and Options.BodyFunc makes every
+// request's body anew (say with a fresh idempotency key), where Body sends the same one each time.
 package load
 
 import (
@@ -25,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,12 +37,17 @@ import (
 // Options describe a run. The zero values of Method and Timeout have defaults; the rest must be
 // set (see Check).
 type Options struct {
-	URL         string
-	Method      string   // default POST with a Body, else GET
-	Token       string   // bearer token of every worker, or "" for none
-	Tokens      []string // instead of Token: worker i sends Tokens[i%len(Tokens)]
-	Body        string   // request body, sent as application/json
-	Concurrency int      // workers, each with one request in flight
+	URL    string
+	URLs   []string // instead of URL: worker i sends to URLs[i%len(URLs)]
+	Method string   // default POST with a Body or BodyFunc, else GET
+	Token  string   // bearer token of every worker, or "" for none
+	Tokens []string // instead of Token: worker i sends Tokens[i%len(Tokens)]
+	Body   string   // request body, sent as application/json
+	// BodyFunc, instead of Body, returns the body of worker's next request, sent as
+	// application/json; it is called once per request (the first probe and the warm-up
+	// included), from the workers' goroutines at once, so it must be safe for concurrent use.
+	BodyFunc    func(worker int) string
+	Concurrency int // workers, each with one request in flight
 	Duration    time.Duration
 	Warmup      time.Duration // unmeasured load before the measured run (0 for none)
 	Timeout     time.Duration // per request; default DefaultTimeout
@@ -51,8 +59,14 @@ const DefaultTimeout = 10 * time.Second
 // Check reports the first option a run cannot start with.
 func (o Options) Check() error {
 	switch {
-	case o.URL == "":
+	case o.URL == "" && len(o.URLs) == 0:
 		return errors.New("the URL is required")
+	case o.URL != "" && len(o.URLs) > 0:
+		return errors.New("a URL and a URL list exclude each other")
+	case slices.Contains(o.URLs, ""):
+		return errors.New("the URL list holds an empty URL")
+	case o.Body != "" && o.BodyFunc != nil:
+		return errors.New("a body and a body function exclude each other")
 	case o.Concurrency < 1:
 		return errors.New("the concurrency must be at least 1")
 	case o.Duration <= 0:
@@ -72,7 +86,7 @@ func (o Options) method() string {
 	switch {
 	case o.Method != "":
 		return o.Method
-	case o.Body != "":
+	case o.Body != "" || o.BodyFunc != nil:
 		return http.MethodPost
 	default:
 		return http.MethodGet
@@ -116,6 +130,19 @@ func (o Options) authHeaders() []string {
 		}
 	}
 	return h
+}
+
+// urls returns the URL each worker sends to.
+func (o Options) urls() []string {
+	u := make([]string, o.Concurrency)
+	for w := range u {
+		if len(o.URLs) > 0 {
+			u[w] = o.URLs[w%len(o.URLs)]
+		} else {
+			u[w] = o.URL
+		}
+	}
+	return u
 }
 
 // distinct counts the different non-empty values.
@@ -174,7 +201,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		if err := ctx.Err(); err != nil {
 			return Summary{}, err
 		}
-		return Summary{}, fmt.Errorf("first request to %s failed (status %s); check the URL, token and body", o.URL, status)
+		return Summary{}, fmt.Errorf("first request to %s failed (status %s); check the URL, token and body", o.urls()[0], status)
 	}
 	sent, succeeded := 1, 1
 	if o.Warmup > 0 {
@@ -206,6 +233,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	s.Sent, s.Succeeded = sent, succeeded
 	s.Tokens = distinct(auth)
 	s.URL, s.Method, s.Concurrency = o.URL, o.method(), o.Concurrency
+	if len(o.URLs) > 0 {
+		s.URL, s.URLs = o.URLs[0], distinct(o.urls())
+	}
 	s.Statuses = statuses
 	s.CPUs, s.GOMAXPROCS = runtime.NumCPU(), runtime.GOMAXPROCS(0)
 	return s, nil
@@ -214,16 +244,21 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 // newSender returns the function the workers send with.
 func newSender(ctx context.Context, client *http.Client, o Options, auth []string) sendFunc {
 	method := o.method()
+	urls := o.urls()
 	return func(worker int) (string, bool) {
 		var body io.Reader
-		if o.Body != "" {
+		hasBody := o.Body != ""
+		switch {
+		case o.BodyFunc != nil:
+			body, hasBody = strings.NewReader(o.BodyFunc(worker)), true
+		case hasBody:
 			body = strings.NewReader(o.Body)
 		}
-		req, err := http.NewRequestWithContext(ctx, method, o.URL, body)
+		req, err := http.NewRequestWithContext(ctx, method, urls[worker], body)
 		if err != nil {
 			return "transport", false
 		}
-		if o.Body != "" {
+		if hasBody {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		if auth[worker] != "" {

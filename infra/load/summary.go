@@ -37,6 +37,9 @@ type Summary struct {
 	Succeeded int `json:"succeeded"`
 	// Tokens is how many different bearer tokens the workers sent (0: none).
 	Tokens int `json:"tokens"`
+	// URLs is how many different URLs the workers sent to, with Options.URLs (URL is the
+	// first); 0 when every worker sent to URL.
+	URLs int `json:"urls,omitempty"`
 }
 
 // MarshalJSON writes the durations as milliseconds.
@@ -114,6 +117,9 @@ func (s Summary) StatusList() string {
 func (s Summary) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s  concurrency %d  %.1fs", s.Method, s.URL, s.Concurrency, s.Elapsed.Seconds())
+	if s.URLs > 1 {
+		fmt.Fprintf(&b, " (and %d more URLs)", s.URLs-1)
+	}
 	if s.Tokens > 1 {
 		fmt.Fprintf(&b, "  %d tokens", s.Tokens)
 	}
