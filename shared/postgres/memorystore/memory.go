@@ -383,8 +383,9 @@ func (m *Memory) Due(ctx context.Context, idle, stale time.Duration, limit int) 
 }
 
 // RankedInsightsSQL ranks a user's active insights for a message: relevance (full-text match of
-// the insight against the message, any word counting; ts_rank, by word frequency, ranks one-fact
-// insights as well as ts_rank_cd's cover density at a fifth of its cost), then salience (strength, which for a
+// the insight against the message: 0.4 per distinct word (lexeme) of the message the insight
+// has, counted over tsvector arrays, which costs a fraction of ts_rank_cd over a long message),
+// then salience (strength, which for a
 // routine is its faded confidence (see memory.Insight.Strength), reinforcement, recency of the
 // last reinforcement, which fades over a month or so). Routines weaker than $5 are left out.
 // Arguments: $1 user, $2 text, $3 now, $4 limit, $5 the weakest routine strength kept (0 keeps
@@ -399,9 +400,9 @@ WITH ranked AS (
    WHERE user_id = $1 AND invalidated_at IS NULL
 )
 SELECT insight_id::text, layer, text, confidence::float8, reinforcement_count, valid_from, last_reinforced_at
-  FROM ranked
+  FROM ranked, (SELECT tsvector_to_array(to_tsvector('english', $2)) AS words) AS query
  WHERE layer <> 5 OR strength >= $5::float8
- ORDER BY ts_rank(search, replace(plainto_tsquery('english', $2)::text, '&', '|')::tsquery) * 4
+ ORDER BY (SELECT count(*) FROM unnest(tsvector_to_array(search)) AS w WHERE w = ANY (query.words)) * 0.4
           + strength
           + least(reinforcement_count, 10) * 0.05
           + 1.0 / (1.0 + extract(epoch FROM ($3::timestamptz - last_reinforced_at)) / 2592000.0) DESC,
