@@ -205,8 +205,8 @@ func (e *env) seed(t *testing.T, user, conv string) {
 			replyTo = &prev
 		}
 		if _, err := e.core.Pool.Exec(ctx, `
-			INSERT INTO session_messages (conversation_id, seq, role, content, reply_to_seq)
-			VALUES ($1, $2, $3, $4, $5)`, conv, seq, m.role, m.content, replyTo); err != nil {
+			INSERT INTO session_messages (conversation_id, seq, role, content, reply_to_seq, model_used)
+			VALUES ($1, $2, $3, $4, $5, CASE WHEN $3 = 'assistant' THEN 'deepseek' END)`, conv, seq, m.role, m.content, replyTo); err != nil {
 			t.Fatalf("seed message %d of %s: %v", seq, conv, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -76,8 +77,8 @@ type Send struct {
 
 // Validate checks the message on its own.
 func (p Policy) Validate(s Send) error {
-	if s.Content == "" {
-		return fault.New(fault.MissingField, "content is required")
+	if strings.TrimSpace(s.Content) == "" {
+		return fault.New(fault.MissingField, "content is required (a message of only whitespace has none)")
 	}
 	if n := utf8.RuneCountInString(s.Content); n > p.MaxContent {
 		return fault.Errorf(fault.InvalidField, "content must be at most %d characters, got %d", p.MaxContent, n)

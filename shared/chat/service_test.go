@@ -595,7 +595,7 @@ func TestPolicyValidate(t *testing.T) {
 		{name: "one over", s: Send{Content: strings.Repeat("a", 11)}, want: fault.InvalidField, message: "at most 10 characters, got 11"},
 		{name: "multibyte at the limit", s: Send{Content: strings.Repeat("é", 10)}},
 		{name: "multibyte over", s: Send{Content: strings.Repeat("日", 11)}, want: fault.InvalidField, message: "got 11"},
-		{name: "whitespace only is content", s: Send{Content: "   "}},
+		{name: "whitespace only is no content", s: Send{Content: " \n\t "}, want: fault.MissingField, message: "content is required"},
 		{name: "NUL: the edge's check", s: Send{Content: "a\x00b"}},
 		{name: "invalid UTF-8: the edge's check", s: Send{Content: "a\xffb"}},
 		{name: "client message id not checked here", s: Send{Content: "Hi", ClientMessageID: strings.Repeat("x", 1000)}},

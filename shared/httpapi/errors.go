@@ -61,11 +61,12 @@ var statuses = map[fault.Code]int{
 
 // retryAfter is how long a client should wait before retrying a refusal that passes by itself
 // (sent as Retry-After): maintenance windows are minutes, and a provider's open circuit breaker
-// cools down in 30 s.
+// cools down in 30 s; a chat reply in production takes a few seconds.
 var retryAfter = map[fault.Code]time.Duration{
 	fault.Maintenance:          2 * time.Minute,
 	fault.ProvidersUnavailable: 30 * time.Second,
 	fault.Timeout:              time.Second,
+	fault.ReplyInProgress:      2 * time.Second,
 }
 
 // StatusOf is the HTTP status of a code.

@@ -84,25 +84,32 @@ func New(cfg Config, store Store, now func() time.Time) *Guard {
 
 // Matches reports whether content is a step-up attempt: it starts with the phrase.
 func (g *Guard) Matches(content string) bool {
+	_, ok := g.cut(content)
+	return ok
+}
+
+// cut returns what follows the phrase (the key, trimmed) when content starts with it. The phrase
+// matches in any case and whatever follows it, a space or not: a mistyped attempt
+// ("thanos_mode <key>", "THANOS_MODE<key>") is still an attempt, so its key is redacted rather than
+// stored and sent to a model. (It also fails: the key must follow the phrase after whitespace.)
+func (g *Guard) cut(content string) (string, bool) {
 	p := g.cfg.Phrase
-	if p == "" {
-		return false
+	t := strings.TrimSpace(content)
+	if p == "" || len(t) < len(p) || !strings.EqualFold(t[:len(p)], p) {
+		return "", false
 	}
-	// Any whitespace after the phrase (a tab, CRLF, a no-break space) makes it an attempt: the
-	// rest is the key, and must never be stored or sent to a model.
-	rest, ok := strings.CutPrefix(strings.TrimSpace(content), p)
-	if !ok {
-		return false
+	rest := t[len(p):]
+	if r, _ := utf8.DecodeRuneInString(rest); rest != "" && !unicode.IsSpace(r) {
+		return "", true // glued to the phrase: an attempt, but no key
 	}
-	r, _ := utf8.DecodeRuneInString(rest)
-	return rest == "" || unicode.IsSpace(r)
+	return strings.TrimSpace(rest), true
 }
 
 // Check verifies a step-up message of userID in a conversation and records the attempt. Only the
 // creator can be verified; anyone else's attempt fails the same way (after the same bcrypt work,
 // so its timing says nothing either).
 func (g *Guard) Check(ctx context.Context, userID, conversationID, content string) (Result, time.Time, error) {
-	key := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(content), g.cfg.Phrase))
+	key, _ := g.cut(content)
 	now := g.now()
 	a, err := g.store.Attempt(ctx, userID, now.Add(-g.cfg.Window), func(failures int) Attempt {
 		a := Attempt{UserID: userID, ConversationID: conversationID, At: now}

@@ -94,8 +94,9 @@ func newGuard(cfg stepup.Config) (*stepup.Guard, *memStore, *clock) {
 	return stepup.New(cfg, s, c.Now), s, c
 }
 
-// TestMatches: a step-up message is the phrase, exactly as configured (case counts), alone or
-// followed by a space or a newline, with surrounding whitespace ignored; nothing else is one.
+// TestMatches: a step-up message starts with the phrase, in any case, whatever follows it
+// (surrounding whitespace ignored): a mistyped attempt must be redacted too. A message that only
+// mentions the phrase later is not one.
 func TestMatches(t *testing.T) {
 	g, _, _ := newGuard(config())
 	tests := []struct {
@@ -109,10 +110,10 @@ func TestMatches(t *testing.T) {
 		{"  " + phrase + " " + key + "\n", true},
 		{"\n\t" + phrase, true},
 		{phrase + " ", true},
-		{"thanos_mode " + key, false},
-		{"Thanos_Mode " + key, false},
-		{phrase + key, false},
-		{phrase + "_EXTRA " + key, false},
+		{"thanos_mode " + key, true},
+		{"Thanos_Mode " + key, true},
+		{phrase + key, true},
+		{phrase + "_EXTRA " + key, true},
 		{"say " + phrase + " " + key, false},
 		{"I typed " + phrase + " yesterday", false},
 		{"", false},
@@ -393,5 +394,28 @@ func TestAnswer(t *testing.T) {
 	}
 	if !strings.Contains(stepup.Answer(stepup.Verified), "verified") || !strings.Contains(stepup.Answer(stepup.Locked), "too many failed attempts") {
 		t.Errorf("answers: %q, %q", stepup.Answer(stepup.Verified), stepup.Answer(stepup.Locked))
+	}
+}
+
+// TestMistypedAttempts: the phrase in another case still carries the key after whitespace; a key
+// glued to the phrase is an attempt (redacted by the caller) that fails, even when it is right.
+func TestMistypedAttempts(t *testing.T) {
+	tests := []struct {
+		content string
+		want    stepup.Result
+	}{
+		{"thanos_mode " + key, stepup.Verified},
+		{phrase + key, stepup.Failed},
+		{"thanos_mode" + key, stepup.Failed},
+	}
+	for _, tt := range tests {
+		g, _, _ := newGuard(config())
+		if !g.Matches(tt.content) {
+			t.Errorf("Matches(%q) = false: the key would be stored and sent to a model", tt.content)
+		}
+		got, _, err := g.Check(t.Context(), creator, "c1", tt.content)
+		if err != nil || got != tt.want {
+			t.Errorf("Check(%q) = %v, %v; want %v", tt.content, got, err, tt.want)
+		}
 	}
 }

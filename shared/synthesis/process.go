@@ -165,8 +165,16 @@ func (p *Processor) run(ctx context.Context, j Job) (Outcome, Work, error) {
 	if set.Enabled(toggles.DisableSynthesis) {
 		return skip("disabled")
 	}
-	if len(w.Messages) == 0 {
+	if w.Through <= w.After {
 		return skip("nothing_new")
+	}
+	if len(w.Messages) == 0 {
+		// Only turns not to learn from (a step-up): nothing to ask a model, but the stretch is
+		// done, so the conversation is not sent again for it.
+		if _, err := p.Store.Commit(context.WithoutCancel(ctx), j, w, Result{Summary: w.Summary}); err != nil {
+			return "", w, err
+		}
+		return Done, w, nil
 	}
 	r, err := p.learn(ctx, j, w)
 	var exceeded *budget.ExceededError

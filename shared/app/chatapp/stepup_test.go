@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -88,7 +89,10 @@ type env struct {
 	responses                []string // every response body the test received
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with more settings (they win over the step-up ones).
+func newEnvWith(t *testing.T, extra map[string]string) *env {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte(stepUpKey), bcrypt.MinCost)
 	if err != nil {
@@ -102,12 +106,14 @@ func newEnv(t *testing.T) *env {
 	e.deepSeek.SetDefault(llmtest.OK("Happy to help."))
 	// Everything, debug lines included: the key must be in none of them.
 	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := apitest.NewAppEnv(t, tokens, map[string]string{
+	settings := map[string]string{
 		"HELIX_STEPUP_PHRASE":       phrase,
 		"HELIX_STEPUP_KEY_HASH":     string(hash),
 		"HELIX_CREATOR_USER_ID":     creatorUser,
 		"HELIX_STEPUP_MAX_FAILURES": fmt.Sprint(maxFailures),
-	}, e.pool, logger)
+	}
+	maps.Copy(settings, extra)
+	a := apitest.NewAppEnv(t, tokens, settings, e.pool, logger)
 	gp, err := gemini.New(context.Background(), gemini.Config{BaseURL: e.gemini.URL, APIKey: geminiKey})
 	if err != nil {
 		t.Fatal(err)
@@ -465,27 +471,52 @@ func TestSendEdgeChecks(t *testing.T) {
 // every later reply's system prompt carries it, since the history sent never reaches back past
 // the summary's end: the summary is the model's only knowledge of those turns.
 func TestSummaryInPrompt(t *testing.T) {
-	e := newEnv(t)
-	session := e.createSession(t, "alice")
-	e.send(t, "alice", session, "I'm planning a trip to Lisbon with my sister Ana.")
-	e.send(t, "alice", session, "We land on May 3rd.")
 	const summary = "Alice is planning a trip to Lisbon with her sister Ana; they land on May 3rd."
-	if _, err := e.pool.Exec(context.Background(),
-		`UPDATE conversations SET summary = $2, summary_through_seq = 4 WHERE conversation_id = $1`, session, summary); err != nil {
-		t.Fatal(err)
+	// setUp sends two exchanges and writes the summary synthesis would write over them.
+	setUp := func(t *testing.T, e *env) string {
+		session := e.createSession(t, "alice")
+		e.send(t, "alice", session, "I'm planning a trip to Lisbon with my sister Ana.")
+		e.send(t, "alice", session, "We land on May 3rd.")
+		if _, err := e.pool.Exec(context.Background(),
+			`UPDATE conversations SET summary = $2, summary_through_seq = 4 WHERE conversation_id = $1`, session, summary); err != nil {
+			t.Fatal(err)
+		}
+		return session
 	}
-	for i, content := range []string{"What should we pack?", "And where should we eat?", "Thanks!"} {
-		e.send(t, "alice", session, content)
-		chat := e.lastChat(t)
-		var sent []string
+	sent := func(chat []chatMessage) string {
+		var out []string
 		for _, m := range chat[1:] {
-			sent = append(sent, m.Content)
+			out = append(out, m.Content)
 		}
-		if !strings.Contains(chat[0].Content, summary) {
-			t.Errorf("reply %d after the summary: the system prompt lacks it, and the model was sent only %q", i+1, sent)
-		}
-		if strings.Contains(strings.Join(sent, "\n"), "Lisbon") {
-			t.Errorf("reply %d: turns the summary covers were sent as history: %q", i+1, sent)
-		}
+		return strings.Join(out, "\n")
 	}
+
+	t.Run("every turn fits: sent word for word, no summary needed", func(t *testing.T) {
+		e := newEnv(t)
+		session := setUp(t, e)
+		e.send(t, "alice", session, "What should we pack?")
+		chat := e.lastChat(t)
+		if !strings.Contains(sent(chat), "Lisbon") {
+			t.Errorf("the summarized turns were left out though they fit: %q", sent(chat))
+		}
+		if strings.Contains(chat[0].Content, summary) {
+			t.Error("the summary was sent alongside every turn it covers")
+		}
+	})
+	t.Run("older turns left out: the summary stands in for them", func(t *testing.T) {
+		e := newEnvWith(t, map[string]string{"HELIX_CHAT_HISTORY_TOKENS": "500"})
+		session := setUp(t, e)
+		long := strings.Repeat("Packing lists are long. ", 25) // 600 bytes: over the budget alone
+		e.send(t, "alice", session, long)                      // the first four turns still fit behind it
+		for i := range 2 {
+			e.send(t, "alice", session, long) // now the long turn before it fills the budget
+			chat := e.lastChat(t)
+			if strings.Contains(sent(chat), "Lisbon") {
+				t.Fatalf("reply %d: the budget of 500 bytes still sent the first turn: %q", i+1, sent(chat))
+			}
+			if !strings.Contains(chat[0].Content, summary) {
+				t.Errorf("reply %d: older turns left out and the system prompt lacks the summary", i+1)
+			}
+		}
+	})
 }

@@ -134,7 +134,10 @@ func checkTitle(t string) (string, error) {
 func (h *handlers) create(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	var body SessionCreate
 	if err := httpapi.DecodeJSON(r, &body); err != nil {
-		return err
+		// Every field is optional, so no body at all is a session without a title.
+		if fe, ok := fault.From(err); !ok || fe.Code != fault.EmptyBody {
+			return err
+		}
 	}
 	title, err := checkTitle(body.Title)
 	if err != nil {

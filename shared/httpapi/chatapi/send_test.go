@@ -184,7 +184,11 @@ func TestSendWhileReplying(t *testing.T) {
 	e.model.waitEntered(t) // the first reply is being produced
 
 	second := uuid.NewString()
-	wantError(t, e.send(t, e.alice, s.ID, "Second", second), http.StatusConflict, "reply_in_progress")
+	busy := e.send(t, e.alice, s.ID, "Second", second)
+	wantError(t, busy, http.StatusConflict, "reply_in_progress")
+	if got := busy.Header.Get("Retry-After"); got != "2" {
+		t.Errorf("Retry-After = %q, want 2 (seconds: a reply takes a few)", got)
+	}
 	if row, _ := e.sessionRow(t, s.ID); row.Messages != 1 {
 		t.Errorf("%d messages stored while the first reply is produced, want the first only", row.Messages)
 	}

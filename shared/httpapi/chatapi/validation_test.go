@@ -142,7 +142,6 @@ func TestRefusedRequests(t *testing.T) {
 		{"include_invalidated not a boolean", "GET", "/me/insights?include_invalidated=yes", "", 400, "invalid_field"},
 
 		// POST /chat/sessions
-		{"create: empty body", "POST", "/chat/sessions", "", 400, "empty_body"},
 		{"create: unknown field", "POST", "/chat/sessions", `{"title":"x","color":"red"}`, 400, "unknown_field"},
 		{"create: title a number", "POST", "/chat/sessions", `{"title":5}`, 400, "invalid_type"},
 		{"create: an array", "POST", "/chat/sessions", `[{"title":"x"}]`, 400, "invalid_type"},
@@ -229,6 +228,13 @@ func TestAcceptedAtTheLimits(t *testing.T) {
 	if ex.User.Content != content || ex.User.ClientMessageID != cmid {
 		t.Errorf("sent %d characters with id of %d bytes; stored %d characters, id %q", 16_000, 256, len([]rune(ex.User.Content)), ex.User.ClientMessageID)
 	}
+	// No body at all creates a session without a title (every field is optional).
+	var untitled chatapi.SessionView
+	decodeStatus(t, e.do(t, http.MethodPost, "/chat/sessions", e.alice, ""), http.StatusCreated, &untitled)
+	if untitled.Title != "" || untitled.ID == "" {
+		t.Errorf("session created without a body = %+v, want an id and no title", untitled)
+	}
+
 	// Omitted, the client message id is made by the server.
 	decodeStatus(t, e.do(t, http.MethodPost, "/chat/sessions/"+s.ID+"/messages", e.alice, `{"content":"no id"}`), http.StatusCreated, &ex)
 	if uuid.Validate(ex.User.ClientMessageID) != nil {

@@ -350,7 +350,7 @@ func (g *generator) array(m map[string]any, salt, depth int) any {
 	return out
 }
 
-// str builds a string that honors format and length: free text says "offline".
+// str builds a string that honors format and length: free text says "offline model".
 func str(m map[string]any, salt int, hint string) string {
 	s := text(hint, salt)
 	switch m["format"] {
@@ -393,7 +393,7 @@ func str(m map[string]any, salt int, hint string) string {
 }
 
 func text(hint string, salt int) string {
-	s := "offline"
+	s := "offline model"
 	if hint != "" {
 		s += " " + strings.ReplaceAll(hint, "_", " ")
 	}

@@ -190,12 +190,13 @@ const (
 	beginMessageSQL      = `SELECT ` + messageColumns + ` FROM session_messages m
 		WHERE m.conversation_id = $1 AND m.seq = (SELECT reply_seq FROM conversations WHERE conversation_id = $1 AND user_id = $2)`
 	// beginHistorySQL: the newest messages before the one answered whose contents fit in $3
-	// bytes, never older than the summary's end.
+	// bytes. Summarized turns are included while they fit: the summary stands in only for what
+	// does not (the model keeps the last turns word for word right after a synthesis too).
 	beginHistorySQL = `SELECT ` + messageColumns + ` FROM (
 		SELECT m.*, sum(octet_length(m.content)) OVER (ORDER BY m.seq DESC) AS used
 		  FROM session_messages m, conversations c
 		 WHERE c.conversation_id = $1 AND c.user_id = $2 AND m.conversation_id = c.conversation_id
-		   AND m.seq < c.reply_seq AND m.seq > c.summary_through_seq
+		   AND m.seq < c.reply_seq
 		 ORDER BY m.seq DESC LIMIT 500) AS h
 		WHERE used <= $3 ORDER BY seq`
 	trustSQL = `SELECT trust_level::float8 FROM user_profiles WHERE user_id = $1`

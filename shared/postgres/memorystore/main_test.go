@@ -86,7 +86,8 @@ func (e *env) conversation(t *testing.T, user string, n int64, lastActivity time
 	e.exec(t, `INSERT INTO conversations (conversation_id, user_id, last_seq, created_at, updated_at, last_activity_at)
 	           VALUES ($1, $2, $3, $4, $4, $4)`, id, user, n, lastActivity)
 	for s := int64(1); s <= n; s++ {
-		e.exec(t, `INSERT INTO session_messages (conversation_id, seq, role, content, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		e.exec(t, `INSERT INTO session_messages (conversation_id, seq, role, content, created_at, model_used)
+			VALUES ($1, $2, $3, $4, $5, CASE WHEN $3 = 'assistant' THEN 'deepseek' END)`,
 			id, s, role(s), message(s), lastActivity)
 	}
 	return id

@@ -13,6 +13,7 @@ import (
 
 	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/memory"
+	"github.com/helixhq/helix/shared/stepup"
 	"github.com/helixhq/helix/shared/synthesis"
 )
 
@@ -181,19 +182,27 @@ func (m *Memory) Claim(ctx context.Context, j synthesis.Job, lease time.Duration
 	if w.Through <= w.After {
 		return w, nil // nothing new: the caller records the job and releases the lease
 	}
-	rows, _ := m.pool.Query(ctx, `SELECT seq, role, content FROM session_messages
+	rows, _ := m.pool.Query(ctx, `SELECT seq, role, content, coalesce(model_used, '') FROM session_messages
 		 WHERE conversation_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
 		j.ConversationID, w.After, w.Through, maxMessages)
 	var msg synthesis.Message
-	_, err = pgx.ForEachRow(rows, []any{&msg.Seq, &msg.Role, &msg.Content}, func() error {
+	var model string
+	fetched := int64(0)
+	_, err = pgx.ForEachRow(rows, []any{&msg.Seq, &msg.Role, &msg.Content, &model}, func() error {
+		fetched = msg.Seq
+		// Step-up turns (the redacted attempt and Helix's own answer, which no model wrote) are
+		// nothing to learn about the user from.
+		if (msg.Role == "user" && msg.Content == stepup.Redacted) || (msg.Role == "assistant" && model == "") {
+			return nil
+		}
 		w.Messages = append(w.Messages, msg)
 		return nil
 	})
 	if err != nil {
 		return w, fmt.Errorf("claim synthesis: messages: %w", err)
 	}
-	if n := len(w.Messages); n > 0 {
-		w.Through = w.Messages[n-1].Seq // a long stretch is learned in parts
+	if fetched > 0 {
+		w.Through = fetched // a long stretch is learned in parts
 	}
 	return w, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/memory"
 	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/stepup"
 	"github.com/helixhq/helix/shared/synthesis"
 	"github.com/helixhq/helix/shared/toggles"
 )
@@ -858,5 +859,47 @@ func TestProcessLearnsALongStretchInParts(t *testing.T) {
 				t.Errorf("job record %+v, want done", got)
 			}
 		})
+	}
+}
+
+// Step-up turns (the redacted attempt, and Helix's own answer, which no model wrote) are never
+// learned from; a stretch of nothing else is done without asking a model.
+func TestStepUpTurnsAreNotLearnedFrom(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	conv := e.conversation(t, "alice", 2, t0) // 1 user, 2 assistant
+	e.exec(t, `INSERT INTO session_messages (conversation_id, seq, role, content, reply_to_seq) VALUES
+		($1, 3, 'user', $2, NULL), ($1, 4, 'assistant', 'Step-up verified: creator mode is on in this conversation.', 3)`,
+		conv, stepup.Redacted)
+	e.exec(t, `UPDATE conversations SET last_seq = 4 WHERE conversation_id = $1`, conv)
+
+	w, err := e.mem.Claim(ctx, synthesis.Job{ConversationID: conv, UserID: "alice", ThroughSeq: 4}, lease, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, m := range w.Messages {
+		seqs = append(seqs, m.Seq)
+	}
+	if !slices.Equal(seqs, []int64{1, 2}) || w.Through != 4 {
+		t.Errorf("claimed messages %v through %d, want [1 2] through 4 (the step-up turns left out, still covered)", seqs, w.Through)
+	}
+	if err := e.mem.Release(ctx, synthesis.Job{ConversationID: conv, UserID: "alice", ThroughSeq: 4}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A stretch of only step-up turns: done, no model call, and not due again.
+	only := e.conversation(t, "alice", 0, t0)
+	e.exec(t, `INSERT INTO session_messages (conversation_id, seq, role, content, reply_to_seq) VALUES
+		($1, 1, 'user', $2, NULL), ($1, 2, 'assistant', 'Step-up failed.', 1)`, only, stepup.Redacted)
+	e.exec(t, `UPDATE conversations SET last_seq = 2 WHERE conversation_id = $1`, only)
+	exec := &scriptedExec{answer: `{"summary":"s","actions":[]}`}
+	p := newProcessor(t, e, exec)
+	out, err := p.Process(ctx, synthesis.Job{ConversationID: only, UserID: "alice", ThroughSeq: 2})
+	if err != nil || out != synthesis.Done || exec.count() != 0 {
+		t.Errorf("Process = %q, %v with %d model calls; want done with none", out, err, exec.count())
+	}
+	if got := scalar[int64](t, e, `SELECT synthesized_seq FROM conversations WHERE conversation_id = $1`, only); got != 2 {
+		t.Errorf("synthesized through %d, want 2", got)
 	}
 }
