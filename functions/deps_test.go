@@ -32,13 +32,15 @@ var roles = map[string]string{
 	"shared/intelligence": "domain", "shared/llm": "domain", "shared/oplog": "domain",
 	"shared/router": "domain", "shared/toggles": "domain", "shared/ttlcache": "domain",
 	"shared/chat": "domain", "shared/memory": "domain", "shared/synthesis": "domain",
-	"shared/stepup": "domain", "shared/structured": "domain",
+	"shared/stepup": "domain", "shared/structured": "domain", "shared/auditlog": "domain",
+	"shared/outbox": "domain",
 
 	// adapters: Postgres and the model providers, implementing the domain's ports.
 	"shared/postgres": "adapter", "shared/llm/anthropic": "adapter", "shared/llm/gemini": "adapter",
 	"shared/llm/openaicompat": "adapter", "shared/llm/offline": "adapter",
 	"shared/llm/internal/wire": "adapter", "shared/llm/providers": "adapter",
 	"shared/queue/sqsqueue": "adapter", "shared/queue/inproc": "adapter", "shared/postgres/chatstore": "adapter", "shared/postgres/memorystore": "adapter",
+	"shared/postgres/auditstore": "adapter", "shared/discord": "adapter",
 
 	// transport: HTTP and Lambda events in, domain calls out.
 	"shared/httpapi": "transport", "shared/httpapi/budgetapi": "transport",
@@ -56,7 +58,7 @@ var roles = map[string]string{
 	// no binary links them).
 	"shared/apitest": "testsupport", "shared/lambdatest": "testsupport", "shared/pgtest": "testsupport",
 	"shared/app/routeapp/routeapptest": "testsupport", "shared/llm/llmtest": "testsupport",
-	"shared/queue/sqstest": "testsupport",
+	"shared/queue/sqstest": "testsupport", "shared/discord/discordtest": "testsupport",
 }
 
 // Which roles a role may import (besides itself for transport and wiring, and the standard
@@ -107,7 +109,7 @@ var mustNotLink = map[string][]string{
 // noFunctionLinks applies to every function.
 var noFunctionLinks = []string{
 	"shared/apitest", "shared/lambdatest", "shared/pgtest", "shared/app/routeapp/routeapptest",
-	"shared/llm/llmtest", "infra", "github.com/pressly/goose",
+	"shared/llm/llmtest", "shared/queue/sqstest", "shared/discord/discordtest", "infra", "github.com/pressly/goose",
 }
 
 // httpOnly may be linked only by functions that serve HTTP (whose main uses app/httpapp):

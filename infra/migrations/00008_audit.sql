@@ -61,6 +61,8 @@ CREATE TABLE discord_outbox (
     dead_at         TIMESTAMPTZ
 );
 CREATE INDEX discord_outbox_undelivered ON discord_outbox (channel, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
+-- The last digest's window.
+CREATE INDEX discord_outbox_kind ON discord_outbox (kind, id);
 
 -- A channel whose webhook answered 404 is gone: nothing is sent to it until an operator sets
 -- a new webhook (a deployment with another URL clears it).

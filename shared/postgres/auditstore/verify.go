@@ -1,0 +1,160 @@
+package auditstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/helixhq/helix/shared/auditlog"
+)
+
+// Report is what a verification found.
+type Report struct {
+	From    int64 // the first entry checked
+	Checked int64 // entries checked
+	Size    int64 // the tree size reached
+	Root    tlog.Hash
+	// Checkpoints are the stored checkpoints within the walk whose signature and root were
+	// checked against the tree.
+	Checkpoints int
+	// Broken is the first entry found wrong (nil: everything checked holds).
+	Broken *auditlog.Broken
+}
+
+// verifyBatch is how many entries a walk reads at a time.
+const verifyBatch = 5000
+
+// Verify re-walks the chain and the tree from entry from (0: the start) to the end: every entry's
+// place, its link to the one before, its hash against its contents, and every hash the tree
+// stores for it; at each stored checkpoint's size, the checkpoint's signature (when a verifier
+// is given) and its root against the tree's. A walk from the middle trusts the stored tree up to
+// from only as far as that size's checkpoint vouches for it: from must be 0 or the size of a
+// stored checkpoint, whose signature and root are checked first.
+func (l *Log) Verify(ctx context.Context, from int64, v note.Verifier) (Report, error) {
+	rep := Report{From: from}
+	checkpoints, err := l.checkpointRoots(ctx, v)
+	if err != nil {
+		return rep, err
+	}
+	prev := auditlog.Genesis()
+	var frontier []tlog.Hash
+	if from > 0 {
+		root, ok := checkpoints[from]
+		if !ok {
+			return rep, fmt.Errorf("%w: verification starts at 0 or at a checkpoint's size", ErrNotFound)
+		}
+		if frontier, err = readHashes(ctx, l.pool, auditlog.FrontierIndexes(from)); err != nil {
+			return rep, err
+		}
+		start, _ := auditlog.NewAppender(from, frontier)
+		if got, err := start.Root(); err != nil || got != root {
+			rep.Broken = &auditlog.Broken{Seq: from - 1, Reason: "the stored tree at the starting checkpoint does not match its signed root"}
+			return rep, err
+		}
+		last, err := l.Entry(ctx, from-1)
+		if err != nil {
+			return rep, err
+		}
+		prev = last.Hash
+	}
+	w, err := auditlog.NewWalker(from, prev, frontier)
+	if err != nil {
+		return rep, err
+	}
+	for {
+		entries, err := l.Entries(ctx, w.Next()-1, verifyBatch)
+		if err != nil {
+			return rep, err
+		}
+		if len(entries) == 0 {
+			break
+		}
+		first, last := entries[0].Seq, entries[len(entries)-1].Seq
+		stored, err := l.storedRange(ctx, tlog.StoredHashIndex(0, min(first, w.Next())), tlog.StoredHashIndex(0, last+1))
+		if err != nil {
+			return rep, err
+		}
+		for _, e := range entries {
+			var mine []auditlog.StoredHash
+			lo, hi := tlog.StoredHashIndex(0, e.Seq), tlog.StoredHashIndex(0, e.Seq+1)
+			for i := lo; i < hi; i++ {
+				if h, ok := stored[i]; ok {
+					mine = append(mine, auditlog.StoredHash{Index: i, Hash: h})
+				}
+			}
+			if err := w.Check(e, mine); err != nil {
+				var b *auditlog.Broken
+				if errors.As(err, &b) {
+					rep.Broken = b
+					rep.Size = w.Next()
+					return rep, nil
+				}
+				return rep, err
+			}
+			rep.Checked++
+			if root, ok := checkpoints[w.Next()]; ok {
+				got, err := w.Root()
+				if err != nil {
+					return rep, err
+				}
+				if got != root {
+					rep.Broken = &auditlog.Broken{Seq: e.Seq, Reason: fmt.Sprintf("the tree of %d entries does not match its signed checkpoint", w.Next())}
+					rep.Size = w.Next()
+					return rep, nil
+				}
+				rep.Checkpoints++
+			}
+		}
+	}
+	rep.Size = w.Next()
+	rep.Root, err = w.Root()
+	return rep, err
+}
+
+// storedRange reads the stored tree hashes with indexes in [lo, hi).
+func (l *Log) storedRange(ctx context.Context, lo, hi int64) (map[int64]tlog.Hash, error) {
+	rows, err := l.pool.Query(ctx, `SELECT idx, hash FROM audit_tree_hashes WHERE idx >= $1 AND idx < $2`, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[int64]tlog.Hash, hi-lo)
+	for rows.Next() {
+		var idx int64
+		var hash []byte
+		if err := rows.Scan(&idx, &hash); err != nil {
+			return nil, err
+		}
+		if len(hash) == tlog.HashSize {
+			out[idx] = tlog.Hash(hash)
+		}
+	}
+	return out, rows.Err()
+}
+
+// checkpointRoots reads the stored checkpoints' roots by size. With a verifier, a checkpoint
+// whose signature does not verify, or whose signed text disagrees with its columns, is an error:
+// someone wrote it without the key.
+func (l *Log) checkpointRoots(ctx context.Context, v note.Verifier) (map[int64]tlog.Hash, error) {
+	list, err := l.Checkpoints(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]tlog.Hash, len(list))
+	for _, c := range list {
+		if v != nil {
+			signed, err := auditlog.OpenCheckpoint(c.Signed, v)
+			if err != nil {
+				return nil, fmt.Errorf("stored checkpoint of size %d: %w", c.Size, err)
+			}
+			if signed.Size != c.Size || signed.Root != c.Root {
+				return nil, fmt.Errorf("stored checkpoint of size %d: its signed text says size %d", c.Size, signed.Size)
+			}
+		}
+		out[c.Size] = c.Root
+	}
+	return out, nil
+}
