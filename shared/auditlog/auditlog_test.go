@@ -36,8 +36,8 @@ func TestEncodeIsUnambiguous(t *testing.T) {
 	add(func(e *auditlog.Entry) { e.Seq = 8 })
 	add(func(e *auditlog.Entry) { e.PrevHash[0] ^= 1 })
 	add(func(e *auditlog.Entry) { e.At = e.At.Add(time.Microsecond) })
-	add(func(e *auditlog.Entry) { e.Kind = "operatio"; e.Actor = "nab" })      // a byte moved across fields
-	add(func(e *auditlog.Entry) { e.Actor = "a"; e.Payload = `b{"x":1}` })       // idem
+	add(func(e *auditlog.Entry) { e.Kind = "operatio"; e.Actor = "nab" })  // a byte moved across fields
+	add(func(e *auditlog.Entry) { e.Actor = "a"; e.Payload = `b{"x":1}` }) // idem
 	add(func(e *auditlog.Entry) { e.Payload = `{"x":2}` })
 	add(func(e *auditlog.Entry) { e.Kind = "admin_change" })
 	seen := map[string]int{}

@@ -42,7 +42,7 @@ type CheckpointItem struct {
 // Route says which channels an audit entry goes to: admin changes to commands (price changes to
 // file-changes too); operations that failed, fell back or were refused for budget to api, one by
 // one (the rest go in the minute's digest); heartbeats; deployments and migrations to
-// file-changes; synthesis runs to consciousness; alerts and step-up attempts to alerts.
+// file-changes; synthesis runs that learned to consciousness; alerts and step-up attempts to alerts.
 func Route(e auditlog.Entry) []Channel {
 	switch e.Kind {
 	case auditlog.AdminChange:
@@ -65,6 +65,11 @@ func Route(e auditlog.Entry) []Channel {
 	case auditlog.Deployment, auditlog.Migration:
 		return []Channel{FileChanges}
 	case auditlog.Synthesis:
+		// Runs that learned; skipped ones (over budget, disabled, nothing new) stay in the log.
+		var run auditlog.SynthesisRun
+		if json.Unmarshal([]byte(e.Payload), &run) == nil && run.Status != "done" {
+			return nil
+		}
 		return []Channel{Consciousness}
 	case auditlog.Alert, auditlog.StepUp:
 		return []Channel{Alerts}

@@ -12,8 +12,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/approval"
+	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 )
 
 // Approvals reads and writes the approvals table.
@@ -115,11 +117,20 @@ func (s *Approvals) DecideApproval(ctx context.Context, id string, approve bool,
 	if approve {
 		status = approval.StatusApproved
 	}
-	rows, _ := s.pool.Query(ctx, `
-		UPDATE approvals SET status = $2, decided_by = $3, decided_at = now()
-		 WHERE approval_id = $1 AND status = 'pending' AND expires_at > now()
-		RETURNING `+approvalColumns, id, string(status), actor)
-	a, err := pgx.CollectExactlyOneRow(rows, scanApproval)
+	var a approval.Approval
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `
+			UPDATE approvals SET status = $2, decided_by = $3, decided_at = now()
+			 WHERE approval_id = $1 AND status = 'pending' AND expires_at > now()
+			RETURNING `+approvalColumns, id, string(status), actor)
+		var err error
+		if a, err = pgx.CollectExactlyOneRow(rows, scanApproval); err != nil {
+			return err
+		}
+		return auditstore.Record(ctx, tx, adminChange(actor, auditlog.ChangedApproval, id,
+			map[string]any{"status": string(approval.StatusPending)},
+			map[string]any{"status": string(a.Status), "user_id": a.UserID, "operation_id": a.OperationID}, false))
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, gerr := s.get(ctx, id); gerr != nil {
 			return a, gerr

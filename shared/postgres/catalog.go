@@ -10,9 +10,11 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/fault"
 	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 )
 
 // Catalog reads and edits ai_models and ai_model_routes.
@@ -83,6 +85,7 @@ func (c *Catalog) UpdateRoute(ctx context.Context, operationID string, change ca
 		for _, m := range list {
 			models[m.Key] = m
 		}
+		before := r
 		if err := change.ApplyTo(&r, models); err != nil {
 			return err
 		}
@@ -95,8 +98,10 @@ func (c *Catalog) UpdateRoute(ctx context.Context, operationID string, change ca
 			RETURNING `+routeColumns,
 			operationID, r.PrimaryModel, r.FallbackModel, r.Enabled, r.RequiresApproval,
 			r.MaxOutputTokens, string(r.Criticality), actor)
-		out, err = pgx.CollectExactlyOneRow(rows, scanRoute)
-		return err
+		if out, err = pgx.CollectExactlyOneRow(rows, scanRoute); err != nil {
+			return err
+		}
+		return auditstore.Record(ctx, tx, adminChange(actor, auditlog.ChangedRoute, operationID, routeFacts(before), routeFacts(out), false))
 	})
 	return out, err
 }
@@ -120,6 +125,7 @@ func (c *Catalog) UpdateModel(ctx context.Context, key string, change catalog.Mo
 			v := key + "@" + now.Format("20060102T150405.000Z")
 			change.PriceVersion = &v
 		}
+		before := m
 		if err := change.ApplyTo(&m); err != nil {
 			return err
 		}
@@ -156,8 +162,10 @@ func (c *Catalog) UpdateModel(ctx context.Context, key string, change catalog.Mo
 			key, m.APIModel, int64(m.InputPerMTok), int64(m.OutputPerMTok), int64(m.CachedInputPerMTok),
 			int64(m.CacheWritePerMTok), int64(m.CacheWrite1hPerMTok), m.PriceVersion, m.Enabled,
 			m.DirectAccess, actor, now)
-		out, err = pgx.CollectExactlyOneRow(rows, scanModel)
-		return err
+		if out, err = pgx.CollectExactlyOneRow(rows, scanModel); err != nil {
+			return err
+		}
+		return auditstore.Record(ctx, tx, adminChange(actor, auditlog.ChangedModel, key, modelFacts(before), modelFacts(out), change.Reprices()))
 	})
 	return out, err
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 )
 
 // Ledger is the Postgres budget ledger. Each operation is a single SQL statement whose
@@ -170,14 +172,23 @@ func (l *Ledger) SetLimits(ctx context.Context, userID string, lim budget.Limits
 	if err := lim.Validate(); err != nil {
 		return budget.Day{}, err
 	}
-	_, err := l.pool.Exec(ctx, `
-		INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by, updated_at)
-		VALUES ($1, $2, $3, $4, now())
-		ON CONFLICT (user_id) DO UPDATE
-		   SET daily_limit_nano = EXCLUDED.daily_limit_nano,
-		       warning_threshold_nano = EXCLUDED.warning_threshold_nano,
-		       updated_by = EXCLUDED.updated_by, updated_at = now()`,
-		userID, int64(lim.DailyLimit), int64(lim.Warning), actor)
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		before, err := l.limitsIn(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by, updated_at)
+			VALUES ($1, $2, $3, $4, now())
+			ON CONFLICT (user_id) DO UPDATE
+			   SET daily_limit_nano = EXCLUDED.daily_limit_nano,
+			       warning_threshold_nano = EXCLUDED.warning_threshold_nano,
+			       updated_by = EXCLUDED.updated_by, updated_at = now()`,
+			userID, int64(lim.DailyLimit), int64(lim.Warning), actor); err != nil {
+			return err
+		}
+		return auditstore.Record(ctx, tx, adminChange(actor, auditlog.ChangedBudget, userID, limitsFacts(before), limitsFacts(lim), false))
+	})
 	if err != nil {
 		return budget.Day{}, fmt.Errorf("set limits: %w", err)
 	}
@@ -202,16 +213,23 @@ UPDATE user_budgets SET
 // UpdateLimits implements budget.Ledger.
 func (l *Ledger) UpdateLimits(ctx context.Context, userID string, daily, warning *money.Nano, actor string) (budget.Day, error) {
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		before, err := l.limitsIn(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING`,
 			userID, int64(l.defaults.DailyLimit), int64(l.defaults.Warning), actor); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, updateLimitsSQL, pgx.NamedArgs{
+		var after budget.Limits
+		if err := tx.QueryRow(ctx, updateLimitsSQL+` RETURNING daily_limit_nano, warning_threshold_nano`, pgx.NamedArgs{
 			"user_id": userID, "daily": nullableNano(daily), "warning": nullableNano(warning), "actor": actor,
-		})
-		return err
+		}).Scan(&after.DailyLimit, &after.Warning); err != nil {
+			return err
+		}
+		return auditstore.Record(ctx, tx, adminChange(actor, auditlog.ChangedBudget, userID, limitsFacts(before), limitsFacts(after), false))
 	})
 	if isCheckViolation(err) {
 		return budget.Day{}, budget.ErrInvalidLimits
@@ -220,6 +238,17 @@ func (l *Ledger) UpdateLimits(ctx context.Context, userID string, daily, warning
 		return budget.Day{}, fmt.Errorf("update limits: %w", err)
 	}
 	return l.Today(ctx, userID)
+}
+
+// limitsIn reads a user's limits, locked for the change (the defaults when the user has none).
+func (l *Ledger) limitsIn(ctx context.Context, tx pgx.Tx, userID string) (budget.Limits, error) {
+	lim := l.defaults
+	err := tx.QueryRow(ctx, `SELECT daily_limit_nano, warning_threshold_nano FROM user_budgets WHERE user_id = $1 FOR UPDATE`, userID).
+		Scan(&lim.DailyLimit, &lim.Warning)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return l.defaults, nil
+	}
+	return lim, err
 }
 
 func nullableNano(n *money.Nano) *int64 {

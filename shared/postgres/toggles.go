@@ -2,11 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/helixhq/helix/shared/auditlog"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 	"github.com/helixhq/helix/shared/toggles"
 )
 
@@ -42,13 +45,28 @@ func (s *Toggles) LoadToggles(ctx context.Context) (map[string]toggles.Toggle, e
 
 // SetToggle implements toggles.Store.
 func (s *Toggles) SetToggle(ctx context.Context, key string, enabled bool, actor string) (toggles.Toggle, error) {
-	rows, _ := s.pool.Query(ctx, `
-		INSERT INTO feature_toggles (toggle_key, enabled, updated_by, updated_at)
-		VALUES ($1, $2, $3, now())
-		ON CONFLICT (toggle_key) DO UPDATE
-		   SET enabled = EXCLUDED.enabled, updated_by = EXCLUDED.updated_by, updated_at = now()
-		RETURNING `+toggleColumns, key, enabled, actor)
-	t, err := pgx.CollectExactlyOneRow(rows, scanToggle)
+	var t toggles.Toggle
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var was *bool
+		if err := tx.QueryRow(ctx, `SELECT enabled FROM feature_toggles WHERE toggle_key = $1 FOR UPDATE`, key).Scan(&was); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		rows, _ := tx.Query(ctx, `
+			INSERT INTO feature_toggles (toggle_key, enabled, updated_by, updated_at)
+			VALUES ($1, $2, $3, now())
+			ON CONFLICT (toggle_key) DO UPDATE
+			   SET enabled = EXCLUDED.enabled, updated_by = EXCLUDED.updated_by, updated_at = now()
+			RETURNING `+toggleColumns, key, enabled, actor)
+		var err error
+		if t, err = pgx.CollectExactlyOneRow(rows, scanToggle); err != nil {
+			return err
+		}
+		var before any
+		if was != nil {
+			before = toggleFacts(toggles.Toggle{Enabled: *was})
+		}
+		return auditstore.Record(ctx, tx, adminChange(actor, auditlog.ChangedToggle, key, before, toggleFacts(t), false))
+	})
 	if err != nil {
 		return t, fmt.Errorf("set toggle %s: %w", key, err)
 	}

@@ -394,6 +394,23 @@ func TestStepUpLockout(t *testing.T) {
 	if got := e.attempts(t); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("stepup_attempts %+v, want %+v", got, want)
 	}
+	// Every attempt is in the audit log, in order (and from there in #helix-alerts).
+	var results []string
+	rows, err := e.pool.Query(context.Background(), `SELECT actor, payload::jsonb->>'result' FROM audit_pending WHERE kind = 'stepup' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var actor, result string
+		if err := rows.Scan(&actor, &result); err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, actor+":"+result)
+	}
+	rows.Close()
+	if got, want := strings.Join(results, " "), strings.Repeat(creatorUser+":failed ", 3)+creatorUser+":locked"; got != want {
+		t.Errorf("audited step-ups %q, want %q", got, want)
+	}
 	if until := e.steppedUpUntil(t, session); until != nil {
 		t.Errorf("stepped_up_until = %v after a lockout, want none", until)
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/helixhq/helix/shared/auditlog"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 	"github.com/helixhq/helix/shared/stepup"
 )
 
@@ -37,9 +39,20 @@ func (s *StepUps) Attempt(ctx context.Context, userID string, since time.Time, d
 		if a.ConversationID != "" {
 			conv = &a.ConversationID
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO stepup_attempts (user_id, conversation_id, success, locked, attempted_at) VALUES ($1, $2, $3, $4, $5)`,
-			userID, conv, a.Success, a.Locked, a.At)
-		return err
+		if _, err := tx.Exec(ctx, `INSERT INTO stepup_attempts (user_id, conversation_id, success, locked, attempted_at) VALUES ($1, $2, $3, $4, $5)`,
+			userID, conv, a.Success, a.Locked, a.At); err != nil {
+			return err
+		}
+		// Every attempt is in the audit chain (and so in #helix-alerts), never the key.
+		result := "failed"
+		switch {
+		case a.Locked:
+			result = "locked"
+		case a.Success:
+			result = "verified"
+		}
+		return auditstore.Record(ctx, tx, auditlog.Event{Kind: auditlog.StepUp, Actor: userID,
+			Payload: auditlog.StepUpAttempt{UserID: userID, ConversationID: a.ConversationID, Result: result}})
 	})
 	if err != nil {
 		return a, fmt.Errorf("step-up attempt: %w", err)

@@ -11,8 +11,10 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/ident"
 	"github.com/helixhq/helix/shared/memory"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 	"github.com/helixhq/helix/shared/stepup"
 	"github.com/helixhq/helix/shared/synthesis"
 )
@@ -237,24 +239,26 @@ func (m *Memory) Commit(ctx context.Context, j synthesis.Job, w synthesis.Work, 
 		}
 		if tag.RowsAffected() == 0 {
 			counts = synthesis.Counts{}
-			return recordJob(ctx, tx, j, w, "skipped", "superseded", counts, r)
+			return recordJob(ctx, tx, j, w, "skipped", "superseded", counts, nil, r)
 		}
+		layers := map[string]int{}
 		for _, a := range r.Actions {
-			if err := applyAction(ctx, tx, j, a, now, &counts); err != nil {
+			if err := applyAction(ctx, tx, j, a, now, &counts, layers); err != nil {
 				return err
 			}
 		}
 		if w.Through < j.ThroughSeq {
 			// A part of a longer stretch: the job is not done until its last part is, so a later
 			// delivery (or the sweep) can claim the rest.
-			return recordJob(ctx, tx, j, w, "skipped", "partial", counts, r)
+			return recordJob(ctx, tx, j, w, "skipped", "partial", counts, layers, r)
 		}
-		return recordJob(ctx, tx, j, w, "done", "", counts, r)
+		return recordJob(ctx, tx, j, w, "done", "", counts, layers, r)
 	})
 	return counts, err
 }
 
-func applyAction(ctx context.Context, tx pgx.Tx, j synthesis.Job, a memory.Action, now time.Time, counts *synthesis.Counts) error {
+// applyAction applies one action, counting what it changed, overall and per layer (by name).
+func applyAction(ctx context.Context, tx pgx.Tx, j synthesis.Job, a memory.Action, now time.Time, counts *synthesis.Counts, layers map[string]int) error {
 	evidence := func(id string, kind memory.Kind) error {
 		for _, seq := range a.Evidence {
 			if _, err := tx.Exec(ctx, `
@@ -281,17 +285,24 @@ func applyAction(ctx context.Context, tx pgx.Tx, j synthesis.Job, a memory.Actio
 			return err
 		}
 		counts.Added++
+		layers[a.Layer.Name()]++
 		return evidence(id, memory.Add)
 	case memory.Reinforce:
-		tag, err := tx.Exec(ctx, `
+		var layer int16
+		err := tx.QueryRow(ctx, `
 			UPDATE conversation_insights
 			   SET reinforcement_count = reinforcement_count + 1, last_reinforced_at = $3,
 			       confidence = LEAST(1.0, confidence + (1.0 - confidence) * 0.2), updated_at = $3
-			 WHERE insight_id = $1 AND user_id = $2 AND invalidated_at IS NULL`, a.InsightID, j.UserID, now)
-		if err != nil || tag.RowsAffected() == 0 {
-			return err // an error, or invalidated meanwhile (by this run): nothing reinforced
+			 WHERE insight_id = $1 AND user_id = $2 AND invalidated_at IS NULL
+			RETURNING layer`, a.InsightID, j.UserID, now).Scan(&layer)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // invalidated meanwhile (by this run): nothing reinforced
+		}
+		if err != nil {
+			return err
 		}
 		counts.Reinforced++
+		layers[memory.Layer(layer).Name()]++
 		return evidence(a.InsightID, memory.Reinforce)
 	case memory.Update:
 		// A new version supersedes the old one, which is kept, invalidated and linked to it.
@@ -313,20 +324,28 @@ func applyAction(ctx context.Context, tx pgx.Tx, j synthesis.Job, a memory.Actio
 			return err
 		}
 		counts.Updated++
+		layers[memory.Layer(layer).Name()]++
 		return evidence(id, memory.Update)
 	case memory.Invalidate:
-		tag, err := tx.Exec(ctx, `UPDATE conversation_insights SET invalidated_at = $3, updated_at = $3
-			 WHERE insight_id = $1 AND user_id = $2 AND invalidated_at IS NULL`, a.InsightID, j.UserID, now)
-		if err != nil || tag.RowsAffected() == 0 {
-			return err // an error, or already invalidated: nothing to record twice
+		var layer int16
+		err := tx.QueryRow(ctx, `UPDATE conversation_insights SET invalidated_at = $3, updated_at = $3
+			 WHERE insight_id = $1 AND user_id = $2 AND invalidated_at IS NULL RETURNING layer`, a.InsightID, j.UserID, now).Scan(&layer)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // already invalidated: nothing to record twice
+		}
+		if err != nil {
+			return err
 		}
 		counts.Invalidated++
+		layers[memory.Layer(layer).Name()]++
 		return evidence(a.InsightID, memory.Invalidate)
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
 }
 
-func recordJob(ctx context.Context, tx pgx.Tx, j synthesis.Job, w synthesis.Work, status, reason string, c synthesis.Counts, r synthesis.Result) error {
+// recordJob records the run in synthesis_jobs and in the audit log (counts and layers, never
+// what was learned).
+func recordJob(ctx context.Context, tx pgx.Tx, j synthesis.Job, w synthesis.Work, status, reason string, c synthesis.Counts, layers map[string]int, r synthesis.Result) error {
 	_, err := tx.Exec(ctx, `
 		INSERT INTO synthesis_jobs (conversation_id, through_seq, user_id, status, reason, messages, added,
 		                            reinforced, updated, invalidated, request_id, cost_nano, finished_at)
@@ -339,7 +358,14 @@ func recordJob(ctx context.Context, tx pgx.Tx, j synthesis.Job, w synthesis.Work
 		 WHERE synthesis_jobs.status <> 'done'`,
 		j.ConversationID, j.ThroughSeq, j.UserID, status, reason, len(w.Messages), c.Added, c.Reinforced,
 		c.Updated, c.Invalidated, r.RequestID, int64(r.Cost))
-	return err
+	if err != nil {
+		return err
+	}
+	return auditstore.Record(ctx, tx, auditlog.Event{Kind: auditlog.Synthesis, Actor: j.UserID, Payload: auditlog.SynthesisRun{
+		ConversationID: j.ConversationID, ThroughSeq: j.ThroughSeq, Status: status, Reason: reason,
+		Messages: len(w.Messages), Added: c.Added, Reinforced: c.Reinforced, Updated: c.Updated,
+		Invalidated: c.Invalidated, Layers: layers, CostNano: int64(r.Cost),
+	}})
 }
 
 // Skip implements synthesis.Store.
@@ -353,7 +379,7 @@ func (m *Memory) Skip(ctx context.Context, j synthesis.Job, w synthesis.Work, re
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM conversations WHERE conversation_id = $1)`, j.ConversationID).Scan(&exists); err != nil || !exists {
 			return err // a deleted conversation has nothing left to record against
 		}
-		return recordJob(ctx, tx, j, w, "skipped", reason, synthesis.Counts{}, synthesis.Result{})
+		return recordJob(ctx, tx, j, w, "skipped", reason, synthesis.Counts{}, nil, synthesis.Result{})
 	})
 }
 

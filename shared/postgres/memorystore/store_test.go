@@ -2,6 +2,7 @@ package memorystore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/memory"
 	"github.com/helixhq/helix/shared/money"
@@ -901,5 +903,40 @@ func TestStepUpTurnsAreNotLearnedFrom(t *testing.T) {
 	}
 	if got := scalar[int64](t, e, `SELECT synthesized_seq FROM conversations WHERE conversation_id = $1`, only); got != 2 {
 		t.Errorf("synthesized through %d, want 2", got)
+	}
+}
+
+// A synthesis run is in the audit log: counts and the layers it changed, never what was learned.
+func TestCommitIsAudited(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	conv, tea, city, _ := commitFixture(t, e)
+	j := synthesis.Job{ConversationID: conv, UserID: "alice", ThroughSeq: 6}
+	w, err := e.mem.Claim(ctx, j, lease, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := synthesis.Result{Summary: "SECRET-SUMMARY", Cost: 55, Actions: []memory.Action{
+		{Kind: memory.Add, Layer: memory.Transformation, Text: "SECRET-FACT", Confidence: 0.8, Evidence: []int64{1}},
+		{Kind: memory.Reinforce, InsightID: tea, Evidence: []int64{3}},
+		{Kind: memory.Update, InsightID: city, Text: "SECRET-CITY", Confidence: 0.9, Evidence: []int64{1}},
+	}}
+	if _, err := e.mem.Commit(ctx, j, w, r); err != nil {
+		t.Fatal(err)
+	}
+	var actor, payload string
+	if err := e.pool.QueryRow(ctx, `SELECT actor, payload FROM audit_pending WHERE kind = 'synthesis'`).Scan(&actor, &payload); err != nil {
+		t.Fatal(err)
+	}
+	var run auditlog.SynthesisRun
+	if err := json.Unmarshal([]byte(payload), &run); err != nil {
+		t.Fatal(err)
+	}
+	if actor != "alice" || run.Status != "done" || run.Added != 1 || run.Reinforced != 1 || run.Updated != 1 || run.CostNano != 55 ||
+		run.Layers["Transformation"] != 1 || len(run.Layers) < 2 {
+		t.Errorf("audited run by %s: %+v", actor, run)
+	}
+	if strings.Contains(payload, "SECRET") {
+		t.Errorf("the audit entry holds memory content: %s", payload)
 	}
 }
