@@ -8,7 +8,11 @@ FUNCTIONS := route budget chat synthesis
 # lambda.norpc drops the RPC mode provided.al2023 does not use; grpcnotrace stops grpc (pulled in by
 # the Gemini SDK) from importing x/net/trace, whose html/template use defeats the linker's dead-code
 # elimination and more than doubled the route binary (50 MB -> 29 MB).
-GOFLAGS_LAMBDA := -tags lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w"
+# HELIX_VERSION names the build in the audit log's deployment entries: the git revision where
+# there is one; sam build copies the sources without .git, so `make deploy` passes it in, and a
+# build without either is named by its time.
+HELIX_VERSION ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || date -u +build-%Y%m%dT%H%M%SZ)
+GOFLAGS_LAMBDA := -tags lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w -X github.com/helixhq/helix/shared/app.buildVersion=$(HELIX_VERSION)"
 PG := bash infra/pg/ensure.sh
 # staticcheck runs from its own module: resolving it inside ours would pull x/exp versions the proxy lacks.
 STATICCHECK_VERSION := v0.8.2
@@ -68,7 +72,7 @@ stepup-hash: ## read a step-up key on stdin and print its bcrypt hash for HELIX_
 	@go run ./infra/stepuphash
 
 deploy: ## sam build && sam deploy for ENV (default dev), see samconfig.toml
-	sam build && sam deploy --config-env $${ENV:-dev}
+	HELIX_VERSION="$(HELIX_VERSION)" sam build && sam deploy --config-env $${ENV:-dev}
 
 pg-stop: ## stop the project's own Postgres
 	bash infra/pg/stop.sh

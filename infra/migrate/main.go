@@ -31,6 +31,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(1)
 	}
+	if err := migrations.RecordApplied(ctx, url, sum); err != nil {
+		fmt.Fprintln(os.Stderr, "migrate: applied, but not recorded in the audit log:", err)
+		os.Exit(1)
+	}
 	if len(sum.Applied) == 0 {
 		fmt.Printf("migrate: the database is up to date (version %d)\n", sum.Version)
 		return

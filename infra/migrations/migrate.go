@@ -2,6 +2,7 @@ package migrations
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/helixhq/helix/shared/auditlog"
 )
 
 // Up applies every pending migration to the database at url (see Apply).
@@ -21,7 +24,8 @@ func Up(ctx context.Context, url string, log *slog.Logger) error {
 
 // Summary is what a run of the migrations did.
 type Summary struct {
-	Applied []string // the files applied by this run, in order
+	Applied  []string // the files applied by this run, in order
+	Versions []int64  // their versions
 	Version int64    // the database's version afterwards
 }
 
@@ -54,6 +58,7 @@ func Apply(ctx context.Context, url string, log *slog.Logger) (Summary, error) {
 	for _, r := range results {
 		if r.Source != nil {
 			sum.Applied = append(sum.Applied, filepath.Base(r.Source.Path))
+			sum.Versions = append(sum.Versions, r.Source.Version)
 		}
 	}
 	if err != nil {
@@ -63,4 +68,31 @@ func Apply(ctx context.Context, url string, log *slog.Logger) (Summary, error) {
 		return sum, fmt.Errorf("read the database version: %w", err)
 	}
 	return sum, nil
+}
+
+// RecordApplied puts the migrations a run applied in the audit log (and so in
+// #helix-file-changes), in one transaction. `make migrate` calls it; it needs the audit tables,
+// which the run has just made sure exist.
+func RecordApplied(ctx context.Context, url string, sum Summary) error {
+	if len(sum.Applied) == 0 {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return errors.New("record migrations: cannot connect to the database")
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for i, file := range sum.Applied {
+			payload, err := json.Marshal(auditlog.MigrationFacts{Version: sum.Versions[i], Source: file})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO audit_pending (kind, actor, payload) VALUES ($1, 'migrate', $2)`,
+				string(auditlog.Migration), string(payload)); err != nil {
+				return fmt.Errorf("record migration %s: %w", file, err)
+			}
+		}
+		return nil
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -44,8 +46,27 @@ func TestApplySaysWhatItDid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sum.Applied) != len(files) || sum.Applied[0] != filepath.Base(files[0]) || sum.Version != int64(len(files)) {
+	if len(sum.Applied) != len(files) || sum.Applied[0] != filepath.Base(files[0]) || sum.Version != int64(len(files)) ||
+		len(sum.Versions) != len(files) || sum.Versions[len(files)-1] != int64(len(files)) {
 		t.Fatalf("first run = %+v, want all %d files and version %d", sum, len(files), len(files))
+	}
+	// make migrate puts what it applied in the audit log, one event per file.
+	if err := migrations.RecordApplied(ctx, url, sum); err != nil {
+		t.Fatal(err)
+	}
+	conn, err = pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	var last string
+	if err := conn.QueryRow(ctx, `SELECT count(*), max(payload) FILTER (WHERE payload::jsonb->>'version' = $1) FROM audit_pending WHERE kind = 'migration'`,
+		strconv.Itoa(len(files))).Scan(&n, &last); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(files) || !strings.Contains(last, filepath.Base(files[len(files)-1])) {
+		t.Errorf("%d migrations recorded (last %s), want %d", n, last, len(files))
 	}
 	sum, err = migrations.Apply(ctx, url, nil)
 	if err != nil || len(sum.Applied) != 0 || sum.Version != int64(len(files)) {

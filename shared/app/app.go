@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/config"
 	"github.com/helixhq/helix/shared/postgres"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 	"github.com/helixhq/helix/shared/secrets"
 	"github.com/helixhq/helix/shared/toggles"
 )
@@ -83,7 +85,46 @@ func Boot(ctx context.Context, o Options) (*Core, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The first cold start of a version is a deployment (audit log, #helix-file-changes). A
+	// database without the audit tables yet (migrations not run) must not stop the function.
+	version := Version(env)
+	if err := auditstore.RecordDeployment(ctx, pool, o.Function, version); err != nil {
+		log.Warn("deployment not recorded in the audit log", "version", version, "err", err)
+	}
 	return &Core{Config: cfg, Log: log, Pool: pool}, nil
+}
+
+// buildVersion is set at link time (the Makefile's HELIX_VERSION).
+var buildVersion string
+
+// Version names the code running: the build's version (HELIX_VERSION at link time, else the VCS
+// revision the binary was built from, "+dirty" for uncommitted changes), and the Lambda version
+// it runs as, when it is one.
+func Version(env map[string]string) string {
+	if buildVersion != "" {
+		if v := env["AWS_LAMBDA_FUNCTION_VERSION"]; v != "" {
+			return buildVersion + "@" + v
+		}
+		return buildVersion
+	}
+	rev, dirty := "unknown", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value[:min(12, len(s.Value))]
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+	}
+	if dirty {
+		rev += "+dirty"
+	}
+	if v := env["AWS_LAMBDA_FUNCTION_VERSION"]; v != "" {
+		return rev + "@" + v
+	}
+	return rev
 }
 
 // resolveEnv replaces every secret reference in env with its value.

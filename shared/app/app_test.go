@@ -15,6 +15,7 @@ import (
 	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/pgtest"
 	"github.com/helixhq/helix/shared/secrets"
+	"github.com/jackc/pgx/v5"
 )
 
 var pg *pgtest.Server
@@ -110,5 +111,38 @@ func TestBootDefaults(t *testing.T) {
 	}
 	if core.Config.Providers.Offline == 0 {
 		t.Error("the HELIX_OFFLINE default was not applied")
+	}
+}
+
+// The first cold start of a version records a deployment; the next cold starts of it do not.
+func TestColdStartRecordsADeploymentOncePerVersion(t *testing.T) {
+	url := pg.NewDatabase(t)
+	boot := func(lambdaVersion string) {
+		core, err := app.Boot(t.Context(), app.Options{Function: "synthesis", LogOut: io.Discard,
+			Environ: []string{"DATABASE_URL=" + url, "AWS_LAMBDA_FUNCTION_VERSION=" + lambdaVersion}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		core.Pool.Close()
+	}
+	boot("7")
+	boot("7")
+	boot("8")
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	rows, _ := conn.Query(t.Context(), `SELECT actor, payload::jsonb->>'version' FROM audit_pending WHERE kind = 'deployment' ORDER BY id`)
+	var got []string
+	for rows.Next() {
+		var fn, v string
+		if err := rows.Scan(&fn, &v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fn+" "+v)
+	}
+	if len(got) != 2 || !strings.HasSuffix(got[0], "@7") || !strings.HasSuffix(got[1], "@8") || !strings.HasPrefix(got[0], "synthesis ") {
+		t.Errorf("deployments recorded %q, want synthesis @7 then @8", got)
 	}
 }
