@@ -83,6 +83,12 @@ type Provider interface {
 	Complete(ctx context.Context, req Request) (Response, error)
 }
 
+// Prober is a provider that can check its health without spending anything (it lists its
+// models). The audit function probes every enabled provider each minute for the breakers.
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
 // ErrorKind classifies provider failures for the pipeline's retry and failover decisions.
 type ErrorKind string
 

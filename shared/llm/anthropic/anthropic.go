@@ -100,6 +100,15 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 	return p.response(req, msg, reqID, ex.Status())
 }
 
+// Probe implements llm.Prober: one model of the model list, which costs nothing.
+func (p *Provider) Probe(ctx context.Context) error {
+	ctx, ex := wire.Track(ctx, false)
+	if _, err := p.client.Models.List(ctx, sdk.ModelListParams{Limit: sdk.Int(1)}); err != nil {
+		return p.classify(ctx, err, ex)
+	}
+	return nil
+}
+
 func (p *Provider) request(req llm.Request) (sdk.MessageNewParams, error) {
 	if req.MaxOutputTokens <= 0 {
 		return sdk.MessageNewParams{}, wire.NeedsMaxTokens(p.name)

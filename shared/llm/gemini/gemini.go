@@ -93,6 +93,15 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 	return p.response(req, resp, ex)
 }
 
+// Probe implements llm.Prober: one page of the model list, which costs nothing.
+func (p *Provider) Probe(ctx context.Context) error {
+	ctx, ex := wire.Track(ctx, false)
+	if _, err := p.client.Models.List(ctx, &genai.ListModelsConfig{PageSize: 1}); err != nil {
+		return p.classify(ctx, err, ex)
+	}
+	return nil
+}
+
 func (p *Provider) request(req llm.Request) ([]*genai.Content, *genai.GenerateContentConfig, error) {
 	if req.MaxOutputTokens <= 0 {
 		return nil, nil, wire.NeedsMaxTokens(p.name)

@@ -81,6 +81,30 @@ func Contract(t *testing.T, w Wire, model string, newProvider NewProviderFunc) {
 		}
 	}
 
+	t.Run("probe", func(t *testing.T) {
+		s, p := setup(t)
+		pr, ok := p.(llm.Prober)
+		if !ok {
+			t.Fatal("the adapter cannot be probed (llm.Prober): the audit function's health checks need it")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := pr.Probe(ctx); err != nil {
+			t.Fatalf("Probe of a healthy server: %v", err)
+		}
+		reqs := s.Requests()
+		if len(reqs) != 1 || reqs[0].Method != "GET" {
+			t.Fatalf("a probe sent %v, want one GET of the model list", reqs)
+		}
+		s.Script(Error(503, "overloaded"))
+		err := pr.Probe(ctx)
+		RequireError(t, err, llm.KindUnavailable)
+		noSecrets(t, err)
+		if n := len(s.Requests()); n != 2 {
+			t.Errorf("a failed probe made %d requests, want 1 (no retries)", n-1)
+		}
+	})
+
 	t.Run("success", func(t *testing.T) {
 		s, p := setup(t)
 		u := Usage{InputTokens: 100, CachedInputTokens: 40, CacheWriteTokens: 25, CacheWrite1hTokens: 7, OutputTokens: 30, ReasoningTokens: 12}

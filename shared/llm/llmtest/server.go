@@ -305,8 +305,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	wantKey := s.apiKey
 	s.mu.Unlock()
 
+	listing := s.listsModels(r.Method, r.URL.Path)
 	model, ok := s.route(r.Method, r.URL.Path, body)
-	if !ok {
+	if !ok && !listing {
 		s.writeError(w, exchange{reply: Error(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path), seq: seq})
 		return
 	}
@@ -349,7 +350,42 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case kindMalformed:
 		writeJSON(w, http.StatusOK, nil, []byte(s.malformedBody()))
 	default:
+		if listing {
+			s.writeModels(w)
+			return
+		}
 		s.writeAnswer(w, ex)
+	}
+}
+
+// listsModels: the wire's model listing (GET), what a health probe calls because it costs nothing.
+func (s *Server) listsModels(method, path string) bool {
+	if method != http.MethodGet {
+		return false
+	}
+	switch s.wire {
+	case OpenAI:
+		return strings.HasSuffix(path, "/models")
+	case Anthropic:
+		return path == "/v1/models"
+	default:
+		return path == "/v1beta/models" || path == "/v1/models"
+	}
+}
+
+// writeModels answers a model listing in the wire's shape.
+func (s *Server) writeModels(w http.ResponseWriter) {
+	switch s.wire {
+	case OpenAI:
+		writeJSON(w, http.StatusOK, nil, mustJSON(map[string]any{"object": "list",
+			"data": []any{map[string]any{"id": "deepseek-chat", "object": "model", "created": 1, "owned_by": "test"}}}))
+	case Anthropic:
+		writeJSON(w, http.StatusOK, map[string]string{"request-id": "req_models"}, mustJSON(map[string]any{
+			"data":     []any{map[string]any{"id": "claude-haiku-4-5", "type": "model", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-01T00:00:00Z"}},
+			"has_more": false, "first_id": "claude-haiku-4-5", "last_id": "claude-haiku-4-5"}))
+	default:
+		writeJSON(w, http.StatusOK, nil, mustJSON(map[string]any{"models": []any{map[string]any{
+			"name": "models/gemini-2.5-flash-lite", "displayName": "Gemini 2.5 Flash-Lite", "supportedGenerationMethods": []string{"generateContent"}}}}))
 	}
 }
 

@@ -87,6 +87,15 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 	return p.response(resp, ex)
 }
 
+// Probe implements llm.Prober: GET /models, which costs nothing.
+func (p *Provider) Probe(ctx context.Context) error {
+	ctx, ex := wire.Track(ctx, true)
+	if _, err := p.client.ListModels(ctx); err != nil {
+		return p.classify(ctx, err, ex)
+	}
+	return nil
+}
+
 func (p *Provider) request(req llm.Request) (openai.ChatCompletionRequest, error) {
 	if req.MaxOutputTokens <= 0 {
 		return openai.ChatCompletionRequest{}, wire.NeedsMaxTokens(p.name)
