@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,7 @@ type Config struct {
 	KillSwitches map[string]bool
 	Chat         Chat
 	Synthesis    Synthesis
+	Audit        Audit
 	// HTTP is read only when Load is asked for it (Parts.HTTP).
 	HTTP HTTP
 }
@@ -51,6 +53,25 @@ type Chat struct {
 	StepUpFailures  int           // HELIX_STEPUP_MAX_FAILURES: failed attempts before a lockout
 	StepUpWindow    time.Duration // HELIX_STEPUP_WINDOW: how far back failures count (and the lockout lasts)
 	SynthesizeEvery int           // HELIX_SYNTHESIZE_EVERY: user messages per synthesis job
+}
+
+// Audit configures the audit log's checkpoints and its Discord channels.
+type Audit struct {
+	// SigningKey signs checkpoints (HELIX_AUDIT_SIGNING_KEY, secret: a note private key,
+	// PRIVATE+KEY+name+hash+key, from `make audit-key`); only the audit function needs it.
+	SigningKey string
+	// VerifierKey is its public half (HELIX_AUDIT_VERIFIER_KEY), with which verification checks
+	// stored checkpoints' signatures.
+	VerifierKey string
+	// Webhooks are the Discord channels' webhook URLs (secrets), by variable name
+	// (DISCORD_WEBHOOK_COMMANDS, ...; see WebhookVars). A channel without one keeps its messages.
+	Webhooks map[string]string
+}
+
+// WebhookVars are the variables of the seven Discord channels' webhooks.
+func WebhookVars() []string {
+	return []string{"DISCORD_WEBHOOK_COMMANDS", "DISCORD_WEBHOOK_API", "DISCORD_WEBHOOK_HEARTBEAT",
+		"DISCORD_WEBHOOK_FILE_CHANGES", "DISCORD_WEBHOOK_CONSCIOUSNESS", "DISCORD_WEBHOOK_ALERTS", "DISCORD_WEBHOOK_HASH_CHAIN"}
 }
 
 // Synthesis configures the memory synthesis jobs.
@@ -180,6 +201,11 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 			QueueURL: r.str("HELIX_SYNTHESIS_QUEUE_URL", ""),
 			Idle:     r.duration("HELIX_SYNTHESIS_IDLE", 10*time.Minute),
 		},
+		Audit: Audit{
+			SigningKey:  r.str("HELIX_AUDIT_SIGNING_KEY", ""),
+			VerifierKey: r.str("HELIX_AUDIT_VERIFIER_KEY", ""),
+			Webhooks:    r.webhooks(),
+		},
 	}
 	if c.Chat.StepUpPhrase != "" {
 		if _, err := bcrypt.Cost([]byte(c.Chat.StepUpKeyHash)); err != nil || c.Chat.CreatorUserID == "" {
@@ -289,6 +315,26 @@ func validProviderName(name string) bool {
 
 // killSwitches reads ENABLE_MAINTENANCE_MODE and every DISABLE_* variable as a boolean; anything
 // else is an error, so a misspelt "ture" does not silently leave a switch off.
+// webhooks reads the Discord webhook URLs: https, or http to the local machine (tests, a local
+// relay). The error never repeats a URL: it is a secret.
+func (r *reader) webhooks() map[string]string {
+	out := map[string]string{}
+	for _, k := range WebhookVars() {
+		v := r.str(k, "")
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		local := err == nil && u.Scheme == "http" && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost" || u.Hostname() == "::1")
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !local) {
+			r.fail("%s must be a webhook URL (https://discord.com/api/webhooks/...)", k)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
 func (r *reader) killSwitches() map[string]bool {
 	out := map[string]bool{}
 	keys := make([]string, 0)

@@ -383,3 +383,26 @@ func TestKillSwitches(t *testing.T) {
 		})
 	}
 }
+
+func TestAuditSettings(t *testing.T) {
+	c, err := config.Load(env(map[string]string{
+		"DISCORD_WEBHOOK_ALERTS":    "https://discord.com/api/webhooks/1/abc",
+		"DISCORD_WEBHOOK_HEARTBEAT": "http://127.0.0.1:9999/api/webhooks/2/def",
+		"HELIX_AUDIT_VERIFIER_KEY":  "helix-audit+01234567+AbCd",
+	}), config.Parts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Audit.Webhooks) != 2 || c.Audit.Webhooks["DISCORD_WEBHOOK_ALERTS"] != "https://discord.com/api/webhooks/1/abc" || c.Audit.VerifierKey == "" {
+		t.Errorf("audit settings %+v", c.Audit)
+	}
+	for _, bad := range []string{"http://discord.com/api/webhooks/1/SECRET", "discord.com/api/webhooks/SECRET", "ftp://x/SECRET"} {
+		_, err := config.Load(env(map[string]string{"DISCORD_WEBHOOK_API": bad}), config.Parts{})
+		if err == nil || !strings.Contains(err.Error(), "DISCORD_WEBHOOK_API") || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("webhook %q: error %v (want refused, naming the variable, not the URL)", bad, err)
+		}
+	}
+	if len(config.WebhookVars()) != 7 {
+		t.Errorf("%d webhook variables, want the seven channels'", len(config.WebhookVars()))
+	}
+}
