@@ -52,7 +52,7 @@ var roles = map[string]string{
 	// wiring: cold start and the per-function assembly; the only code that knows every layer.
 	"shared/app": "wiring", "shared/app/httpapp": "wiring", "shared/app/pipeline": "wiring",
 	"shared/app/routeapp": "wiring", "shared/app/budgetapp": "wiring",
-	"shared/app/chatapp": "wiring", "shared/app/synthesisapp": "wiring",
+	"shared/app/chatapp": "wiring", "shared/app/synthesisapp": "wiring", "shared/app/auditapp": "wiring",
 
 	// test support: imported by _test files only (TestFunctionsLinkOnlyWhatTheyServe checks that
 	// no binary links them).
@@ -104,6 +104,9 @@ var mustNotLink = map[string][]string{
 	},
 	// Synthesis is an SQS consumer: no HTTP API at all (httpOnly applies too), no chat use case.
 	"synthesis": {"shared/httpapi", "shared/chat", "shared/intelligence", "shared/queue/inproc"},
+	// Audit is the schedule's housekeeping: no HTTP, and it runs no operation (no pipeline).
+	"audit": {"shared/httpapi", "shared/chat", "shared/intelligence", "shared/queue/inproc", "shared/app/pipeline",
+		"shared/app/routeapp", "shared/app/chatapp", "shared/app/synthesisapp"},
 }
 
 // noFunctionLinks applies to every function.

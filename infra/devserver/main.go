@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +19,12 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/helixhq/helix/infra/devenv"
 	"github.com/helixhq/helix/infra/migrations"
 	"github.com/helixhq/helix/shared/app"
+	"github.com/helixhq/helix/shared/app/auditapp"
 	"github.com/helixhq/helix/shared/app/budgetapp"
 	"github.com/helixhq/helix/shared/app/chatapp"
 	"github.com/helixhq/helix/shared/app/httpapp"
@@ -67,14 +71,19 @@ func run(ctx context.Context, environ []string, out, errOut io.Writer) error {
 	}
 
 	// Synthesis runs in process: the queue's worker runs the consumer code the SQS-triggered
-	// function runs, and a ticker sweeps for idle conversations as the audit function will.
+	// function runs. The audit function's minute (sequencing the audit log, heartbeat, checkpoint,
+	// Discord, the sweeps, probes) runs on a ticker, as the schedule runs it in AWS.
 	processor := synthesisapp.NewProcessor(a.Core, a.Toggles, registry)
 	queue := inproc.New(256, func(ctx context.Context, j synthesis.Job) error {
 		_, err := processor.Process(ctx, j)
 		return err
 	}, a.Log)
 	defer queue.Close()
-	go sweep(ctx, processor, queue, a.Log)
+	audit, err := devAudit(a.Core, queue, registry)
+	if err != nil {
+		return err
+	}
+	go everyMinute(ctx, audit, a.Log)
 
 	// One server for every HTTP function: their routes do not overlap.
 	srv := a.NewServer(slices.Concat(routeapp.MaintenanceExempt, budgetapp.MaintenanceExempt, chatapp.MaintenanceExempt)...)
@@ -116,8 +125,23 @@ Helix is running at http://%s  (models: %s)
 	}
 }
 
-// sweep sends synthesis jobs for idle conversations every minute, until ctx ends.
-func sweep(ctx context.Context, p *synthesis.Processor, q synthesis.Queue, log *slog.Logger) {
+// devAudit is the audit function's minute on the dev server. Without HELIX_AUDIT_SIGNING_KEY it
+// signs checkpoints with a key made for this run, whose verifier key it logs (checkpoints of an
+// earlier run do not verify with it: restart-scoped, as a dev key should be).
+func devAudit(c *app.Core, queue synthesis.Queue, registry *llm.Registry) (*auditapp.Audit, error) {
+	if c.Config.Audit.SigningKey == "" {
+		skey, vkey, err := note.GenerateKey(rand.Reader, "helix-audit-dev")
+		if err != nil {
+			return nil, err
+		}
+		c.Config.Audit.SigningKey = skey
+		c.Log.Info("audit checkpoints are signed with a key made for this run", "verifier_key", vkey)
+	}
+	return auditapp.New(c, queue, registry)
+}
+
+// everyMinute runs the audit minute every minute, until ctx ends.
+func everyMinute(ctx context.Context, a *auditapp.Audit, log *slog.Logger) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -125,11 +149,10 @@ func sweep(ctx context.Context, p *synthesis.Processor, q synthesis.Queue, log *
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := p.Sweep(ctx, q, 100); err != nil {
-				log.Warn("synthesis sweep", "err", err)
-			} else if n > 0 {
-				log.Info("synthesis sweep", "jobs", n)
-			}
+			run, cancel := context.WithTimeout(ctx, 50*time.Second)
+			r := a.Run(run)
+			cancel()
+			log.Debug("audit minute", "steps", r.Steps, "integrated", r.Integrated, "log_size", r.Size)
 		}
 	}
 }

@@ -52,3 +52,9 @@ func RecordDeployment(ctx context.Context, q Execer, function, version string) e
 	}
 	return nil
 }
+
+// Record adds an event that is a change of its own (a heartbeat, an alert), in a transaction of
+// its own.
+func (l *Log) Record(ctx context.Context, ev auditlog.Event) error {
+	return Record(ctx, l.pool, ev)
+}
