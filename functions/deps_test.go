@@ -46,8 +46,8 @@ var roles = map[string]string{
 	"shared/httpapi": "transport", "shared/httpapi/budgetapi": "transport",
 	"shared/httpapi/execapi": "transport", "shared/httpapi/intelapi": "transport",
 	"shared/httpapi/openaiapi": "transport", "shared/httpapi/routeapi": "transport",
-	"shared/httpapi/chatapi": "transport",
-	"shared/lambdaio":        "transport", "shared/lambdaio/sqsbatch": "transport",
+	"shared/httpapi/chatapi": "transport", "shared/httpapi/auditapi": "transport",
+	"shared/lambdaio": "transport", "shared/lambdaio/sqsbatch": "transport",
 
 	// wiring: cold start and the per-function assembly; the only code that knows every layer.
 	"shared/app": "wiring", "shared/app/httpapp": "wiring", "shared/app/pipeline": "wiring",

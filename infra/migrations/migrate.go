@@ -26,7 +26,7 @@ func Up(ctx context.Context, url string, log *slog.Logger) error {
 type Summary struct {
 	Applied  []string // the files applied by this run, in order
 	Versions []int64  // their versions
-	Version int64    // the database's version afterwards
+	Version  int64    // the database's version afterwards
 }
 
 // Apply applies every pending migration to the database at url and says what it did. Goose

@@ -109,8 +109,7 @@ func TestSchemaRejectsBrokenTemplate(t *testing.T) {
 			return pointer("Resources", name, "Properties"), &kind.AdditionalProperties{Properties: []string{"CodeUrl"}}
 		}},
 		{"wrong type in an HttpApi event", func(t *testing.T, tmpl map[string]any) (string, jsonschema.ErrorKind) {
-			name, props := firstResource(t, tmpl, "AWS::Serverless::Function")
-			event, eprops := firstEvent(t, props, "HttpApi")
+			name, event, eprops := firstFunctionEvent(t, tmpl, "HttpApi")
 			eprops["TimeoutInMillis"] = "30 seconds" // an integer (or an intrinsic)
 			return pointer("Resources", name, "Properties", "Events", event, "Properties", "TimeoutInMillis"),
 				&kind.Type{Got: "string"}
@@ -275,17 +274,21 @@ func resourcesOfType(t *testing.T, tmpl map[string]any, typ string) []string {
 	return names
 }
 
-// firstEvent returns the first event of the given Type among a function's Properties, by name.
-func firstEvent(t *testing.T, fnProps map[string]any, typ string) (string, map[string]any) {
+// firstFunctionEvent returns the first function, by logical id, with an event of the given
+// Type (not every function has one: the audit function has a schedule only), that event's name
+// and its Properties.
+func firstFunctionEvent(t *testing.T, tmpl map[string]any, typ string) (fn, event string, props map[string]any) {
 	t.Helper()
-	events := mapAt(t, fnProps, "Events")
-	for _, name := range slices.Sorted(maps.Keys(events)) {
-		if e, ok := events[name].(map[string]any); ok && e["Type"] == typ {
-			return name, mapAt(t, e, "Properties")
+	for _, name := range resourcesOfType(t, tmpl, "AWS::Serverless::Function") {
+		events, _ := mapAt(t, tmpl, "Resources", name, "Properties")["Events"].(map[string]any)
+		for _, ev := range slices.Sorted(maps.Keys(events)) {
+			if e, ok := events[ev].(map[string]any); ok && e["Type"] == typ {
+				return name, ev, mapAt(t, e, "Properties")
+			}
 		}
 	}
-	t.Fatalf("no %s event", typ)
-	return "", nil
+	t.Fatalf("%s has no function with a %s event", templateFile, typ)
+	return "", "", nil
 }
 
 // mapAt follows keys from v down to a mapping.

@@ -34,6 +34,15 @@ func (c Checkpoint) Text() string {
 	return fmt.Sprintf("%s\n%d\n%s\n%s\n", checkpointOrigin, c.Size, c.Root, c.At.UTC().Format(time.RFC3339))
 }
 
+// SignedCheckpoint is a checkpoint as stored: its size and root, and the signed note.
+type SignedCheckpoint struct {
+	ID     int64
+	Size   int64
+	Root   tlog.Hash
+	Signed string
+	At     time.Time
+}
+
 // ParseCheckpoint reads a checkpoint's text.
 func ParseCheckpoint(text string) (Checkpoint, error) {
 	lines := strings.Split(text, "\n")

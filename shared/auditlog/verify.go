@@ -1,10 +1,27 @@
 package auditlog
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
+
+// ErrNotFound: no such entry, or a tree size the log has not reached.
+var ErrNotFound = errors.New("audit: no such entry or tree size")
+
+// Report is what a verification found.
+type Report struct {
+	From    int64 // the first entry checked
+	Checked int64 // entries checked
+	Size    int64 // the tree size reached
+	Root    tlog.Hash
+	// Checkpoints are the stored checkpoints within the walk whose root (and signature, when a
+	// verifier key was given) were checked against the tree.
+	Checkpoints int
+	// Broken is the first entry found wrong (nil: everything checked holds).
+	Broken *Broken
+}
 
 // Broken names the first entry verification found wrong, and how.
 type Broken struct {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/helixhq/helix/shared/money"
 )
@@ -210,6 +211,16 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 	if c.Chat.StepUpPhrase != "" {
 		if _, err := bcrypt.Cost([]byte(c.Chat.StepUpKeyHash)); err != nil || c.Chat.CreatorUserID == "" {
 			r.fail("HELIX_STEPUP_PHRASE needs HELIX_CREATOR_USER_ID and HELIX_STEPUP_KEY_HASH, a bcrypt hash of the key (make stepup-hash prints one)")
+		}
+	}
+	if k := c.Audit.SigningKey; k != "" {
+		if _, err := note.NewSigner(strings.TrimSpace(k)); err != nil {
+			r.fail("HELIX_AUDIT_SIGNING_KEY must be a note signing key (PRIVATE+KEY+name+hash+key; make audit-key makes one)")
+		}
+	}
+	if k := c.Audit.VerifierKey; k != "" {
+		if _, err := note.NewVerifier(strings.TrimSpace(k)); err != nil {
+			r.fail("HELIX_AUDIT_VERIFIER_KEY must be a note verifier key (name+hash+key; make audit-key prints it)")
 		}
 	}
 	if u := c.Synthesis.QueueURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {

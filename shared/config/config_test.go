@@ -388,7 +388,7 @@ func TestAuditSettings(t *testing.T) {
 	c, err := config.Load(env(map[string]string{
 		"DISCORD_WEBHOOK_ALERTS":    "https://discord.com/api/webhooks/1/abc",
 		"DISCORD_WEBHOOK_HEARTBEAT": "http://127.0.0.1:9999/api/webhooks/2/def",
-		"HELIX_AUDIT_VERIFIER_KEY":  "helix-audit+01234567+AbCd",
+		"HELIX_AUDIT_VERIFIER_KEY":  "helix-audit+813e92ba+AeOsWqQv6at3fpY8Lfxzvks8dd0w6Oso33HSvKoiCDmI",
 	}), config.Parts{})
 	if err != nil {
 		t.Fatal(err)
@@ -404,5 +404,14 @@ func TestAuditSettings(t *testing.T) {
 	}
 	if len(config.WebhookVars()) != 7 {
 		t.Errorf("%d webhook variables, want the seven channels'", len(config.WebhookVars()))
+	}
+}
+
+func TestAuditKeysAreChecked(t *testing.T) {
+	for k, v := range map[string]string{"HELIX_AUDIT_SIGNING_KEY": "PRIVATE+KEY+nonsense-SECRET", "HELIX_AUDIT_VERIFIER_KEY": "not a key"} {
+		_, err := config.Load(env(map[string]string{k: v}), config.Parts{})
+		if err == nil || !strings.Contains(err.Error(), k) || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%s=%q: error %v (want refused, without echoing the key)", k, v, err)
+		}
 	}
 }

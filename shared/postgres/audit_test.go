@@ -110,4 +110,3 @@ func TestAdminChangesAreAudited(t *testing.T) {
 		}
 	}
 }
-

@@ -73,15 +73,23 @@ func runStep(ctx context.Context, s Step) (outcome string) {
 		case err == nil:
 			return "ok"
 		case errors.Is(err, context.DeadlineExceeded) && sctx.Err() != nil:
-			return fmt.Sprintf("timed out after %s", s.Timeout)
+			return timedOut(ctx, s)
 		default:
 			return err.Error()
 		}
 	case <-sctx.Done():
 		// The step ignores its context (a call without a deadline): leave it behind rather than
 		// let it hold the minute. Its own work is transactional, so nothing is left half done.
-		return fmt.Sprintf("timed out after %s", s.Timeout)
+		return timedOut(ctx, s)
 	}
+}
+
+// timedOut says which bound a step ran into: its own, or the run's deadline before it.
+func timedOut(run context.Context, s Step) string {
+	if run.Err() != nil {
+		return "timed out: the run's deadline came first"
+	}
+	return fmt.Sprintf("timed out after %s", s.Timeout)
 }
 
 // Audit is the audit function's minute and what it works with.
@@ -208,7 +216,9 @@ func (a *Audit) Run(ctx context.Context) Result {
 			mu.Lock()
 			res.Delivered = d
 			mu.Unlock()
-			return nil
+			// Cut short by the run's deadline: what is left waits for the next minute, and
+			// the outcome says so.
+			return ctx.Err()
 		}},
 	}
 	for k, v := range RunSteps(ctx, later, a.Logger) {

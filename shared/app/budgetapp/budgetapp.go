@@ -1,10 +1,16 @@
-// Package budgetapp assembles the budget function, for its Lambda main and the dev server.
+// Package budgetapp assembles the budget function, for its Lambda main and the dev server: the
+// budgets, and the audit log's read side (entries, proofs, verification) for admins.
 package budgetapp
 
 import (
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/helixhq/helix/shared/app/httpapp"
+	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/httpapi/auditapi"
 	"github.com/helixhq/helix/shared/httpapi/budgetapi"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 )
 
 // MaintenanceExempt are the budget function's routes that keep working in maintenance mode:
@@ -14,4 +20,12 @@ var MaintenanceExempt []string
 // Mount registers what the budget function serves on srv.
 func Mount(a *httpapp.App, srv *httpapi.Server) {
 	budgetapi.Register(srv, a.Ledger())
+	var verifier note.Verifier
+	if k := a.Config.Audit.VerifierKey; k != "" {
+		// config.Load refused an unreadable key: this cannot fail.
+		if v, err := auditlog.NewVerifier(k); err == nil {
+			verifier = v
+		}
+	}
+	auditapi.Register(srv, auditstore.New(a.Pool), verifier)
 }

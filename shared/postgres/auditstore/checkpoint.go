@@ -4,22 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/outbox"
 )
-
-// StoredCheckpoint is a signed checkpoint as kept.
-type StoredCheckpoint struct {
-	ID     int64
-	Size   int64
-	Root   tlog.Hash
-	Signed string
-	At     time.Time
-}
 
 // SaveCheckpoint stores a signed checkpoint and queues it for #helix-hash-chain, in one
 // transaction.
@@ -42,7 +33,7 @@ func (l *Log) SaveCheckpoint(ctx context.Context, size int64, root tlog.Hash, si
 
 // Checkpoints lists the stored checkpoints, oldest first; limit 0 means all, otherwise the
 // newest limit.
-func (l *Log) Checkpoints(ctx context.Context, limit int) ([]StoredCheckpoint, error) {
+func (l *Log) Checkpoints(ctx context.Context, limit int) ([]auditlog.SignedCheckpoint, error) {
 	sql := `SELECT id, size, root, signed, created_at FROM audit_checkpoints ORDER BY id`
 	if limit > 0 {
 		sql = `SELECT * FROM (SELECT id, size, root, signed, created_at FROM audit_checkpoints ORDER BY id DESC LIMIT $1) c ORDER BY id`
@@ -53,8 +44,8 @@ func (l *Log) Checkpoints(ctx context.Context, limit int) ([]StoredCheckpoint, e
 	} else {
 		rows, _ = l.pool.Query(ctx, sql)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredCheckpoint, error) {
-		var c StoredCheckpoint
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (auditlog.SignedCheckpoint, error) {
+		var c auditlog.SignedCheckpoint
 		var root []byte
 		err := r.Scan(&c.ID, &c.Size, &root, &c.Signed, &c.At)
 		if err == nil && len(root) == tlog.HashSize {

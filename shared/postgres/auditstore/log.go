@@ -24,7 +24,7 @@ const (
 )
 
 // ErrNotFound: no such entry, or a size the tree has not reached.
-var ErrNotFound = errors.New("audit: no such entry or tree size")
+var ErrNotFound = auditlog.ErrNotFound
 
 // Log is the audit log in Postgres.
 type Log struct {

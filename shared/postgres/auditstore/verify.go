@@ -11,19 +11,6 @@ import (
 	"github.com/helixhq/helix/shared/auditlog"
 )
 
-// Report is what a verification found.
-type Report struct {
-	From    int64 // the first entry checked
-	Checked int64 // entries checked
-	Size    int64 // the tree size reached
-	Root    tlog.Hash
-	// Checkpoints are the stored checkpoints within the walk whose signature and root were
-	// checked against the tree.
-	Checkpoints int
-	// Broken is the first entry found wrong (nil: everything checked holds).
-	Broken *auditlog.Broken
-}
-
 // verifyBatch is how many entries a walk reads at a time.
 const verifyBatch = 5000
 
@@ -33,8 +20,8 @@ const verifyBatch = 5000
 // is given) and its root against the tree's. A walk from the middle trusts the stored tree up to
 // from only as far as that size's checkpoint vouches for it: from must be 0 or the size of a
 // stored checkpoint, whose signature and root are checked first.
-func (l *Log) Verify(ctx context.Context, from int64, v note.Verifier) (Report, error) {
-	rep := Report{From: from}
+func (l *Log) Verify(ctx context.Context, from int64, v note.Verifier) (auditlog.Report, error) {
+	rep := auditlog.Report{From: from}
 	checkpoints, err := l.checkpointRoots(ctx, v)
 	if err != nil {
 		return rep, err
