@@ -6,19 +6,27 @@ package main
 // API Gateway v2 response.
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/helixhq/helix/shared/apitest"
 	"github.com/helixhq/helix/shared/app/httpapp"
+	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/lambdatest"
 	"github.com/helixhq/helix/shared/pgtest"
+	"github.com/helixhq/helix/shared/postgres/auditstore"
 )
 
 var pg *pgtest.Server
@@ -42,6 +50,11 @@ var fn = lambdatest.Function{
 
 // The function's routes; every one needs a sample event and a route in template.yaml.
 var wantRoutes = []string{
+	"GET /admin/audit/checkpoints",
+	"GET /admin/audit/consistency",
+	"GET /admin/audit/entries",
+	"GET /admin/audit/entries/{seq}/proof",
+	"GET /admin/audit/verify",
 	"GET /admin/budgets/{user_id}",
 	"GET /ai-router/budget",
 	"PUT /admin/budgets/{user_id}",
@@ -106,6 +119,36 @@ func TestSampleEvents(t *testing.T) {
 		"get-admin-budget.json": func(t *testing.T, body map[string]any) {
 			wantDefaultDay(t, body, "test-user")
 		},
+		// The audit events run against a log of 12 entries with a checkpoint at size 10
+		// (seedAuditLog), seqs 0 to 11; their queries ask for the entries from the start, seq 3 in the tree of size 10,
+		// consistency from 5 to 10.
+		"get-admin-audit-entries.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"size": "12", "pending": "0"})
+			if n := len(body["entries"].([]any)); n != 12 {
+				t.Errorf("%d entries, want 12", n)
+			}
+		},
+		"get-admin-audit-entry-proof.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"seq": "3", "size": "10"})
+			if n := len(body["proof"].([]any)); n != 4 { // ceil(log2(10)) hashes for leaf 3 of 10
+				t.Errorf("inclusion proof of %d hashes, want 4", n)
+			}
+		},
+		"get-admin-audit-consistency.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"from": "5", "to": "10"})
+			if body["from_root"] == body["to_root"] || len(body["proof"].([]any)) == 0 {
+				t.Errorf("consistency 5..10: roots %v, %v and proof %v", body["from_root"], body["to_root"], body["proof"])
+			}
+		},
+		"get-admin-audit-verify.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"ok": "true", "size": "12", "checked": "12", "checkpoints": "1"})
+		},
+		"get-admin-audit-checkpoints.json": func(t *testing.T, body map[string]any) {
+			cps := body["checkpoints"].([]any)
+			if len(cps) != 1 || fmt.Sprint(cps[0].(map[string]any)["size"]) != "10" {
+				t.Errorf("checkpoints %v, want the one at size 10", cps)
+			}
+		},
 		"put-admin-budget.json": func(t *testing.T, body map[string]any) {
 			lambdatest.WantFields(t, body, map[string]string{
 				"user_id":           "test-user",
@@ -125,7 +168,11 @@ func TestSampleEvents(t *testing.T) {
 				t.Fatalf("no check for %s: add one", name)
 			}
 			raw, _ := fn.Load(t, name)
-			resp := lambdatest.Invoke(t, lambdaHandler(newApp(t)), raw)
+			pool := pg.NewPool(t)
+			if strings.HasPrefix(name, "get-admin-audit-") {
+				seedAuditLog(t, pool)
+			}
+			resp := lambdatest.Invoke(t, lambdaHandler(fn.NewApp(t, pool)), raw)
 			if resp.Headers["X-Request-Id"] == "" {
 				t.Errorf("no X-Request-Id header")
 			}
@@ -258,5 +305,46 @@ func TestMaintenanceMode(t *testing.T) {
 				wantDefaultDay(t, lambdatest.JSONBody(t, lambdatest.Invoke(t, h, raw), 200), "test-user")
 			}
 		})
+	}
+}
+
+// seedAuditLog writes 12 sequenced entries and a checkpoint signed at size 10, as the audit
+// function would have.
+func seedAuditLog(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	log := auditstore.New(pool)
+	for i := range 12 {
+		ev := auditlog.Event{Kind: auditlog.AdminChange, Actor: "admin-user",
+			Payload: map[string]any{"what": "budget", "id": fmt.Sprintf("user-%d", i)}}
+		if err := log.Record(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if i == 9 {
+			if _, err := log.IntegrateAll(t.Context(), 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := log.IntegrateAll(t.Context(), 100); err != nil {
+		t.Fatal(err)
+	}
+	skey, _, err := note.GenerateKey(rand.Reader, "helix-budget-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := auditlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := log.Root(t.Context(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := auditlog.Checkpoint{Size: 10, Root: root, At: time.Now()}.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.SaveCheckpoint(t.Context(), 10, root, signed); err != nil {
+		t.Fatal(err)
 	}
 }
