@@ -84,6 +84,8 @@ func run(ctx context.Context, environ []string, out, errOut io.Writer) error {
 		return err
 	}
 	go everyMinute(ctx, audit, a.Log)
+	// Between minutes, a burst of 1,000 events or more is sequenced within two seconds.
+	go audit.WatchBacklog(ctx, 2*time.Second, 1000)
 
 	// One server for every HTTP function: their routes do not overlap.
 	srv := a.NewServer(slices.Concat(routeapp.MaintenanceExempt, budgetapp.MaintenanceExempt, chatapp.MaintenanceExempt)...)

@@ -230,6 +230,42 @@ func (a *Audit) Run(ctx context.Context) Result {
 	return res
 }
 
+// IntegrateBacklog sequences the pending events when at least threshold of them wait, and
+// reports how many it sequenced (0 when the queue was shorter, or another integrator holds the
+// lock). It is the opportunistic integration between two minutes; the minute itself integrates
+// whatever is pending.
+func (a *Audit) IntegrateBacklog(ctx context.Context, threshold int64) (int, error) {
+	if ok, err := a.Log.PendingAtLeast(ctx, threshold); err != nil || !ok {
+		return 0, err
+	}
+	r, err := a.Log.IntegrateAll(ctx, a.batch())
+	return r.Entries, err
+}
+
+// WatchBacklog calls IntegrateBacklog every interval until ctx ends: for a process that lives
+// between minutes (the dev server), so a burst is sequenced within seconds rather than at the
+// next minute. A Lambda is frozen between invocations, and an integration frozen halfway would
+// hold the integrator's lock, so there the schedule's minute is the only integrator.
+func (a *Audit) WatchBacklog(ctx context.Context, interval time.Duration, threshold int64) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			run, cancel := context.WithTimeout(ctx, interval*4)
+			n, err := a.IntegrateBacklog(run, threshold)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				a.Logger.Warn("audit: opportunistic integration failed; the minute will retry", "err", err)
+			} else if n > 0 {
+				a.Logger.Debug("audit: integrated a backlog", "entries", n)
+			}
+		}
+	}
+}
+
 func (a *Audit) batch() int {
 	if a.IntegrateBatch > 0 {
 		return a.IntegrateBatch

@@ -875,3 +875,45 @@ func TestRunReturnsWhenItsDeadlineCutsDeliveryShort(t *testing.T) {
 		t.Errorf("the heartbeat webhook got %d heartbeats after the cut-short minute and the next, want 2", n)
 	}
 }
+
+// Between minutes, a process that lives on (the dev server) sequences a backlog once it reaches
+// the threshold, and leaves a shorter queue to the minute.
+func TestIntegrateBacklogOnlyPastItsThreshold(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	record := func(n int) {
+		t.Helper()
+		e.exec(t, `INSERT INTO audit_pending (kind, actor, payload)
+			SELECT 'admin_change', 'ops', '{"what":"toggle"}' FROM generate_series(1, $1)`, n)
+	}
+	// The cold start recorded the function's deployment: sequence it first.
+	if _, err := e.a.Log.IntegrateAll(t.Context(), 100); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name      string
+		add       int
+		wantDone  int
+		wantQueue int64
+	}{
+		{"below the threshold: left to the minute", 99, 0, 99},
+		{"at the threshold: all of it", 1, 100, 0},
+		{"an empty queue", 0, 0, 0},
+	}
+	for _, c := range cases {
+		record(c.add)
+		n, err := e.a.IntegrateBacklog(t.Context(), 100)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n != c.wantDone {
+			t.Errorf("%s: sequenced %d, want %d", c.name, n, c.wantDone)
+		}
+		if q := e.count(t, `SELECT count(*) FROM audit_pending`); q != c.wantQueue {
+			t.Errorf("%s: %d left pending, want %d", c.name, q, c.wantQueue)
+		}
+	}
+	if n := e.count(t, `SELECT count(*) FROM audit_entries WHERE kind = 'admin_change'`); n != 100 {
+		t.Errorf("%d admin changes sequenced, want 100", n)
+	}
+}

@@ -205,6 +205,14 @@ func (l *Log) Pending(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// PendingAtLeast reports whether n or more events wait to be sequenced, reading at most n rows
+// of the queue however long it has grown.
+func (l *Log) PendingAtLeast(ctx context.Context, n int64) (bool, error) {
+	var got int64
+	err := l.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM audit_pending LIMIT $1) p`, n).Scan(&got)
+	return got >= n, err
+}
+
 // OldestPending is when the oldest unsequenced event was recorded (zero when none).
 func (l *Log) OldestPending(ctx context.Context) (time.Time, error) {
 	var at *time.Time
