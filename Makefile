@@ -17,7 +17,7 @@ PG := bash infra/pg/ensure.sh
 # staticcheck runs from its own module: resolving it inside ours would pull x/exp versions the proxy lacks.
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help dev test test-short lint bench build migrate token stepup-hash template-check deploy clean pg-stop \
+.PHONY: help dev test test-short lint bench build migrate token stepup-hash audit-key audit-check template-check deploy clean pg-stop \
 	$(addprefix build-,$(FUNCTIONS))
 
 help: ## list the targets
@@ -70,6 +70,12 @@ token: ## print a dev bearer token: make token USER=alice [ROLE=admin] [TTL=1h]
 
 stepup-hash: ## read a step-up key on stdin and print its bcrypt hash for HELIX_STEPUP_KEY_HASH
 	@go run ./infra/stepuphash
+
+audit-key: ## print a new key pair for the audit log's checkpoints: make audit-key [NAME=helix-audit-prod]
+	@go run ./infra/auditkey $(if $(NAME),-name "$(NAME)")
+
+audit-check: ## check the audit log only ever grew: make audit-check URL=<api> KEY=<verifier key> CHECKPOINTS=<file> (admin token in HELIX_TOKEN)
+	@go run ./infra/auditcheck -url "$(URL)" -key "$(KEY)" -checkpoints "$(or $(CHECKPOINTS),-)"
 
 deploy: ## sam build && sam deploy for ENV (default dev), see samconfig.toml
 	HELIX_VERSION="$(HELIX_VERSION)" sam build && sam deploy --config-env $${ENV:-dev}

@@ -141,7 +141,7 @@ func (c checker) check(ctx context.Context, notes []string, v note.Verifier) err
 		cps = append(cps, cp)
 	}
 	slices.SortFunc(cps, func(a, b auditlog.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
-	fmt.Fprintf(c.out, "%d checkpoints signed by %s, sizes %d to %d\n", len(cps), v.Name(), cps[0].Size, cps[len(cps)-1].Size)
+	fmt.Fprintf(c.out, "%d checkpoint(s) signed by %s, sizes %d to %d\n", len(cps), v.Name(), cps[0].Size, cps[len(cps)-1].Size)
 	for i := 1; i < len(cps); i++ {
 		a, b := cps[i-1], cps[i]
 		if a.Size == b.Size {

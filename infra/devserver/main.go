@@ -137,6 +137,9 @@ func devAudit(c *app.Core, queue synthesis.Queue, registry *llm.Registry) (*audi
 			return nil, err
 		}
 		c.Config.Audit.SigningKey = skey
+		if c.Config.Audit.VerifierKey == "" {
+			c.Config.Audit.VerifierKey = vkey // so GET /admin/audit/verify checks the signatures too
+		}
 		c.Log.Info("audit checkpoints are signed with a key made for this run", "verifier_key", vkey)
 	}
 	return auditapp.New(c, queue, registry)
