@@ -127,9 +127,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.problems = append(s.problems, "body is not JSON: "+err.Error())
 	}
-	for _, p := range check(body.Embeds) {
-		s.problems = append(s.problems, p)
-	}
+	s.problems = append(s.problems, check(body.Embeds)...)
 	if body.AllowedMentions == nil {
 		s.problems = append(s.problems, "no allowed_mentions: a message could ping @everyone")
 	}
