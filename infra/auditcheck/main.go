@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -39,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	fs := flag.NewFlagSet("auditcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("url", "", "Helix's API base URL, e.g. https://abc.execute-api.us-east-1.amazonaws.com")
-	key := fs.String("key", "", "the audit verifier key (HELIX_AUDIT_VERIFIER_KEY: name+hash+key)")
+	key := fs.String("key", "", "the audit verifier key (HELIX_AUDIT_VERIFIER_KEY: name+hash+key), or several, comma-separated, across a rotation")
 	file := fs.String("checkpoints", "-", "a file of checkpoints copied from #helix-hash-chain (- for stdin)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -48,7 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintln(stderr, "auditcheck: -url and -key are required (and the admin token in HELIX_TOKEN)")
 		return 2
 	}
-	verifier, err := auditlog.NewVerifier(*key)
+	verifier, err := auditlog.NewVerifiers(*key)
 	if err != nil {
 		fmt.Fprintln(stderr, "auditcheck:", err)
 		return 2
@@ -131,17 +132,24 @@ type consistency struct {
 	Proof    []string `json:"proof"`
 }
 
-func (c checker) check(ctx context.Context, notes []string, v note.Verifier) error {
+func (c checker) check(ctx context.Context, notes []string, v note.Verifiers) error {
 	var cps []auditlog.Checkpoint
+	signers := map[string]bool{}
 	for i, n := range notes {
-		cp, err := auditlog.OpenCheckpoint(n, v)
+		cp, err := auditlog.OpenCheckpointWith(n, v)
 		if err != nil {
-			return fmt.Errorf("checkpoint %d of the input is not signed by this key: %w", i+1, err)
+			return fmt.Errorf("checkpoint %d of the input is not signed by the given key(s): %w", i+1, err)
 		}
 		cps = append(cps, cp)
+		if opened, err := note.Open([]byte(n), v); err == nil {
+			for _, s := range opened.Sigs {
+				signers[s.Name] = true
+			}
+		}
 	}
 	slices.SortFunc(cps, func(a, b auditlog.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
-	fmt.Fprintf(c.out, "%d checkpoint(s) signed by %s, sizes %d to %d\n", len(cps), v.Name(), cps[0].Size, cps[len(cps)-1].Size)
+	fmt.Fprintf(c.out, "%d checkpoint(s) signed by %s, sizes %d to %d\n", len(cps),
+		strings.Join(slices.Sorted(maps.Keys(signers)), ", "), cps[0].Size, cps[len(cps)-1].Size)
 	for i := 1; i < len(cps); i++ {
 		a, b := cps[i-1], cps[i]
 		if a.Size == b.Size {

@@ -51,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	verifier, _ := auditlog.NewVerifier(vkey)
 	log := auditstore.New(pool)
 	srv := httpapi.NewServer(apitest.Authenticator(t, tokens), apitest.Log(t))
-	auditapi.Register(srv, log, verifier)
+	auditapi.Register(srv, log, note.VerifierList(verifier))
 	return &env{pool: pool, log: log, url: apitest.Serve(t, srv), admin: tokens.Token(t, "auditor", map[string]any{"role": "admin"}),
 		signer: signer, vkey: vkey}
 }
@@ -185,7 +185,7 @@ func TestCheckpointsOfAnotherKeyAreRefused(t *testing.T) {
 	e.grow(t, 3)
 	signed := e.sign(t)
 	_, otherV, _ := note.GenerateKey(rand.Reader, "helix-audit-test")
-	if code, out := e.check(t, discordCopy(signed), otherV); code != 1 || !strings.Contains(out, "not signed by this key") {
+	if code, out := e.check(t, discordCopy(signed), otherV); code != 1 || !strings.Contains(out, "not signed by the given key(s)") {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 	// A forged checkpoint: the signed text changed.
@@ -204,5 +204,30 @@ func TestSplitNotes(t *testing.T) {
 	notes, err := splitNotes(strings.NewReader("```\n" + a + "```\nsome chat\n\n```\n" + b + "```\n"))
 	if err != nil || len(notes) != 2 || notes[0] != a || notes[1] != b {
 		t.Errorf("split = %q, %v", notes, err)
+	}
+}
+
+// Across a rotation the auditor lists both verifier keys: checkpoints of either are checked, and
+// with only one key listed those of the other are refused.
+func TestCheckpointsAcrossAKeyRotation(t *testing.T) {
+	e := newEnv(t)
+	e.grow(t, 3)
+	old := e.sign(t)
+	oldKey := e.vkey
+	skey, vkey, err := note.GenerateKey(rand.Reader, "helix-audit-test-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.signer, err = note.NewSigner(skey); err != nil {
+		t.Fatal(err)
+	}
+	e.grow(t, 4)
+	rotated := e.sign(t)
+	input := discordCopy(old, rotated)
+	if code, out := e.check(t, input, oldKey+","+vkey); code != 0 || !strings.Contains(out, "helix-audit-test, helix-audit-test-2") {
+		t.Errorf("both keys: exit %d:\n%s", code, out)
+	}
+	if code, out := e.check(t, input, vkey); code != 1 || !strings.Contains(out, "checkpoint 1 of the input is not signed") {
+		t.Errorf("the new key only: exit %d:\n%s", code, out)
 	}
 }

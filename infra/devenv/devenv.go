@@ -23,3 +23,11 @@ func Getenv(getenv func(string) string) func(string) string {
 		return defaults[k]
 	}
 }
+
+// The dev server's audit checkpoint key pair, used when HELIX_AUDIT_SIGNING_KEY is unset: fixed,
+// so a dev database's checkpoints still verify after a restart. Published here, so it proves
+// nothing: never use it outside a laptop (a deployment's key lives in a secret store).
+const (
+	AuditSigningKey  = "PRIVATE+KEY+helix-audit-dev-only+372cbc73+AYITE0Jps7Cgr1KZ7Ei+sqE6TWcGHjVn1liWQIUDrwrm"
+	AuditVerifierKey = "helix-audit-dev-only+372cbc73+ATTYkQgOvj+QUMcFQ93zTZNDDwEyxva7cadgX6aErfCF"
+)

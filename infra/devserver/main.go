@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +17,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/helixhq/helix/infra/devenv"
 	"github.com/helixhq/helix/infra/migrations"
@@ -128,19 +125,15 @@ Helix is running at http://%s  (models: %s)
 }
 
 // devAudit is the audit function's minute on the dev server. Without HELIX_AUDIT_SIGNING_KEY it
-// signs checkpoints with a key made for this run, whose verifier key it logs (checkpoints of an
-// earlier run do not verify with it: restart-scoped, as a dev key should be).
+// signs checkpoints with the published development key (devenv), and verifies them with its
+// public half unless HELIX_AUDIT_VERIFIER_KEY says otherwise.
 func devAudit(c *app.Core, queue synthesis.Queue, registry *llm.Registry) (*auditapp.Audit, error) {
 	if c.Config.Audit.SigningKey == "" {
-		skey, vkey, err := note.GenerateKey(rand.Reader, "helix-audit-dev")
-		if err != nil {
-			return nil, err
-		}
-		c.Config.Audit.SigningKey = skey
+		c.Config.Audit.SigningKey = devenv.AuditSigningKey
 		if c.Config.Audit.VerifierKey == "" {
-			c.Config.Audit.VerifierKey = vkey // so GET /admin/audit/verify checks the signatures too
+			c.Config.Audit.VerifierKey = devenv.AuditVerifierKey
 		}
-		c.Log.Info("audit checkpoints are signed with a key made for this run", "verifier_key", vkey)
+		c.Log.Info("audit checkpoints are signed with the development key (not for production)", "verifier_key", devenv.AuditVerifierKey)
 	}
 	return auditapp.New(c, queue, registry)
 }

@@ -52,6 +52,7 @@ func TestAuditSecretsAreReferences(t *testing.T) {
 func TestAuditVerifierKeyParameter(t *testing.T) {
 	tmpl := loadTemplate(t)
 	skey, vkey := auditKeyPair(t)
+	_, vkey2 := auditKeyPair(t)
 	var param string
 	for _, fn := range []string{"AuditFunction", "BudgetFunction"} {
 		p := refParameter(t, functionEnv(t, tmpl, fn), "HELIX_AUDIT_VERIFIER_KEY")
@@ -68,6 +69,9 @@ func TestAuditVerifierKeyParameter(t *testing.T) {
 	}{
 		{"empty", "", true},
 		{"a verifier key", vkey, true},
+		{"two verifier keys, across a rotation", vkey + "," + vkey2, true},
+		{"a list ending in a comma", vkey + ",", false},
+		{"a verifier key and the private key", vkey + "," + skey, false},
 		{"the private key", skey, false},
 		{"a reference", "ssm:/helix/prod/audit-verifier-key", false},
 		{"a name with a space", strings.Replace(vkey, "+", " +", 1), false},

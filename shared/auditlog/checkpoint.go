@@ -75,7 +75,13 @@ func (c Checkpoint) Sign(s note.Signer) (string, error) {
 
 // OpenCheckpoint verifies a signed checkpoint with the verifier (public) key and reads it.
 func OpenCheckpoint(signed string, v note.Verifier) (Checkpoint, error) {
-	n, err := note.Open([]byte(signed), note.VerifierList(v))
+	return OpenCheckpointWith(signed, note.VerifierList(v))
+}
+
+// OpenCheckpointWith verifies a signed checkpoint with whichever of the known verifier keys
+// signed it (each signature names its key) and reads it.
+func OpenCheckpointWith(signed string, keys note.Verifiers) (Checkpoint, error) {
+	n, err := note.Open([]byte(signed), keys)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
 	}
@@ -90,6 +96,26 @@ func NewSigner(skey string) (note.Signer, error) {
 		return nil, errors.New("audit signing key: not a note private key (PRIVATE+KEY+name+hash+key; make audit-key makes one)")
 	}
 	return s, nil
+}
+
+// NewVerifiers reads a comma-separated list of verifier keys: the current one and those it
+// replaced, so that checkpoints signed before a rotation still verify.
+func NewVerifiers(list string) (note.Verifiers, error) {
+	var vs []note.Verifier
+	for _, k := range strings.Split(list, ",") {
+		if strings.TrimSpace(k) == "" {
+			continue
+		}
+		v, err := NewVerifier(k)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	if len(vs) == 0 {
+		return nil, errors.New("audit verifier key: none given")
+	}
+	return note.VerifierList(vs...), nil
 }
 
 // NewVerifier reads a verifier (public) key, "<name>+<hash>+<key>".

@@ -85,6 +85,9 @@ type HeartbeatFacts struct {
 	TreeSize     int64             `json:"tree_size"`
 	Pending      int64             `json:"pending"`
 	Steps        map[string]string `json:"steps"` // step name: "ok" or what went wrong
+	// PreviousRun is how the previous minute's steps after its heartbeat went (they ran after
+	// it was written); absent when there was no previous minute.
+	PreviousRun map[string]string `json:"previous_run,omitempty"`
 }
 
 // DeploymentFacts is a deployment entry's payload.

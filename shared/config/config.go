@@ -219,8 +219,11 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 		}
 	}
 	if k := c.Audit.VerifierKey; k != "" {
-		if _, err := note.NewVerifier(strings.TrimSpace(k)); err != nil {
-			r.fail("HELIX_AUDIT_VERIFIER_KEY must be a note verifier key (name+hash+key; make audit-key prints it)")
+		for _, one := range strings.Split(k, ",") {
+			if _, err := note.NewVerifier(strings.TrimSpace(one)); err != nil {
+				r.fail("HELIX_AUDIT_VERIFIER_KEY must be a note verifier key (name+hash+key; make audit-key prints it), or several, comma-separated")
+				break
+			}
 		}
 	}
 	if u := c.Synthesis.QueueURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -81,15 +82,19 @@ type ChannelResult struct {
 }
 
 // Deliver runs every channel until it is empty, fails, is rate limited beyond MaxWait, or ctx
-// ends. Channels are independent: one failing does not hold the others.
+// ends. Channels are independent and delivered side by side: one failing or hanging webhook
+// holds up only its own channel. (Order matters within a channel only.)
 func (d *Deliverer) Deliver(ctx context.Context) map[Channel]ChannelResult {
-	out := map[Channel]ChannelResult{}
-	for _, ch := range Channels() {
-		if ctx.Err() != nil {
-			out[ch] = ChannelResult{Note: "no time left"}
-			continue
-		}
-		out[ch] = d.channel(ctx, ch)
+	chans := Channels()
+	results := make([]ChannelResult, len(chans))
+	var wg sync.WaitGroup
+	for i, ch := range chans {
+		wg.Go(func() { results[i] = d.channel(ctx, ch) })
+	}
+	wg.Wait()
+	out := make(map[Channel]ChannelResult, len(chans))
+	for i, ch := range chans {
+		out[ch] = results[i]
 	}
 	return out
 }

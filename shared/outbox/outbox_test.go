@@ -127,6 +127,15 @@ func TestRenderEveryKind(t *testing.T) {
 	if m := outbox.Render(outbox.Item{Kind: outbox.KindDigest, Payload: digest}); !strings.Contains(m.Title, "10 calls") || !strings.Contains(m.Title, "$0.005") {
 		t.Errorf("digest rendered as %+v", m)
 	}
+	// A heartbeat says how its steps went: this minute's before it, the previous minute's after.
+	beat := entry(auditlog.Heartbeat, auditlog.HeartbeatFacts{
+		Steps:       map[string]string{"integrate": "ok", "sweep_reservations": "ok"},
+		PreviousRun: map[string]string{"checkpoint": "timed out after 4s", "deliver": "ok"}})
+	payload, _ := outbox.ItemOf(beat)
+	m := outbox.Render(outbox.Item{Kind: string(auditlog.Heartbeat), Payload: payload})
+	if m.Description != "previous minute's checkpoint: timed out after 4s" || !slices.Contains(m.Fields, outbox.Field{Name: "steps", Value: "1 of 4 failed", Inline: true}) {
+		t.Errorf("heartbeat rendered as %q, %+v", m.Description, m.Fields)
+	}
 	cp, _ := json.Marshal(outbox.CheckpointItem{Size: 5, Signed: "helix audit log\n5\n...\n"})
 	if m := outbox.Render(outbox.Item{Kind: outbox.KindCheckpoint, Payload: cp}); !strings.Contains(m.Description, "helix audit log") {
 		t.Errorf("checkpoint rendered as %+v", m)

@@ -106,6 +106,11 @@ func renderEntry(it Item) Message {
 				failed = append(failed, name+": "+outcome)
 			}
 		}
+		for name, outcome := range h.PreviousRun {
+			if outcome != "ok" {
+				failed = append(failed, "previous minute's "+name+": "+outcome)
+			}
+		}
 		sort.Strings(failed)
 		if len(failed) > 0 {
 			m.Color, m.Description = colorWarn, strings.Join(failed, "\n")
@@ -116,6 +121,7 @@ func renderEntry(it Item) Message {
 			{Name: "p95 latency", Value: fmt.Sprintf("%d ms", h.P95LatencyMS), Inline: true},
 			{Name: "log size", Value: strconv.FormatInt(h.TreeSize, 10), Inline: true},
 			{Name: "unsequenced", Value: strconv.FormatInt(h.Pending, 10), Inline: true},
+			{Name: "steps", Value: stepsSummary(len(h.Steps)+len(h.PreviousRun), len(failed)), Inline: true},
 		}
 	case auditlog.Deployment:
 		var d auditlog.DeploymentFacts
@@ -191,4 +197,13 @@ func counts64(m map[string]int64) string {
 		fmt.Fprintf(&b, "%s %d", k, m[k])
 	}
 	return b.String()
+}
+
+// stepsSummary says how a heartbeat's steps went (this minute's before it and the previous
+// minute's after it), the failed ones being in the description.
+func stepsSummary(total, failed int) string {
+	if failed == 0 {
+		return fmt.Sprintf("all %d ok", total)
+	}
+	return fmt.Sprintf("%d of %d failed", failed, total)
 }

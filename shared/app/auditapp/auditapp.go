@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -166,9 +167,27 @@ type Result struct {
 	Delivered  map[outbox.Channel]outbox.ChannelResult
 }
 
-// Run is one minute. Its deadline bounds the whole; each step has its own bound within it.
+// laterSteps are the steps after the heartbeat: the next heartbeat reports how they went.
+var laterSteps = []string{"heartbeat", "integrate_heartbeat", "checkpoint", "api_digest", "deliver"}
+
+// closingTime is what Run keeps of its deadline, after the steps, to record the minute's
+// outcome and read the log's size: a Lambda that answers after its deadline has its answer
+// thrown away ("Task timed out").
+const closingTime = time.Second
+
+// Run is one minute. Its deadline bounds the whole (less closingTime); each step has its own
+// bound within it.
 func (a *Audit) Run(ctx context.Context) Result {
 	now := a.now()
+	started := time.Now()
+	closing := context.WithoutCancel(ctx)
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancelSteps, cancelClosing context.CancelFunc
+		ctx, cancelSteps = context.WithDeadline(ctx, deadline.Add(-closingTime))
+		defer cancelSteps()
+		closing, cancelClosing = context.WithDeadline(closing, deadline)
+		defer cancelClosing()
+	}
 	var res Result
 	var mu sync.Mutex // steps run one at a time, but one left behind after its timeout may still finish
 	steps := []Step{
@@ -193,12 +212,16 @@ func (a *Audit) Run(ctx context.Context) Result {
 		}},
 	}
 	res.Steps = RunSteps(ctx, steps, a.Logger)
+	// The heartbeat step gets a copy: left behind after its bound, it may still be reading
+	// while the later steps' outcomes are added to res.Steps.
+	before := maps.Clone(res.Steps)
 
 	// The heartbeat reports the steps before it, then is sequenced, signed and posted with the
-	// rest; the later steps' outcomes are in the next minute's heartbeat (and the result).
+	// rest; the later steps' outcomes are in the result, in audit_runs, and in the next
+	// minute's heartbeat (previous_run).
 	later := []Step{
 		{Name: "heartbeat", Timeout: 4 * time.Second, Run: func(ctx context.Context) error {
-			return a.heartbeat(ctx, now, res.Steps)
+			return a.heartbeat(ctx, now, before)
 		}},
 		{Name: "integrate_heartbeat", Timeout: 4 * time.Second, Run: func(ctx context.Context) error {
 			r, err := a.Log.IntegrateAll(ctx, a.batch())
@@ -224,9 +247,15 @@ func (a *Audit) Run(ctx context.Context) Result {
 	for k, v := range RunSteps(ctx, later, a.Logger) {
 		res.Steps[k] = v
 	}
-	if head, err := a.Log.Head(context.WithoutCancel(ctx)); err == nil {
+	if err := a.Log.SaveRun(closing, started, res.Steps); err != nil {
+		a.Logger.Warn("audit: the minute's outcome was not recorded; the next heartbeat will not report its last steps", "err", err)
+	}
+	if head, err := a.Log.Head(closing); err == nil {
 		res.Size = head.Size
 	}
+	// A step left behind may still write its part of res: hand back a copy taken under its lock.
+	mu.Lock()
+	defer mu.Unlock()
 	return res
 }
 
@@ -295,8 +324,12 @@ func (a *Audit) heartbeat(ctx context.Context, now time.Time, steps map[string]s
 	if err != nil {
 		return err
 	}
+	previous, err := a.Log.LastRun(ctx, laterSteps...)
+	if err != nil {
+		return err
+	}
 	facts := auditlog.HeartbeatFacts{Operations: act.Operations, Errors: act.Errors, P95LatencyMS: act.P95LatencyMS,
-		TreeSize: head.Size, Pending: pending, Steps: steps}
+		TreeSize: head.Size, Pending: pending, Steps: steps, PreviousRun: previous}
 	return a.Log.Record(ctx, auditlog.Event{Kind: auditlog.Heartbeat, Actor: "audit", Payload: facts})
 }
 

@@ -853,8 +853,7 @@ func TestRunReturnsWhenItsDeadlineCutsDeliveryShort(t *testing.T) {
 		var done bool
 		if err := watch.QueryRow(t.Context(), `
 			SELECT coalesce((SELECT attempts = 1 FROM discord_outbox WHERE channel = 'heartbeat' ORDER BY id LIMIT 1), false)
-			   AND NOT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-			                    WHERE l.locktype = 'advisory' AND d.datname = current_database())`).Scan(&done); err != nil {
+			   AND NOT EXISTS (SELECT 1 FROM discord_leases)`).Scan(&done); err != nil {
 			t.Fatal(err)
 		}
 		if done {

@@ -20,10 +20,10 @@ var MaintenanceExempt []string
 // Mount registers what the budget function serves on srv.
 func Mount(a *httpapp.App, srv *httpapi.Server) {
 	budgetapi.Register(srv, a.Ledger())
-	var verifier note.Verifier
+	var verifier note.Verifiers
 	if k := a.Config.Audit.VerifierKey; k != "" {
 		// config.Load refused an unreadable key: this cannot fail.
-		if v, err := auditlog.NewVerifier(k); err == nil {
+		if v, err := auditlog.NewVerifiers(k); err == nil {
 			verifier = v
 		}
 	}

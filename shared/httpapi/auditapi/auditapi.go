@@ -28,13 +28,13 @@ type Log interface {
 	Entries(ctx context.Context, after int64, limit int) ([]auditlog.Entry, error)
 	InclusionProof(ctx context.Context, seq, size int64) (tlog.RecordProof, tlog.Hash, tlog.Hash, error)
 	ConsistencyProof(ctx context.Context, from, to int64) (tlog.TreeProof, tlog.Hash, tlog.Hash, error)
-	Verify(ctx context.Context, from int64, v note.Verifier) (auditlog.Report, error)
+	Verify(ctx context.Context, from int64, v note.Verifiers) (auditlog.Report, error)
 	Checkpoints(ctx context.Context, limit int) ([]auditlog.SignedCheckpoint, error)
 }
 
 // Register adds the audit endpoints to s; verifier (nil: none configured) checks the stored
 // checkpoints' signatures during verification.
-func Register(s *httpapi.Server, log Log, verifier note.Verifier) {
+func Register(s *httpapi.Server, log Log, verifier note.Verifiers) {
 	h := &handlers{log: log, verifier: verifier}
 	s.HandleAdmin("GET /admin/audit/entries", h.entries)
 	s.HandleAdmin("GET /admin/audit/entries/{seq}/proof", h.proof)
@@ -45,7 +45,7 @@ func Register(s *httpapi.Server, log Log, verifier note.Verifier) {
 
 type handlers struct {
 	log      Log
-	verifier note.Verifier
+	verifier note.Verifiers
 }
 
 // EntryView is an entry as the API shows it.

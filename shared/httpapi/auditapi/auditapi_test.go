@@ -47,7 +47,7 @@ func newEnv(t testing.TB, entries int) *env {
 	verifier, _ := auditlog.NewVerifier(vkey)
 	log := auditstore.New(pool)
 	srv := httpapi.NewServer(apitest.Authenticator(t, tokens), apitest.Log(t))
-	auditapi.Register(srv, log, verifier)
+	auditapi.Register(srv, log, note.VerifierList(verifier))
 	e := &env{pool: pool, log: log, url: apitest.Serve(t, srv), signer: signer,
 		admin: tokens.Token(t, "ops", map[string]any{"role": "admin"}), alice: tokens.Token(t, "alice", nil)}
 	ctx := context.Background()

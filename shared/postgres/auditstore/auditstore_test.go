@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,7 +359,7 @@ func TestARewrittenTreeIsCaughtByAnEarlierCheckpoint(t *testing.T) {
 	}
 	// The rows alone look fine, apart from the stored checkpoint ...
 	// ... which verification checks: the tree of 30 no longer has the signed root.
-	rep, err := e.log.Verify(ctx, 0, v)
+	rep, err := e.log.Verify(ctx, 0, note.VerifierList(v))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,21 +421,33 @@ func TestVerifyFromACheckpoint(t *testing.T) {
 	e.fill(t, 25)
 	c := e.checkpoint(t, s)
 	e.fill(t, 15)
-	rep, err := e.log.Verify(ctx, c.Size, v)
+	rep, err := e.log.Verify(ctx, c.Size, note.VerifierList(v))
 	if err != nil || rep.Broken != nil || rep.Checked != 15 || rep.Size != 40 {
 		t.Fatalf("verify from %d = %+v, %v", c.Size, rep, err)
 	}
-	full, _ := e.log.Verify(ctx, 0, v)
+	full, _ := e.log.Verify(ctx, 0, note.VerifierList(v))
 	if full.Root != rep.Root || full.Checkpoints != 1 {
 		t.Errorf("from the start: root %s (%d checkpoints), from the checkpoint %s", full.Root, full.Checkpoints, rep.Root)
 	}
-	if _, err := e.log.Verify(ctx, 7, v); err == nil {
+	if _, err := e.log.Verify(ctx, 7, note.VerifierList(v)); err == nil {
 		t.Error("verify from a size without a checkpoint: no error")
 	}
-	// A checkpoint row written without the key is refused.
-	e.exec(t, `UPDATE audit_checkpoints SET signed = replace(signed, '25', '26')`)
-	if _, err := e.log.Verify(ctx, 0, v); err == nil {
-		t.Error("a checkpoint with a broken signature verified")
+	// After a rotation both keys are listed: checkpoints of either verify.
+	s2, v2 := keys(t)
+	e.fill(t, 5)
+	e.checkpoint(t, s2)
+	if rep, err := e.log.Verify(ctx, 0, note.VerifierList(v, v2)); err != nil || rep.Broken != nil || rep.Checkpoints != 2 {
+		t.Errorf("verify with both keys = %+v, %v; want both checkpoints checked", rep, err)
+	}
+	// Only the new key listed: the old checkpoint is a finding (named), not a server error.
+	rep, err = e.log.Verify(ctx, 0, note.VerifierList(v2))
+	if err != nil || rep.Broken == nil || rep.Broken.Seq != 24 || !strings.Contains(rep.Broken.Reason, "size 25 is not signed by a listed verifier key") {
+		t.Errorf("verify with only the new key = %+v, %v; want the checkpoint of size 25 named", rep, err)
+	}
+	// A checkpoint row written without the key is named the same way.
+	e.exec(t, `UPDATE audit_checkpoints SET signed = replace(signed, '25', '26') WHERE size = 25`)
+	if rep, err := e.log.Verify(ctx, 0, note.VerifierList(v, v2)); err != nil || rep.Broken == nil || rep.Broken.Seq != 24 {
+		t.Errorf("a checkpoint with a broken signature: %+v, %v; want it named", rep, err)
 	}
 }
 
@@ -488,6 +501,36 @@ func TestOutboxStore(t *testing.T) {
 		t.Error("unlock did not free the channel")
 	} else {
 		u()
+	}
+	// A run that died keeps its lease until it expires; then the channel is free again.
+	if _, ok, err := e.box.Lock(ctx, outbox.Heartbeat); err != nil || !ok {
+		t.Fatalf("lock heartbeat = %v, %v", ok, err)
+	}
+	if _, ok, _ := e.box.Lock(ctx, outbox.Heartbeat); ok {
+		t.Error("a dead run's lease was taken before it expired")
+	}
+	e.exec(t, `UPDATE discord_leases SET until = clock_timestamp() - interval '1 second' WHERE channel = 'heartbeat'`)
+	if u, ok, _ := e.box.Lock(ctx, outbox.Heartbeat); !ok {
+		t.Error("an expired lease was not taken over")
+	} else {
+		u()
+	}
+	// Many deliverers at once: exactly one gets the channel.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := 0
+	for range 10 {
+		wg.Go(func() {
+			if _, ok, err := e.box.Lock(ctx, outbox.Consciousness); err == nil && ok {
+				mu.Lock()
+				winners++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if winners != 1 {
+		t.Errorf("%d of 10 concurrent deliverers got the channel, want 1", winners)
 	}
 
 	// A gone webhook, by fingerprint: news once; a new webhook is not gone.

@@ -3,6 +3,7 @@ package auditstore
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,11 +17,10 @@ import (
 	"github.com/helixhq/helix/shared/outbox"
 )
 
-// Advisory lock keys (two int4s): the integrator, and one per outbox channel.
+// The integrator's advisory lock key (two int4s). (Outbox channels take leases instead.)
 const (
 	lockClass      = 7345
 	integratorLock = 1
-	channelLockMin = 100
 )
 
 // ErrNotFound: no such entry, or a size the tree has not reached.
@@ -318,4 +318,41 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to int64) (tlog.TreePr
 	}
 	toRoot, err := tlog.TreeHash(to, r)
 	return proof, fromRoot, toRoot, err
+}
+
+// SaveRun records how one audit minute's steps went (and forgets runs older than 7 days).
+func (l *Log) SaveRun(ctx context.Context, started time.Time, steps map[string]string) error {
+	// JSON text, cast in SQL: every query exec mode (PgBouncer-safe ones included) can send it.
+	js, err := json.Marshal(steps)
+	if err != nil {
+		return err
+	}
+	_, err = l.pool.Exec(ctx, `
+		WITH old AS (DELETE FROM audit_runs WHERE started_at < clock_timestamp() - interval '7 days')
+		INSERT INTO audit_runs (started_at, steps) VALUES ($1, $2::text::jsonb)`, started, string(js))
+	return err
+}
+
+// LastRun is how the last recorded minute's steps named went (nil when none was recorded; a
+// step it did not run is absent).
+func (l *Log) LastRun(ctx context.Context, names ...string) (map[string]string, error) {
+	var raw string
+	err := l.pool.QueryRow(ctx, `SELECT steps::text FROM audit_runs ORDER BY id DESC LIMIT 1`).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var steps map[string]string
+	if err := json.Unmarshal([]byte(raw), &steps); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		if v, ok := steps[n]; ok {
+			out[n] = v
+		}
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -27,40 +28,33 @@ var (
 	_ outbox.Alerter = (*Outbox)(nil)
 )
 
-// channelKey is a channel's advisory lock key.
-func channelKey(ch outbox.Channel) int32 {
-	for i, c := range outbox.Channels() {
-		if c == ch {
-			return int32(channelLockMin + i)
-		}
-	}
-	return channelLockMin - 1
-}
+// leaseFor is how long a channel's lease lasts: longer than a delivery can run (the audit
+// function's deliver step is bounded at 20 s), shorter than the gap to the next minute's run,
+// so a run that died does not cost the channel a minute.
+const leaseFor = 45 * time.Second
 
-// Lock implements outbox.Store with a session advisory lock on a connection of its own, held
-// until unlock: a run killed mid-delivery loses its connection, and with it the lock.
+// Lock implements outbox.Store with a lease in discord_leases: taken when it is free or expired,
+// given back by unlock. It holds no connection while the channel is delivered, so channels are
+// delivered side by side over a small pool.
 func (o *Outbox) Lock(ctx context.Context, ch outbox.Channel) (func(), bool, error) {
-	conn, err := o.pool.Acquire(ctx)
+	holder := uuid.NewString()
+	var got string
+	err := o.pool.QueryRow(ctx, `
+		INSERT INTO discord_leases (channel, holder, until) VALUES ($1, $2, clock_timestamp() + $3::interval)
+		ON CONFLICT (channel) DO UPDATE SET holder = excluded.holder, until = excluded.until
+		WHERE discord_leases.until < clock_timestamp()
+		RETURNING holder`, string(ch), holder, leaseFor.String()).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, err
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockClass, channelKey(ch)).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, false, err
-	}
-	if !ok {
-		conn.Release()
-		return nil, false, nil
-	}
 	return func() {
+		// Given back even when the run's context has ended; if this fails, the lease expires.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockClass, channelKey(ch)); err != nil {
-			// A connection whose unlock failed must not go back to the pool holding the lock.
-			_ = conn.Conn().Close(ctx)
-		}
-		conn.Release()
+		_, _ = o.pool.Exec(ctx, `DELETE FROM discord_leases WHERE channel = $1 AND holder = $2`, string(ch), holder)
 	}, true, nil
 }
 

@@ -20,11 +20,15 @@ const verifyBatch = 5000
 // is given) and its root against the tree's. A walk from the middle trusts the stored tree up to
 // from only as far as that size's checkpoint vouches for it: from must be 0 or the size of a
 // stored checkpoint, whose signature and root are checked first.
-func (l *Log) Verify(ctx context.Context, from int64, v note.Verifier) (auditlog.Report, error) {
+func (l *Log) Verify(ctx context.Context, from int64, v note.Verifiers) (auditlog.Report, error) {
 	rep := auditlog.Report{From: from}
-	checkpoints, err := l.checkpointRoots(ctx, v)
+	checkpoints, bad, err := l.checkpointRoots(ctx, v)
 	if err != nil {
 		return rep, err
+	}
+	if bad != nil {
+		rep.Broken = bad
+		return rep, nil
 	}
 	prev := auditlog.Genesis()
 	var frontier []tlog.Hash
@@ -122,26 +126,29 @@ func (l *Log) storedRange(ctx context.Context, lo, hi int64) (map[int64]tlog.Has
 	return out, rows.Err()
 }
 
-// checkpointRoots reads the stored checkpoints' roots by size. With a verifier, a checkpoint
-// whose signature does not verify, or whose signed text disagrees with its columns, is an error:
-// someone wrote it without the key.
-func (l *Log) checkpointRoots(ctx context.Context, v note.Verifier) (map[int64]tlog.Hash, error) {
+// checkpointRoots reads the stored checkpoints' roots by size. With verifier keys, a checkpoint
+// whose signature does not verify with any of them, or whose signed text disagrees with its
+// columns, is a finding (bad), not an error: someone wrote it without the key, or it was signed
+// by a key that is not listed (after a rotation, list the old key too).
+func (l *Log) checkpointRoots(ctx context.Context, v note.Verifiers) (map[int64]tlog.Hash, *auditlog.Broken, error) {
 	list, err := l.Checkpoints(ctx, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make(map[int64]tlog.Hash, len(list))
 	for _, c := range list {
 		if v != nil {
-			signed, err := auditlog.OpenCheckpoint(c.Signed, v)
+			signed, err := auditlog.OpenCheckpointWith(c.Signed, v)
 			if err != nil {
-				return nil, fmt.Errorf("stored checkpoint of size %d: %w", c.Size, err)
+				return nil, &auditlog.Broken{Seq: c.Size - 1, Reason: fmt.Sprintf(
+					"the stored checkpoint of size %d is not signed by a listed verifier key (HELIX_AUDIT_VERIFIER_KEY): written without the signing key, or signed by a key not listed", c.Size)}, nil
 			}
 			if signed.Size != c.Size || signed.Root != c.Root {
-				return nil, fmt.Errorf("stored checkpoint of size %d: its signed text says size %d", c.Size, signed.Size)
+				return nil, &auditlog.Broken{Seq: c.Size - 1, Reason: fmt.Sprintf(
+					"the stored checkpoint of size %d disagrees with its own signed text (size %d)", c.Size, signed.Size)}, nil
 			}
 		}
 		out[c.Size] = c.Root
 	}
-	return out, nil
+	return out, nil, nil
 }
