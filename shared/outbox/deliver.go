@@ -38,11 +38,15 @@ type Store interface {
 	// whether this is news. IsGone says whether that webhook is known gone.
 	Gone(ctx context.Context, ch Channel, fingerprint, reason string, at time.Time) (bool, error)
 	IsGone(ctx context.Context, ch Channel, fingerprint string) (bool, error)
+	// Revived forgets a gone webhook once another one (fingerprint) delivered to the channel;
+	// it reports whether the channel had one gone (news, once).
+	Revived(ctx context.Context, ch Channel, fingerprint string) (bool, error)
 }
 
-// Alerter raises an alert (an audit event, which reaches the alerts channel).
+// Alerter raises and clears alerts (audit events, which reach the alerts channel).
 type Alerter interface {
 	Alert(ctx context.Context, name, detail string) error
+	Clear(ctx context.Context, name, detail string) error
 }
 
 // Policy tunes delivery.
@@ -123,6 +127,7 @@ func (d *Deliverer) channel(ctx context.Context, ch Channel) (res ChannelResult)
 		return res
 	}
 	defer unlock()
+	revivalChecked := false
 	for ctx.Err() == nil {
 		items, err := d.Store.Due(ctx, ch, d.now(), MaxEmbeds)
 		if err != nil {
@@ -155,6 +160,10 @@ func (d *Deliverer) channel(ctx context.Context, ch Channel) (res ChannelResult)
 				return res
 			}
 			res.Delivered += n
+			if !revivalChecked {
+				revivalChecked = true
+				d.clearGone(ctx, ch, fp)
+			}
 			if r.Exhausted && r.ResetAfter > 0 {
 				if note := d.wait(ctx, r.ResetAfter); note != "" {
 					res.Note = note
@@ -202,6 +211,18 @@ func (d *Deliverer) channel(ctx context.Context, ch Channel) (res ChannelResult)
 	}
 	res.Note = "no time left"
 	return res
+}
+
+// clearGone clears the gone-webhook alert of a channel whose new webhook just delivered.
+func (d *Deliverer) clearGone(ctx context.Context, ch Channel, fp string) {
+	back, err := d.Store.Revived(context.WithoutCancel(ctx), ch, fp)
+	if err == nil && back && d.Alerter != nil {
+		err = d.Alerter.Clear(context.WithoutCancel(ctx), "discord_webhook_gone",
+			fmt.Sprintf("The %s channel delivers again, to the new webhook set in %s.", ch.Name(), ch.EnvVar()))
+	}
+	if err != nil {
+		d.Logger.Error("discord: record a revived webhook", "channel", string(ch), "err", err)
+	}
 }
 
 // wait sleeps d when it fits the policy and ctx; otherwise it says why the channel stops.

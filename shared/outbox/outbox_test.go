@@ -234,6 +234,19 @@ func (s *memStore) IsGone(_ context.Context, ch outbox.Channel, fp string) (bool
 	return s.gone[string(ch)+fp], nil
 }
 
+func (s *memStore) Revived(_ context.Context, ch outbox.Channel, fp string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	back := false
+	for k := range s.gone {
+		if strings.HasPrefix(k, string(ch)) && k != string(ch)+fp {
+			delete(s.gone, k)
+			back = true
+		}
+	}
+	return back, nil
+}
+
 type alerts struct {
 	mu    sync.Mutex
 	names []string
@@ -243,6 +256,13 @@ func (a *alerts) Alert(_ context.Context, name, detail string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.names = append(a.names, name+": "+detail)
+	return nil
+}
+
+func (a *alerts) Clear(_ context.Context, name, detail string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.names = append(a.names, "cleared "+name+": "+detail)
 	return nil
 }
 
@@ -371,10 +391,15 @@ func TestGoneWebhookStopsTheChannelAndAlertsOnce(t *testing.T) {
 			t.Errorf("item %d of the gone channel: %+v, want kept undelivered", r.ID, r)
 		}
 	}
-	// A new webhook for the channel is used.
+	// A new webhook for the channel is used, and the alert is cleared, once.
 	d.Webhooks[outbox.Commands] = s.Webhook("commands-new")
 	if res := d.Deliver(context.Background())[outbox.Commands]; res.Delivered != 3 {
 		t.Errorf("with a new webhook, delivered %d (%s), want 3", res.Delivered, res.Note)
+	}
+	st.add(outbox.Commands, 1)
+	d.Deliver(context.Background())
+	if len(a.names) != 2 || !strings.HasPrefix(a.names[1], "cleared discord_webhook_gone") || !strings.Contains(a.names[1], "#helix-commands") {
+		t.Errorf("alerts %v, want the gone alert, then one clearing it", a.names)
 	}
 }
 

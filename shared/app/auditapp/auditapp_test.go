@@ -810,6 +810,18 @@ func TestGoneWebhookStopsItsChannelAndTheAlertReachesAlerts(t *testing.T) {
 	if want := []string{"toggle DISABLE_GEMINI changed by ops", "toggle DISABLE_GEMINI changed by ops"}; !slices.Equal(got, want) {
 		t.Errorf("the new webhook got %q, want %q", got, want)
 	}
+	// The alert is cleared (in the log now, in #helix-alerts the next minute), once.
+	wantAllOK(t, e.run(t).Steps)
+	wantAllOK(t, e.run(t).Steps)
+	var cleared int
+	for _, m := range e.discord.Received("alerts") {
+		if m.Title == "Alert cleared: discord_webhook_gone" {
+			cleared++
+		}
+	}
+	if cleared != 1 {
+		t.Errorf("#helix-alerts got %d clearing messages, want 1", cleared)
+	}
 	if p := e.discord.Problems(); len(p) > 0 {
 		t.Errorf("requests broke Discord's limits: %v", p)
 	}

@@ -131,6 +131,20 @@ func (o *Outbox) Alert(ctx context.Context, name, detail string) error {
 		Payload: auditlog.AlertEvent{Name: name, State: auditlog.Fired, Detail: detail}})
 }
 
+// Clear implements outbox.Alerter: an alert cleared, in the audit log.
+func (o *Outbox) Clear(ctx context.Context, name, detail string) error {
+	return Record(ctx, o.pool, auditlog.Event{Kind: auditlog.Alert, Actor: "audit",
+		Payload: auditlog.AlertEvent{Name: name, State: auditlog.Cleared, Detail: detail}})
+}
+
+// Revived implements outbox.Store.
+func (o *Outbox) Revived(ctx context.Context, ch outbox.Channel, fingerprint string) (bool, error) {
+	tag, err := o.pool.Exec(ctx, `
+		UPDATE discord_channels SET webhook_hash = $2, gone_at = NULL, gone_reason = ''
+		 WHERE channel = $1 AND gone_at IS NOT NULL AND webhook_hash <> $2`, string(ch), fingerprint)
+	return tag.RowsAffected() == 1, err
+}
+
 // Digest queues the api channel's digest of the calls in (from, to] that were not posted one by
 // one (successful, without fallback), when there were any. It returns the digest's calls.
 func (o *Outbox) Digest(ctx context.Context, from, to time.Time) (int64, error) {
