@@ -42,7 +42,7 @@ lint: ## gofmt, go vet and staticcheck
 template-check: ## validate template.yaml against the official SAM schema (copy in infra/sam) and its CORS lists against shared/httpapi
 	go test -count=1 ./infra/sam/
 
-bench: ## benchmarks (infra/bench, tunables BENCH_*, BENCH_ONLY=step,...): routing, reserve+settle at concurrency 1/16/64, HTTP load, /v1 gateway overhead, chat sends, delivery to a waiting device, idle long-polls, synthesis DB time, bootstrap sizes
+bench: ## benchmarks (infra/bench, tunables BENCH_*, BENCH_ONLY=step,...): routing, reserve+settle at concurrency 1/16/64, HTTP load, /v1 gateway overhead, chat sends, delivery to a waiting device, idle long-polls, synthesis DB time, the audit log (sequencing, verification and proofs over 1M entries, one audit minute, /v1 with auditing on vs off), bootstrap sizes
 	go run ./infra/bench
 
 build: $(addprefix build-,$(FUNCTIONS)) ## cross-compile each function to bin/<fn>/bootstrap (linux/arm64)

@@ -23,7 +23,8 @@ const (
 
 // allSteps returns the selectable steps in run order.
 func allSteps() []string {
-	return []string{stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepRouter, stepLedger, stepSynthesis, stepSizes}
+	return []string{stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepRouter, stepLedger, stepSynthesis,
+		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepSizes}
 }
 
 // config is the bench's tunables, read from the environment.

@@ -33,7 +33,26 @@
 //     (BenchmarkReserveSettle in shared/postgres).
 //  8. [synthesis] the database time of one synthesis job of 10 messages for a user with 500
 //     insights, the model call excluded (BenchmarkSynthesisJob in shared/postgres/memorystore).
-//  9. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
+//  9. [audit_integrate] the audit log's sequencing: on a database of its own (created with the
+//     migrations applied, dropped at the end), BENCH_AUDIT_ENTRIES ai_operation_log rows over
+//     the last day (generate_series; the helix_audit_operation trigger writes each one's event
+//     into audit_pending), then auditstore's IntegrateAll in the audit function's batches of 5000:
+//     entries/s. That log is built once for steps 9 to 12, whichever of them run.
+//  10. [audit_verify] auditstore's Verify of that whole log from entry 0: entries/s and seconds.
+//  11. [audit_proof] BENCH_AUDIT_PROOFS inclusion proofs of random entries in the whole tree and
+//     as many consistency proofs between random sizes: p50/p99 (each proof checked with tlog).
+//  12. [audit_run] the audit function's minute (app.Boot, auditapp.New, Run, as the Lambda does;
+//     Discord webhooks on a local server answering 204, a signing key from note.GenerateKey)
+//     over that log in a steady state: a thousand calls in the last minute, a few hundred of them
+//     not yet sequenced, the rest of the log sequenced and delivered. Its wall time (target
+//     under 1 s) and each step's outcome; then the next minute on the same core, and one through
+//     the round-trip counting proxy.
+//  13. [audit_v1] POST /v1/chat/completions at concurrency 64 with 64 users (step 2's load) on a
+//     dev server over a database of its own, with the ai_operation_log audit trigger enabled and
+//     disabled in alternate runs (ALTER TABLE ... ENABLE/DISABLE TRIGGER helix_audit_operation),
+//     BENCH_AUDIT_V1_ROUNDS runs each: median req/s both ways and their ratio (target: auditing
+//     costs at most 10%).
+//  14. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
 //
 // The dev server and the mock upstream are built into a temporary folder and started on free
 // ports; each is stopped when its step ends, and on every way out (a failed step, Ctrl-C).
@@ -49,10 +68,15 @@
 //	BENCH_CHAT_DURATION      load duration of step 3's measured run (default 12s)
 //	BENCH_DELIVERY_MESSAGES  messages step 4 times (default 200)
 //	BENCH_IDLE_WINDOW        how long step 5 counts (default 20s, one whole long-poll)
+//	BENCH_AUDIT_ENTRIES      operations in the audit log of steps 9-12 (default 1000000)
+//	BENCH_AUDIT_PROOFS       proofs step 11 times, of each kind (default 300)
+//	BENCH_AUDIT_V1_ROUNDS    runs of step 13 with auditing on, and as many off (default 3)
 //	BENCH_ONLY         run only these steps, comma-separated:
-//	                   route,gateway,chat,delivery,idle,router,ledger,synthesis,sizes (default: all)
+//	                   route,gateway,chat,delivery,idle,router,ledger,synthesis,
+//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,sizes (default: all)
 //
-// BENCH_TIME is also the -benchtime of step 8.
+// BENCH_TIME is also the -benchtime of step 8; BENCH_GW_DURATION and BENCH_WARMUP are also
+// step 13's, per run.
 package main
 
 import (
@@ -83,7 +107,7 @@ func run() int {
 	// servers. Signals stay caught until the end, so a second Ctrl-C cannot cut the clean-up short.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := loadConfig(os.Getenv)
+	cfg, auditCfg, err := loadConfigs(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
@@ -103,6 +127,7 @@ func run() int {
 		return 1
 	}
 	defer b.close()
+	b.audit = auditCfg
 	b.runSteps(ctx)
 	return b.finish(ctx)
 }
@@ -131,6 +156,7 @@ type bench struct {
 	txt     *os.File
 	tmp     string // binaries and server logs, removed at the end
 	res     *results
+	audit   auditConfig // the audit steps' tunables
 
 	// Set by the Postgres and build steps.
 	serverURL, dbURL string // the Postgres server (database "postgres") and the bench database
@@ -182,11 +208,12 @@ func (b *bench) runSteps(ctx context.Context) {
 	// The preparation steps run only for the steps that need them; when one fails, those steps
 	// fail at once with the reason instead of piling up confusing errors.
 	var notReady error
-	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepLedger, stepSynthesis) &&
+	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepLedger, stepSynthesis,
+		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1) &&
 		!b.step(ctx, "postgres", "Postgres", b.postgres) {
 		notReady = errors.New("not run: Postgres is not available")
 	}
-	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle) &&
+	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepAuditV1) &&
 		!b.step(ctx, "build", "build the dev server and the mock upstream", b.build) && notReady == nil {
 		notReady = errors.New("not run: the build failed")
 	}
@@ -244,6 +271,33 @@ func (b *bench) runSteps(ctx context.Context) {
 				}
 				return b.synthesisBench(ctx)
 			})
+	}
+	if b.cfg.wanted(auditDataSteps()...) {
+		// One log for the four steps, built before the first of them, dropped after the last
+		// (or on the way out of a panic).
+		a := b.newAuditData()
+		defer a.close()
+		b.step(ctx, "audit data", fmt.Sprintf("audit log: a database of its own with %d ai_operation_log rows over the last day, the trigger writing their events",
+			b.audit.entries), needs(a.prepare))
+		if b.cfg.wanted(stepAuditIntegrate) {
+			b.step(ctx, stepAuditIntegrate, fmt.Sprintf("audit log sequencing: IntegrateAll over %d pending events, batches of %d", b.audit.entries, auditBatch),
+				a.needs(a.integrate))
+		}
+		if b.cfg.wanted(stepAuditVerify) {
+			b.step(ctx, stepAuditVerify, "audit log verification: Verify from entry 0 over the whole log", a.needsIntegrated(a.verify))
+		}
+		if b.cfg.wanted(stepAuditProof) {
+			b.step(ctx, stepAuditProof, fmt.Sprintf("audit log proofs: %d inclusion and %d consistency proofs at the whole log's size", b.audit.proofs, b.audit.proofs),
+				a.needsIntegrated(a.proofs))
+		}
+		if b.cfg.wanted(stepAuditRun) {
+			b.step(ctx, stepAuditRun, "the audit function's minute (auditapp.Audit.Run) over the whole log in a steady state", a.needsIntegrated(a.run))
+		}
+		a.close()
+	}
+	if b.cfg.wanted(stepAuditV1) {
+		b.step(ctx, stepAuditV1, fmt.Sprintf("audit trigger cost: POST /v1/chat/completions at concurrency %d, %d users, auditing on and off in alternate runs",
+			gatewayUsers, gatewayUsers), needs(b.auditV1))
 	}
 	if b.cfg.wanted(stepSizes) {
 		b.step(ctx, stepSizes, "Lambda bootstrap sizes: make build (linux/arm64, target <= 15 MB each)", b.sizes)

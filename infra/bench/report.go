@@ -49,6 +49,10 @@ func (b *bench) summary(w io.Writer) {
 		fmt.Fprintf(w, "  target: under %.0f ms per job (ms/job: claim + candidates + commit, each metric per job)\n", targetSynthesisMS)
 		fmt.Fprintln(w)
 	}
+	if r.Audit != nil {
+		b.auditTable(w)
+		fmt.Fprintln(w)
+	}
 	if len(r.Sizes) > 0 {
 		fmt.Fprintln(w, "Lambda bootstrap sizes (linux/arm64, stripped; target <= 15 MB each)")
 		for _, s := range r.Sizes {

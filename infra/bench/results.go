@@ -29,6 +29,7 @@ type results struct {
 	Ledger       []goBenchmark   `json:"ledger,omitempty"`
 	Synthesis    []goBenchmark   `json:"synthesis,omitempty"`
 	Sizes        []bootstrapSize `json:"sizes,omitempty"`
+	Audit        *auditResult    `json:"audit,omitempty"`
 	Steps        []stepResult    `json:"steps"`
 	OK           bool            `json:"ok"`
 	Interrupted  bool            `json:"interrupted,omitempty"`

@@ -607,3 +607,29 @@ func TestActivity(t *testing.T) {
 		t.Errorf("activity = %+v, %v; want 20 operations, 4 errors, p95 80 ms", a, err)
 	}
 }
+
+// An operation's event names its log row; the integrator writes the row's summary (never more)
+// as the entry's payload, and a row deleted before it was sequenced is recorded as missing.
+func TestOperationPayloadComesFromItsLogRow(t *testing.T) {
+	e := newEnv(t)
+	e.logOperation(t, "r-kept", false, true, "timeout")
+	e.logOperation(t, "r-deleted", true, false, "")
+	e.exec(t, `DELETE FROM ai_operation_log WHERE request_id = 'r-deleted'`)
+	if n := e.count(t, `SELECT count(*) FROM audit_pending WHERE payload IS NULL AND op_id IS NOT NULL`); n != 2 {
+		t.Fatalf("%d pending operation events name their row, want 2", n)
+	}
+	e.integrateAll(t)
+	entries, err := e.log.Entries(context.Background(), -1, 10)
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("entries %v, %v; want 2", entries, err)
+	}
+	want := auditlog.OperationFacts{RequestID: "r-kept", OperationID: "email-compose", Model: "deepseek", Provider: "deepseek",
+		InputTokens: 100, OutputTokens: 50, CostNano: 1234, LatencyMS: 80, ErrorCode: "timeout", FallbackUsed: true}
+	var got auditlog.OperationFacts
+	if err := json.Unmarshal([]byte(entries[0].Payload), &got); err != nil || got != want || entries[0].Actor != "alice" {
+		t.Errorf("the kept operation's entry: %s by %q, want %+v by alice", entries[0].Payload, entries[0].Actor, want)
+	}
+	if p := entries[1].Payload; !strings.Contains(p, `"missing"`) || !strings.Contains(p, `"op_log_id"`) {
+		t.Errorf("the deleted operation's entry: %s, want it recorded as missing", p)
+	}
+}

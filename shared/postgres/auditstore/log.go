@@ -66,16 +66,20 @@ func (l *Log) Integrate(ctx context.Context, limit int) (Integrated, error) {
 		if err != nil {
 			return fmt.Errorf("audit frontier: %w", err)
 		}
+		// An operation's event names its log row (migration 00010): its payload is built here.
 		rows, _ := tx.Query(ctx, `
-			DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT $1)
-			RETURNING id, created_at, kind, actor, payload`, limit)
-		pending, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auditlog.Pending, error) {
-			var p auditlog.Pending
-			var kind string
-			err := r.Scan(&p.ID, &p.At, &kind, &p.Actor, &p.Payload)
-			p.Kind = auditlog.Kind(kind)
-			return p, err
-		})
+			WITH p AS (
+				DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT $1)
+				RETURNING id, created_at, kind, actor, payload, op_id)
+			SELECT p.id, p.created_at, p.kind, p.actor, p.payload, p.op_id, l.id IS NOT NULL,
+			       coalesce(l.request_id, ''), coalesce(l.operation_id, ''), coalesce(l.model_used, ''),
+			       coalesce(l.provider, ''), coalesce(l.input_tokens, 0), coalesce(l.output_tokens, 0),
+			       coalesce(l.cached_input_tokens, 0), coalesce(l.reasoning_tokens, 0),
+			       coalesce(l.cache_write_tokens, 0), coalesce(l.cache_write_1h_tokens, 0),
+			       coalesce(l.cost_nano, 0), coalesce(l.latency_ms, 0), coalesce(l.success, false),
+			       coalesce(l.error_code, ''), coalesce(l.fallback_used, false)
+			  FROM p LEFT JOIN ai_operation_log l ON l.id = p.op_id`, limit)
+		pending, err := pgx.CollectRows(rows, scanPending)
 		if err != nil {
 			return fmt.Errorf("audit pending: %w", err)
 		}
@@ -131,6 +135,40 @@ func (l *Log) Integrate(ctx context.Context, limit int) (Integrated, error) {
 		return Integrated{}, fmt.Errorf("integrate audit events: %w", err)
 	}
 	return out, nil
+}
+
+// scanPending reads a pending event; an operation's payload is its log row's summary.
+func scanPending(r pgx.CollectableRow) (auditlog.Pending, error) {
+	var p auditlog.Pending
+	var kind string
+	var payload *string
+	var opID *int64
+	var found bool
+	var f auditlog.OperationFacts
+	if err := r.Scan(&p.ID, &p.At, &kind, &p.Actor, &payload, &opID, &found,
+		&f.RequestID, &f.OperationID, &f.Model, &f.Provider, &f.InputTokens, &f.OutputTokens,
+		&f.CachedInputTokens, &f.ReasoningTokens, &f.CacheWriteTokens, &f.CacheWrite1hTokens,
+		&f.CostNano, &f.LatencyMS, &f.Success, &f.ErrorCode, &f.FallbackUsed); err != nil {
+		return p, err
+	}
+	p.Kind = auditlog.Kind(kind)
+	switch {
+	case payload != nil:
+		p.Payload = *payload
+	case opID != nil && found:
+		b, err := json.Marshal(f)
+		if err != nil {
+			return p, err
+		}
+		p.Payload = string(b)
+	case opID != nil:
+		// The row was deleted between the call's commit and its sequencing: that is a fact too.
+		b, _ := json.Marshal(map[string]any{"op_log_id": *opID, "missing": "the operation's log row was deleted before it was sequenced"})
+		p.Payload = string(b)
+	default:
+		return p, fmt.Errorf("audit pending event %d has neither a payload nor an operation", p.ID)
+	}
+	return p, nil
 }
 
 // IntegrateAll sequences batches until nothing is pending, another integrator holds the lock,
