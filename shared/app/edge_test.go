@@ -112,6 +112,16 @@ var routes = []route{
 	{"GET /ai-router/budget", []position{queryPos("user_id", "/ai-router/budget")}},
 	{"GET /admin/budgets/{user_id}", []position{pathPos("user_id", "/admin/budgets/{}", "")}},
 	{"PUT /admin/budgets/{user_id}", []position{pathPos("user_id", "/admin/budgets/{}", `{"daily_limit":10}`)}},
+	// The audit log's numbers (seq, sizes, limits) come from the path and the query.
+	{"GET /admin/audit/entries", []position{queryPos("after", "/admin/audit/entries"), queryPos("limit", "/admin/audit/entries")}},
+	{"GET /admin/audit/entries/{seq}/proof", []position{
+		pathPos("seq", "/admin/audit/entries/{}/proof", ""), queryPos("size", "/admin/audit/entries/0/proof")}},
+	{"GET /admin/audit/consistency", []position{queryPos("from", "/admin/audit/consistency"),
+		{"query", "to", func(v string) (string, string, http.Header) {
+			return "/admin/audit/consistency?from=1&to=" + url.QueryEscape(v), "", nil
+		}}}},
+	{"GET /admin/audit/verify", []position{queryPos("from", "/admin/audit/verify")}},
+	{"GET /admin/audit/checkpoints", []position{queryPos("limit", "/admin/audit/checkpoints")}},
 	{"GET /admin/routes", nil},
 	{"PUT /admin/routes/{operation_id}", []position{
 		pathPos("operation_id", "/admin/routes/{}", `{"enabled":true}`),
