@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # Every Lambda function: functions/<name>/main.go, built to bin/<name>/bootstrap; its SAM resource
 # is <Name>Function (sam build runs `make build-<Name>Function`). A new function adds one word here.
-FUNCTIONS := route budget chat synthesis audit
+FUNCTIONS := route budget chat synthesis audit optimize
 # lambda.norpc drops the RPC mode provided.al2023 does not use; grpcnotrace stops grpc (pulled in by
 # the Gemini SDK) from importing x/net/trace, whose html/template use defeats the linker's dead-code
 # elimination and more than doubled the route binary (50 MB -> 29 MB).

@@ -33,7 +33,7 @@ var roles = map[string]string{
 	"shared/router": "domain", "shared/toggles": "domain", "shared/ttlcache": "domain",
 	"shared/chat": "domain", "shared/memory": "domain", "shared/synthesis": "domain",
 	"shared/stepup": "domain", "shared/structured": "domain", "shared/auditlog": "domain",
-	"shared/outbox": "domain",
+	"shared/outbox": "domain", "shared/alerts": "domain", "shared/optimize": "domain",
 
 	// adapters: Postgres and the model providers, implementing the domain's ports.
 	"shared/postgres": "adapter", "shared/llm/anthropic": "adapter", "shared/llm/gemini": "adapter",
@@ -41,18 +41,23 @@ var roles = map[string]string{
 	"shared/llm/internal/wire": "adapter", "shared/llm/providers": "adapter",
 	"shared/queue/sqsqueue": "adapter", "shared/queue/inproc": "adapter", "shared/postgres/chatstore": "adapter", "shared/postgres/memorystore": "adapter",
 	"shared/postgres/auditstore": "adapter", "shared/discord": "adapter",
+	"shared/postgres/alertstore": "adapter", "shared/postgres/monitorstore": "adapter",
+	"shared/postgres/optimizestore": "adapter", "shared/emf": "adapter",
 
 	// transport: HTTP and Lambda events in, domain calls out.
 	"shared/httpapi": "transport", "shared/httpapi/budgetapi": "transport",
 	"shared/httpapi/execapi": "transport", "shared/httpapi/intelapi": "transport",
 	"shared/httpapi/openaiapi": "transport", "shared/httpapi/routeapi": "transport",
 	"shared/httpapi/chatapi": "transport", "shared/httpapi/auditapi": "transport",
-	"shared/lambdaio": "transport", "shared/lambdaio/sqsbatch": "transport",
+	"shared/httpapi/alertapi": "transport", "shared/httpapi/monitorapi": "transport",
+	"shared/httpapi/recommendapi": "transport",
+	"shared/lambdaio":             "transport", "shared/lambdaio/sqsbatch": "transport",
 
 	// wiring: cold start and the per-function assembly; the only code that knows every layer.
 	"shared/app": "wiring", "shared/app/httpapp": "wiring", "shared/app/pipeline": "wiring",
 	"shared/app/routeapp": "wiring", "shared/app/budgetapp": "wiring",
 	"shared/app/chatapp": "wiring", "shared/app/synthesisapp": "wiring", "shared/app/auditapp": "wiring",
+	"shared/app/optimizeapp": "wiring",
 
 	// test support: imported by _test files only (TestFunctionsLinkOnlyWhatTheyServe checks that
 	// no binary links them).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/auditapp"
+	"github.com/helixhq/helix/shared/emf"
 	"github.com/helixhq/helix/shared/llm/providers"
 	"github.com/helixhq/helix/shared/queue/sqsqueue"
 	"github.com/helixhq/helix/shared/synthesis"
@@ -26,6 +27,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "audit: cold start failed:", err)
 		os.Exit(1)
 	}
+	// CloudWatch metrics (EMF) on the log stream, for what is built below to write to.
+	core.Metrics = emf.New(os.Stdout, emf.Options{Namespace: core.Config.MetricsNamespace, Function: "audit"})
 	registry, err := providers.New(ctx, core.Config.Providers, providers.NewHTTPClient())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "audit: providers:", err)

@@ -66,7 +66,7 @@ const deepSeekKey, geminiKey, anthropicKey = "ds-audit-fn-key", "gm-audit-fn-key
 const queueName = "helix-synthesis"
 
 // The steps of a minute, in the order they run.
-var allSteps = []string{"sweep_reservations", "synthesis_sweep", "provider_probes", "integrate",
+var allSteps = []string{"sweep_reservations", "synthesis_sweep", "provider_probes", "alerts", "integrate", "metrics",
 	"heartbeat", "integrate_heartbeat", "checkpoint", "api_digest", "deliver"}
 
 // answer is the invocation's answer as the runtime returns it, read with the field names the

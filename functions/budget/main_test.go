@@ -6,10 +6,13 @@ package main
 // API Gateway v2 response.
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,13 +53,23 @@ var fn = lambdatest.Function{
 
 // The function's routes; every one needs a sample event and a route in template.yaml.
 var wantRoutes = []string{
+	"DELETE /admin/alerts/{id}",
+	"GET /admin/alerts",
+	"GET /admin/alerts/events",
 	"GET /admin/audit/checkpoints",
 	"GET /admin/audit/consistency",
 	"GET /admin/audit/entries",
 	"GET /admin/audit/entries/{seq}/proof",
 	"GET /admin/audit/verify",
 	"GET /admin/budgets/{user_id}",
+	"GET /admin/spend",
+	"GET /admin/spend/summary",
 	"GET /ai-router/budget",
+	"GET /me/usage",
+	"GET /monitoring/operations/realtime",
+	"PATCH /admin/alerts/{id}",
+	"POST /admin/alerts",
+	"POST /admin/alerts/create",
 	"PUT /admin/budgets/{user_id}",
 }
 
@@ -149,6 +162,72 @@ func TestSampleEvents(t *testing.T) {
 				t.Errorf("checkpoints %v, want the one at size 10", cps)
 			}
 		},
+		// The monitoring events run against seedOperations: test-user's three calls and
+		// other-user's one on 2 March 2026, one more of test-user's on 28 February (outside the
+		// events' range), and today's budget days of both.
+		"get-monitoring-realtime.json": func(t *testing.T, body map[string]any) {
+			data := body["data"].([]any)
+			if len(data) != 2 || body["next_after"] == nil {
+				t.Fatalf("feed %v: want a full page of 2 and a cursor", body)
+			}
+			// Newest first: today's two calls.
+			lambdatest.WantFields(t, data[0].(map[string]any), map[string]string{
+				"operation_id": "chat_message", "user_id": "other-user", "model_used": "gemini_flash", "cost_usd": "0.0005",
+				"latency_ms": "100", "success": "true", "fallback_used": "false"})
+			lambdatest.WantFields(t, data[1].(map[string]any), map[string]string{"user_id": "test-user", "cost_usd": "0.001"})
+		},
+		"get-admin-spend.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"group_by": "operation", "from": "2026-03-01T00:00:00Z", "to": "2026-03-03T00:00:00Z"})
+			data := body["data"].([]any)
+			if len(data) != 2 {
+				t.Fatalf("groups %v, want email-compose and calendar-prep", data)
+			}
+			// The most costly first; the 28 February call and today's stay out of [1 March, 3 March).
+			lambdatest.WantFields(t, data[0].(map[string]any), map[string]string{"key": "calendar-prep", "calls": "1", "error_rate": "1", "fallback_rate": "1"})
+			lambdatest.WantFields(t, data[1].(map[string]any), map[string]string{
+				"key": "email-compose", "calls": "3", "total_cost_usd": "0.0006", "avg_cost_usd": "0.0002",
+				"avg_latency_ms": "200", "p95_latency_ms": "300", "max_latency_ms": "300", "error_rate": "0.3333", "fallback_rate": "0"})
+		},
+		"get-admin-spend-summary.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{
+				"calls": "2", "total_spend_usd": "0.0015", "provider_distribution.deepseek": "0.5", "provider_distribution.gemini": "0.5",
+				"budget_utilisation.users": "2", "budget_utilisation.spent_usd": "15", "budget_utilisation.limit_usd": "100",
+				"budget_utilisation.users_over_warning": "0", "budget_utilisation.users_at_limit": "0",
+			})
+		},
+		"get-me-usage.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"user_id": "test-user", "group_by": "day"})
+			data := body["data"].([]any)
+			if len(data) != 1 {
+				t.Fatalf("days %v, want test-user's 2 March only", data)
+			}
+			lambdatest.WantFields(t, data[0].(map[string]any), map[string]string{"key": "2026-03-02", "calls": "3", "total_cost_usd": "0.0006"})
+		},
+		// Alert rules: the sample rules are created active; PATCH changes the standing
+		// high_error_rate rule (its fixed id); DELETE removes the operator rule seedAlertRule
+		// made, whose fire is listed by the events.
+		"post-admin-alerts.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"name": "Daily Cost Alert", "type": "daily_spend", "threshold": "100",
+				"status": "active", "severity": "warning", "own_webhook": "false", "standing": "false", "created_by": "admin-user"})
+		},
+		"post-admin-alerts-create.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"type": "error_rate", "threshold": "0.1", "severity": "critical", "status": "active"})
+		},
+		"get-admin-alerts.json": func(t *testing.T, body map[string]any) {
+			if n := len(body["rules"].([]any)); n != 8 {
+				t.Errorf("%d rules, want the 8 standing ones", n)
+			}
+		},
+		"get-admin-alerts-events.json": func(t *testing.T, body map[string]any) {
+			evs := body["events"].([]any)
+			if len(evs) != 1 || evs[0].(map[string]any)["state"] != "fired" {
+				t.Errorf("events %v, want the seeded fire", evs)
+			}
+		},
+		"patch-admin-alert.json": func(t *testing.T, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"type": "high_error_rate", "threshold": "0.1", "standing": "true"})
+		},
+		"delete-admin-alert.json": func(t *testing.T, _ map[string]any) {},
 		"put-admin-budget.json": func(t *testing.T, body map[string]any) {
 			lambdatest.WantFields(t, body, map[string]string{
 				"user_id":           "test-user",
@@ -172,11 +251,30 @@ func TestSampleEvents(t *testing.T) {
 			if strings.HasPrefix(name, "get-admin-audit-") {
 				seedAuditLog(t, pool)
 			}
-			resp := lambdatest.Invoke(t, lambdaHandler(fn.NewApp(t, pool)), raw)
+			if slices.Contains([]string{"get-monitoring-realtime.json", "get-admin-spend.json", "get-admin-spend-summary.json", "get-me-usage.json"}, name) {
+				seedOperations(t, pool)
+			}
+			app := fn.NewApp(t, pool)
+			if name == "get-monitoring-realtime.json" {
+				// The sample caller is a dashboard with the monitoring role, not an admin.
+				app = fn.NewAppEnv(t, map[string]string{"HELIX_MONITORING_ROLE": "monitoring"}, pool)
+			}
+			if name == "delete-admin-alert.json" || name == "get-admin-alerts-events.json" {
+				seedAlertRule(t, pool)
+			}
+			resp := lambdatest.Invoke(t, lambdaHandler(app), raw)
 			if resp.Headers["X-Request-Id"] == "" {
 				t.Errorf("no X-Request-Id header")
 			}
-			check(t, lambdatest.JSONBody(t, resp, 200))
+			status := map[string]int{"post-admin-alerts.json": 201, "post-admin-alerts-create.json": 201, "delete-admin-alert.json": 204}[name]
+			if status == http.StatusNoContent {
+				if resp.StatusCode != status || resp.Body != "" {
+					t.Fatalf("status %d, body %q; want 204 and none", resp.StatusCode, resp.Body)
+				}
+				check(t, nil)
+				return
+			}
+			check(t, lambdatest.JSONBody(t, resp, cmp.Or(status, 200)))
 		})
 	}
 }
@@ -209,6 +307,16 @@ func TestModifiedEvents(t *testing.T) {
 			Fields: map[string]string{"user_id": "someone-else", "daily_limit": "50"}},
 		{Name: "own budget named in the query", Event: get, Edit: query("user_id=test-user", false), Status: 200,
 			Fields: map[string]string{"user_id": "test-user"}},
+		// Monitoring: these apps have no HELIX_MONITORING_ROLE, so the feed is for admins only.
+		{Name: "feed with the monitoring role when none is configured", Event: "get-monitoring-realtime.json", Edit: query("limit=2", false), Status: 403, Code: "forbidden"},
+		{Name: "feed as admin", Event: "get-monitoring-realtime.json", Edit: query("limit=5", true), Status: 200},
+		{Name: "feed with a forged cursor", Event: "get-monitoring-realtime.json", Edit: query("after=12345", true), Status: 400, Code: "invalid_field"},
+		{Name: "spend without the role", Event: "get-admin-spend.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "spend summary without the role", Event: "get-admin-spend-summary.json", Edit: noRole, Status: 403, Code: "forbidden"},
+		{Name: "spend over more than 366 days", Event: "get-admin-spend.json", Edit: query("from=2025-01-01&to=2026-03-01", true), Status: 400, Code: "invalid_field"},
+		{Name: "usage naming another user", Event: "get-me-usage.json", Edit: query("user_id=someone-else", false), Status: 400, Code: "invalid_field"},
+		{Name: "usage as admin is still the caller's", Event: "get-me-usage.json", Edit: query("group_by=operation", true), Status: 200,
+			Fields: map[string]string{"user_id": "test-user", "group_by": "operation"}},
 		{Name: "authorizer claims without sub", Event: get, Status: 401, Code: "unauthorized",
 			Edit: func(ev *events.APIGatewayV2HTTPRequest) { delete(ev.RequestContext.Authorizer.JWT.Claims, "sub") }},
 		{Name: "no authorizer and no token", Event: get, Edit: lambdatest.WithoutAuthorizer(""), Status: 401, Code: "unauthorized"},
@@ -345,6 +453,64 @@ func seedAuditLog(t *testing.T, pool *pgxpool.Pool) {
 		t.Fatal(err)
 	}
 	if err := log.SaveCheckpoint(t.Context(), 10, root, signed); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedOperations logs test-user's three email-compose calls and other-user's failed
+// calendar-prep on 2 March 2026, a call of test-user's on 28 February, two calls today (one
+// each, deepseek and gemini) and today's budget days ($10 and $5 of the default $50).
+func seedOperations(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	rows := []struct {
+		op, user, model, provider string
+		cost, latency             int64
+		ok, fallback              bool
+		at                        time.Time
+	}{
+		{"email-compose", "test-user", "deepseek", "deepseek", 100_000, 100, true, false, day.Add(9 * time.Hour)},
+		{"email-compose", "test-user", "deepseek", "deepseek", 200_000, 200, true, false, day.Add(10 * time.Hour)},
+		{"email-compose", "test-user", "deepseek", "deepseek", 300_000, 300, false, false, day.Add(11 * time.Hour)},
+		{"calendar-prep", "other-user", "gemini_flash", "gemini", 2_000_000, 900, false, true, day.Add(18 * time.Hour)},
+		{"email-compose", "test-user", "deepseek", "deepseek", 5_000_000, 100, true, false, day.AddDate(0, 0, -2)},
+		{"chat_message", "test-user", "deepseek", "deepseek", 1_000_000, 100, true, false, today.Add(time.Minute)},
+		{"chat_message", "other-user", "gemini_flash", "gemini", 500_000, 100, true, false, today.Add(2 * time.Minute)},
+	}
+	// Logged in time order, as the pipeline would: the feed's newest is the last inserted.
+	slices.SortFunc(rows, func(a, b struct {
+		op, user, model, provider string
+		cost, latency             int64
+		ok, fallback              bool
+		at                        time.Time
+	}) int {
+		return a.at.Compare(b.at)
+	})
+	for i, r := range rows {
+		if _, err := pool.Exec(t.Context(), `
+			INSERT INTO ai_operation_log (request_id, operation_id, user_id, model_used, provider, cost_nano, latency_ms, success, fallback_used, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			fmt.Sprintf("seed-%d", i), r.op, r.user, r.model, r.provider, r.cost, r.latency, r.ok, r.fallback, r.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for user, spent := range map[string]int64{"test-user": 10_000_000_000, "other-user": 5_000_000_000} {
+		if _, err := pool.Exec(t.Context(), `INSERT INTO budget_days (user_id, day, limit_nano, spent_nano) VALUES ($1, $2, 50000000000, $3)`,
+			user, today, spent); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// seedAlertRule makes the operator rule the sample DELETE names, with one fire recorded.
+func seedAlertRule(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	if _, err := pool.Exec(t.Context(), `
+		WITH r AS (INSERT INTO alert_rules (id, name, type, threshold, severity, created_by)
+		           VALUES ('7d1c2e4f-3a5b-4c6d-8e9f-0a1b2c3d4e5f', 'Old rule', 'daily_spend', 50, 'warning', 'ops') RETURNING id)
+		INSERT INTO alert_events (rule_id, subject, state, value, detail, delivered_at)
+		SELECT id, '', 'fired', 60, 'all users'' spend today is $60 (threshold $50)', now() FROM r`); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/chatapp"
 	"github.com/helixhq/helix/shared/app/httpapp"
+	"github.com/helixhq/helix/shared/emf"
 	"github.com/helixhq/helix/shared/execute"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/llm/providers"
@@ -29,6 +30,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chat: cold start failed:", err)
 		os.Exit(1)
 	}
+	// CloudWatch metrics (EMF) on the log stream, for what is built below to write to.
+	a.Metrics = emf.New(os.Stdout, emf.Options{Namespace: a.Config.MetricsNamespace, Function: "chat"})
 	registry, err := providers.New(ctx, a.Config.Providers, providers.NewHTTPClient())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chat: providers:", err)

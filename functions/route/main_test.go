@@ -53,12 +53,15 @@ var wantRoutes = []string{
 	"GET /admin/approvals",
 	"GET /admin/models",
 	"GET /admin/models/{key}",
+	"GET /admin/recommendations",
 	"GET /admin/routes",
 	"GET /admin/toggles",
 	"GET /v1/models",
 	"GET /v1/models/{id+}",
 	"POST /admin/approvals/{id}/approve",
 	"POST /admin/approvals/{id}/reject",
+	"POST /admin/recommendations/{id}/approve",
+	"POST /admin/recommendations/{id}/reject",
 	"POST /ai-router/route",
 	"POST /intelligence/analytics/anomaly",
 	"POST /intelligence/analytics/summary",
@@ -465,6 +468,35 @@ func sampleChecks() map[string]sample {
 				t.Errorf("approving a rejected approval: error.code %q, want approval_not_pending", code)
 			}
 		}),
+		// The optimizer's recommendation (seedRecommendation): listed while pending; approving it
+		// switches email-compose to Gemini Flash with DeepSeek as fallback; rejecting leaves the
+		// route alone.
+		"get-admin-recommendations.json": {setup: seedRecommendation, check: func(t *testing.T, _ *env, _ events.APIGatewayV2HTTPResponse, body map[string]any) {
+			recs := objects(t, body, "recommendations")
+			if len(recs) != 1 || lambdatest.Field(t, recs[0], "target") != "email-compose" || lambdatest.Field(t, recs[0], "status") != "pending" {
+				t.Errorf("recommendations %v, want the pending email-compose switch", recs)
+			}
+		}},
+		"post-admin-recommendation-approve.json": {setup: seedRecommendation, check: func(t *testing.T, e *env, _ events.APIGatewayV2HTTPResponse, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"status": "applied", "decided_by": "admin-user", "target": "email-compose"})
+			var primary, fallback string
+			if err := e.base.Pool.QueryRow(t.Context(), `SELECT primary_model, fallback_model FROM ai_model_routes WHERE operation_id = 'email-compose'`).Scan(&primary, &fallback); err != nil {
+				t.Fatal(err)
+			}
+			if primary != "gemini_flash" || fallback != "deepseek" {
+				t.Errorf("route after approval %s / %s, want gemini_flash / deepseek", primary, fallback)
+			}
+		}},
+		"post-admin-recommendation-reject.json": {setup: seedRecommendation, check: func(t *testing.T, e *env, _ events.APIGatewayV2HTTPResponse, body map[string]any) {
+			lambdatest.WantFields(t, body, map[string]string{"status": "rejected", "decided_by": "admin-user"})
+			var primary string
+			if err := e.base.Pool.QueryRow(t.Context(), `SELECT primary_model FROM ai_model_routes WHERE operation_id = 'email-compose'`).Scan(&primary); err != nil {
+				t.Fatal(err)
+			}
+			if primary != "deepseek" {
+				t.Errorf("route after rejection: primary %s, want deepseek unchanged", primary)
+			}
+		}},
 		"get-admin-toggles.json": bodyCheck(func(t *testing.T, body map[string]any) {
 			got := map[string]string{}
 			for _, tg := range objects(t, body, "toggles") {
@@ -939,4 +971,21 @@ func TestTemplateTimeouts(t *testing.T) {
 			t.Errorf("template.yaml sets %s; deployments must leave it unset", strings.TrimSuffix(v, ":"))
 		}
 	}
+}
+
+// seedRecommendation writes the pending model switch the sample events name, as the optimizer
+// would have: email-compose from DeepSeek to Gemini Flash, made while DeepSeek was primary.
+func seedRecommendation(t *testing.T, e *env) func(*events.APIGatewayV2HTTPRequest) {
+	t.Helper()
+	if _, err := e.base.Pool.Exec(t.Context(), `
+		INSERT INTO helix_recommendations (id, type, target, proposal, estimated_monthly_saving_nano, evidence, reasoning, based_on, analysis_day, refreshed_day)
+		SELECT '3b9f6d2a-8c1e-4f7a-b5d3-6e2a9c8f1b04', 'model_switch', 'email-compose',
+		       '{"primary_model":"gemini_flash","fallback_model":"deepseek"}', 9471428571, '{"calls":120}',
+		       'Gemini Flash answered email-compose as well for less.',
+		       jsonb_build_object('primary_model', primary_model, 'fallback_model', fallback_model),
+		       current_date, current_date
+		  FROM ai_model_routes WHERE operation_id = 'email-compose'`); err != nil {
+		t.Fatal(err)
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/synthesisapp"
+	"github.com/helixhq/helix/shared/emf"
 	"github.com/helixhq/helix/shared/lambdaio/sqsbatch"
 	"github.com/helixhq/helix/shared/llm/providers"
 	"github.com/helixhq/helix/shared/synthesis"
@@ -27,6 +28,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "synthesis: cold start failed:", err)
 		os.Exit(1)
 	}
+	// CloudWatch metrics (EMF) on the log stream, for what is built below to write to.
+	core.Metrics = emf.New(os.Stdout, emf.Options{Namespace: core.Config.MetricsNamespace, Function: "synthesis"})
 	registry, err := providers.New(ctx, core.Config.Providers, providers.NewHTTPClient())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "synthesis: providers:", err)

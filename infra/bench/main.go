@@ -73,7 +73,7 @@
 //	BENCH_AUDIT_V1_ROUNDS    runs of step 13 with auditing on, and as many off (default 3)
 //	BENCH_ONLY         run only these steps, comma-separated:
 //	                   route,gateway,chat,delivery,idle,router,ledger,synthesis,
-//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,sizes (default: all)
+//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,monitoring,sizes (default: all)
 //
 // BENCH_TIME is also the -benchtime of step 8; BENCH_GW_DURATION and BENCH_WARMUP are also
 // step 13's, per run.
@@ -209,7 +209,7 @@ func (b *bench) runSteps(ctx context.Context) {
 	// fail at once with the reason instead of piling up confusing errors.
 	var notReady error
 	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepLedger, stepSynthesis,
-		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1) &&
+		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring) &&
 		!b.step(ctx, "postgres", "Postgres", b.postgres) {
 		notReady = errors.New("not run: Postgres is not available")
 	}
@@ -298,6 +298,10 @@ func (b *bench) runSteps(ctx context.Context) {
 	if b.cfg.wanted(stepAuditV1) {
 		b.step(ctx, stepAuditV1, fmt.Sprintf("audit trigger cost: POST /v1/chat/completions at concurrency %d, %d users, auditing on and off in alternate runs",
 			gatewayUsers, gatewayUsers), needs(b.auditV1))
+	}
+	if b.cfg.wanted(stepMonitoring) {
+		b.step(ctx, stepMonitoring, fmt.Sprintf("monitoring reads: GET /admin/spend per group_by and the realtime feed over %d ai_operation_log rows, in process",
+			monitoringRows), needs(b.monitoring))
 	}
 	if b.cfg.wanted(stepSizes) {
 		b.step(ctx, stepSizes, "Lambda bootstrap sizes: make build (linux/arm64, target <= 15 MB each)", b.sizes)

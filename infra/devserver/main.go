@@ -25,8 +25,11 @@ import (
 	"github.com/helixhq/helix/shared/app/budgetapp"
 	"github.com/helixhq/helix/shared/app/chatapp"
 	"github.com/helixhq/helix/shared/app/httpapp"
+	"github.com/helixhq/helix/shared/app/optimizeapp"
 	"github.com/helixhq/helix/shared/app/routeapp"
 	"github.com/helixhq/helix/shared/app/synthesisapp"
+	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/llm/providers"
 	"github.com/helixhq/helix/shared/queue/inproc"
@@ -91,6 +94,16 @@ func run(ctx context.Context, environ []string, out, errOut io.Writer) error {
 	notifier := chatapp.Mount(a, srv, registry, queue)
 	defer notifier.Close()
 	a.MountHealth(srv)
+	// The optimize function's daily run, on demand (in AWS only its 06:00 UTC schedule runs it).
+	optimizer := optimizeapp.New(a.Core)
+	srv.HandleAdmin("POST /dev/optimize/run", func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+		res, err := optimizer.Run(r.Context())
+		if err != nil {
+			return err
+		}
+		httpapi.WriteJSON(w, http.StatusOK, res)
+		return nil
+	})
 
 	// Take the port before saying where Helix runs: a port in use is an error, not an announcement.
 	addr := fmt.Sprintf("127.0.0.1:%d", a.Config.HTTP.Port)

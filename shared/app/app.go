@@ -19,6 +19,7 @@ import (
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/config"
+	"github.com/helixhq/helix/shared/emf"
 	"github.com/helixhq/helix/shared/postgres"
 	"github.com/helixhq/helix/shared/postgres/auditstore"
 	"github.com/helixhq/helix/shared/secrets"
@@ -30,6 +31,9 @@ type Core struct {
 	Config config.Config
 	Log    *slog.Logger
 	Pool   *pgxpool.Pool
+	// Metrics writes CloudWatch metrics (EMF) on the log stream; the Lambda mains set it, nil
+	// elsewhere (tests, the dev server) writes none.
+	Metrics *emf.Writer
 }
 
 // Options adjust Boot for where it runs.

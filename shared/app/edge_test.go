@@ -122,6 +122,13 @@ var routes = []route{
 		}}}},
 	{"GET /admin/audit/verify", []position{queryPos("from", "/admin/audit/verify")}},
 	{"GET /admin/audit/checkpoints", []position{queryPos("limit", "/admin/audit/checkpoints")}},
+	// Monitoring: every query value is a number, a date, a grouping or the feed's cursor.
+	{"GET /monitoring/operations/realtime", []position{
+		queryPos("limit", "/monitoring/operations/realtime"), queryPos("after", "/monitoring/operations/realtime")}},
+	{"GET /admin/spend", []position{queryPos("group_by", "/admin/spend"), queryPos("from", "/admin/spend"),
+		queryPos("to", "/admin/spend"), queryPos("limit", "/admin/spend")}},
+	{"GET /admin/spend/summary", nil},
+	{"GET /me/usage", []position{queryPos("group_by", "/me/usage"), queryPos("from", "/me/usage"), queryPos("to", "/me/usage")}},
 	{"GET /admin/routes", nil},
 	{"PUT /admin/routes/{operation_id}", []position{
 		pathPos("operation_id", "/admin/routes/{}", `{"enabled":true}`),
@@ -135,9 +142,20 @@ var routes = []route{
 		bodyPos("api_model", "/admin/models/deepseek", `{"api_model":{}}`),
 		bodyPos("price_version", "/admin/models/deepseek", `{"input_usd_per_mtok":1,"price_version":{}}`),
 	}},
+	// Alert rules: the rule id in the path, the events' cursor and limit; names are free text
+	// (checked for length and control characters), not identifiers.
+	{"POST /admin/alerts", nil},
+	{"POST /admin/alerts/create", nil},
+	{"GET /admin/alerts", nil},
+	{"GET /admin/alerts/events", []position{queryPos("before", "/admin/alerts/events"), queryPos("limit", "/admin/alerts/events")}},
+	{"PATCH /admin/alerts/{id}", []position{pathPos("id", "/admin/alerts/{}", `{"status":"disabled"}`)}},
+	{"DELETE /admin/alerts/{id}", []position{pathPos("id", "/admin/alerts/{}", "")}},
 	{"GET /admin/approvals", []position{queryPos("status", "/admin/approvals")}},
 	{"POST /admin/approvals/{id}/approve", []position{pathPos("id", "/admin/approvals/{}/approve", "")}},
 	{"POST /admin/approvals/{id}/reject", []position{pathPos("id", "/admin/approvals/{}/reject", "")}},
+	{"GET /admin/recommendations", []position{queryPos("status", "/admin/recommendations"), queryPos("limit", "/admin/recommendations")}},
+	{"POST /admin/recommendations/{id}/approve", []position{pathPos("id", "/admin/recommendations/{}/approve", "")}},
+	{"POST /admin/recommendations/{id}/reject", []position{pathPos("id", "/admin/recommendations/{}/reject", "")}},
 	{"GET /admin/toggles", nil},
 	{"PUT /admin/toggles/{key}", []position{pathPos("key", "/admin/toggles/{}", `{"enabled":false}`)}},
 	{"POST /v1/chat/completions", []position{

@@ -28,6 +28,9 @@ import (
 type Principal struct {
 	UserID string
 	Admin  bool
+	// Monitoring: the admin claim carries the monitoring role (Config.MonitoringValue), which
+	// reads the live operation feed without being an admin. Admins need not carry it.
+	Monitoring bool
 }
 
 // Errors a client can cause; both mean 401. Every verification failure wraps ErrInvalidToken
@@ -100,6 +103,8 @@ type Config struct {
 	AdminClaim   string
 	AdminValue   string
 	AdminUserIDs []string
+	// MonitoringValue, when set, is a value of AdminClaim that grants the monitoring role.
+	MonitoringValue string
 }
 
 // Authenticator authenticates requests. It is safe for concurrent use.
@@ -207,7 +212,8 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Principal, er
 	if err := ident.Check(sub); err != nil {
 		return Principal{}, invalid("the token's sub is not a usable user id: it " + err.Error())
 	}
-	p := Principal{UserID: sub, Admin: a.isAdmin(sub, tokenClaim(tok, a.cfg.AdminClaim))}
+	values := tokenClaim(tok, a.cfg.AdminClaim)
+	p := Principal{UserID: sub, Admin: a.isAdmin(sub, values), Monitoring: a.isMonitoring(values)}
 	if exp, ok := tok.Expiration(); ok {
 		a.verified.put(token, p, exp.Add(a.cfg.Leeway), now)
 	}
@@ -330,7 +336,11 @@ func (a *Authenticator) FromGatewayClaims(claims map[string]string) (Principal, 
 	if v, ok := claims[a.cfg.AdminClaim]; ok {
 		values = splitGatewayList(v)
 	}
-	return Principal{UserID: sub, Admin: a.isAdmin(sub, values)}, nil
+	return Principal{UserID: sub, Admin: a.isAdmin(sub, values), Monitoring: a.isMonitoring(values)}, nil
+}
+
+func (a *Authenticator) isMonitoring(claimValues []string) bool {
+	return a.cfg.MonitoringValue != "" && slices.Contains(claimValues, a.cfg.MonitoringValue)
 }
 
 func (a *Authenticator) isAdmin(sub string, claimValues []string) bool {

@@ -306,7 +306,7 @@ func TestVerifyEmptyToken(t *testing.T) {
 }
 
 func TestSignHS256RoundTrip(t *testing.T) {
-	a := newAuth(t, auth.Config{HS256Secret: hsSecret, AdminClaim: "role", AdminValue: "admin"})
+	a := newAuth(t, auth.Config{HS256Secret: hsSecret, AdminClaim: "role", AdminValue: "admin", MonitoringValue: "monitoring"})
 	tests := []struct {
 		name    string
 		spec    auth.TokenSpec
@@ -315,6 +315,8 @@ func TestSignHS256RoundTrip(t *testing.T) {
 	}{
 		{name: "user", spec: auth.TokenSpec{Subject: "u1", TTL: time.Hour}, want: auth.Principal{UserID: "u1"}},
 		{name: "admin", spec: auth.TokenSpec{Subject: "u2", TTL: time.Hour, Claims: map[string]any{"role": "admin"}}, want: auth.Principal{UserID: "u2", Admin: true}},
+		{name: "monitoring role", spec: auth.TokenSpec{Subject: "u5", TTL: time.Hour, Claims: map[string]any{"role": "monitoring"}}, want: auth.Principal{UserID: "u5", Monitoring: true}},
+		{name: "monitoring among roles", spec: auth.TokenSpec{Subject: "u6", TTL: time.Hour, Claims: map[string]any{"role": []any{"reader", "monitoring"}}}, want: auth.Principal{UserID: "u6", Monitoring: true}},
 		{name: "fixed clock in the past", spec: auth.TokenSpec{Subject: "u3", TTL: time.Hour, Now: time.Now().Add(-2 * time.Hour)}, wantErr: true},
 		{name: "fixed clock now", spec: auth.TokenSpec{Subject: "u4", TTL: time.Minute, Now: time.Now()}, want: auth.Principal{UserID: "u4"}},
 	}
@@ -390,6 +392,11 @@ func TestFromGatewayClaims(t *testing.T) {
 		{name: "empty group list", cfg: auth.Config{AdminClaim: "cognito:groups", AdminValue: "admin"}, claims: map[string]string{"sub": "u1", "cognito:groups": "[]"}, want: auth.Principal{UserID: "u1"}},
 		{name: "admin in another claim", cfg: auth.Config{AdminClaim: "cognito:groups", AdminValue: "admin"}, claims: map[string]string{"sub": "u1", "role": "admin"}, want: auth.Principal{UserID: "u1"}},
 		{name: "admin user id", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin", AdminUserIDs: []string{"root"}}, claims: map[string]string{"sub": "root"}, want: auth.Principal{UserID: "root", Admin: true}},
+		{name: "monitoring role", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin", MonitoringValue: "monitoring"}, claims: map[string]string{"sub": "u1", "role": "monitoring"}, want: auth.Principal{UserID: "u1", Monitoring: true}},
+		{name: "monitoring in a group list", cfg: auth.Config{AdminClaim: "cognito:groups", AdminValue: "admin", MonitoringValue: "monitoring"}, claims: map[string]string{"sub": "u1", "cognito:groups": "[admin monitoring]"}, want: auth.Principal{UserID: "u1", Admin: true, Monitoring: true}},
+		{name: "monitoring role not configured", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"sub": "u1", "role": "monitoring"}, want: auth.Principal{UserID: "u1"}},
+		{name: "empty role with no monitoring role configured", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"sub": "u1", "role": ""}, want: auth.Principal{UserID: "u1"}},
+		{name: "monitoring in another claim", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin", MonitoringValue: "monitoring"}, claims: map[string]string{"sub": "u1", "group": "monitoring"}, want: auth.Principal{UserID: "u1"}},
 		{name: "missing sub", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"role": "admin"}, wantErr: true},
 		{name: "empty sub", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: map[string]string{"sub": "", "role": "admin"}, wantErr: true},
 		{name: "nil claims", cfg: auth.Config{AdminClaim: "role", AdminValue: "admin"}, claims: nil, wantErr: true},

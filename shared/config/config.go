@@ -9,6 +9,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,10 @@ type Config struct {
 	Chat         Chat
 	Synthesis    Synthesis
 	Audit        Audit
+	Alerts       Alerts
+	// MetricsNamespace is the CloudWatch namespace of the functions' EMF metrics
+	// (HELIX_METRICS_NAMESPACE; e.g. Helix/prod, so stages do not mix in one account).
+	MetricsNamespace string
 	// HTTP is read only when Load is asked for it (Parts.HTTP).
 	HTTP HTTP
 }
@@ -54,6 +59,16 @@ type Chat struct {
 	StepUpFailures  int           // HELIX_STEPUP_MAX_FAILURES: failed attempts before a lockout
 	StepUpWindow    time.Duration // HELIX_STEPUP_WINDOW: how far back failures count (and the lockout lasts)
 	SynthesizeEvery int           // HELIX_SYNTHESIZE_EVERY: user messages per synthesis job
+}
+
+// Alerts configures operator alert rules' own webhooks.
+type Alerts struct {
+	// WebhookKey seals rules' webhook URLs at rest (HELIX_ALERT_WEBHOOK_KEY: 32 bytes, base64;
+	// a secret). Empty: rules cannot have webhooks of their own, only #helix-alerts.
+	WebhookKey string
+	// WebhookHosts are hosts besides Discord's a rule's webhook may point at
+	// (HELIX_ALERT_WEBHOOK_HOSTS, comma-separated).
+	WebhookHosts []string
 }
 
 // Audit configures the audit log's checkpoints and its Discord channels.
@@ -161,6 +176,9 @@ type Auth struct {
 	AdminClaim   string   // HELIX_ADMIN_CLAIM
 	AdminValue   string   // HELIX_ADMIN_CLAIM_VALUE
 	AdminUserIDs []string // HELIX_ADMIN_USER_IDS
+	// MonitoringRole is a value of AdminClaim that lets its holders read the live operation
+	// feed (HELIX_MONITORING_ROLE, e.g. "monitoring"); empty: admins only.
+	MonitoringRole string
 }
 
 // Parts say which settings beyond the core a function needs.
@@ -207,6 +225,16 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 			VerifierKey: r.str("HELIX_AUDIT_VERIFIER_KEY", ""),
 			Webhooks:    r.webhooks(),
 		},
+		MetricsNamespace: r.str("HELIX_METRICS_NAMESPACE", "Helix"),
+		Alerts: Alerts{
+			WebhookKey:   r.str("HELIX_ALERT_WEBHOOK_KEY", ""),
+			WebhookHosts: r.list("HELIX_ALERT_WEBHOOK_HOSTS", nil),
+		},
+	}
+	if k := c.Alerts.WebhookKey; k != "" {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k)); err != nil || len(b) != 32 {
+			r.fail("HELIX_ALERT_WEBHOOK_KEY must be 32 random bytes in base64 (openssl rand -base64 32)")
+		}
 	}
 	if c.Chat.StepUpPhrase != "" {
 		if _, err := bcrypt.Cost([]byte(c.Chat.StepUpKeyHash)); err != nil || c.Chat.CreatorUserID == "" {
@@ -244,14 +272,15 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 func (r *reader) http() HTTP {
 	h := HTTP{
 		Auth: Auth{
-			HS256Secret:  r.str("HELIX_JWT_SECRET", ""),
-			JWKSURL:      r.str("HELIX_JWT_JWKS_URL", ""),
-			Algorithms:   r.list("HELIX_JWT_ALGORITHMS", []string{"RS256", "ES256"}),
-			Issuer:       r.str("HELIX_JWT_ISSUER", ""),
-			Audience:     r.str("HELIX_JWT_AUDIENCE", ""),
-			AdminClaim:   r.str("HELIX_ADMIN_CLAIM", "role"),
-			AdminValue:   r.str("HELIX_ADMIN_CLAIM_VALUE", "admin"),
-			AdminUserIDs: r.list("HELIX_ADMIN_USER_IDS", nil),
+			HS256Secret:    r.str("HELIX_JWT_SECRET", ""),
+			JWKSURL:        r.str("HELIX_JWT_JWKS_URL", ""),
+			Algorithms:     r.list("HELIX_JWT_ALGORITHMS", []string{"RS256", "ES256"}),
+			Issuer:         r.str("HELIX_JWT_ISSUER", ""),
+			Audience:       r.str("HELIX_JWT_AUDIENCE", ""),
+			AdminClaim:     r.str("HELIX_ADMIN_CLAIM", "role"),
+			AdminValue:     r.str("HELIX_ADMIN_CLAIM_VALUE", "admin"),
+			AdminUserIDs:   r.list("HELIX_ADMIN_USER_IDS", nil),
+			MonitoringRole: r.str("HELIX_MONITORING_ROLE", ""),
 		},
 		CORSAllowOrigins: r.list("HELIX_CORS_ALLOW_ORIGINS", []string{"*"}),
 		Port:             r.int("PORT", 3000, 1, 65535),
@@ -261,6 +290,9 @@ func (r *reader) http() HTTP {
 	}
 	if h.Auth.Issuer == "" || h.Auth.Audience == "" {
 		r.fail("HELIX_JWT_ISSUER and HELIX_JWT_AUDIENCE are required")
+	}
+	if m := h.Auth.MonitoringRole; m != "" && m == h.Auth.AdminValue {
+		r.fail("HELIX_MONITORING_ROLE must differ from HELIX_ADMIN_CLAIM_VALUE (%q is already the admin role)", m)
 	}
 	for _, o := range h.CORSAllowOrigins {
 		if o != "*" && !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") {

@@ -48,6 +48,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"HTTP.Auth.AdminClaim", c.HTTP.Auth.AdminClaim, "role"},
 		{"HTTP.Auth.AdminValue", c.HTTP.Auth.AdminValue, "admin"},
 		{"HTTP.Auth.AdminUserIDs", len(c.HTTP.Auth.AdminUserIDs), 0},
+		{"HTTP.Auth.MonitoringRole", c.HTTP.Auth.MonitoringRole, ""}, // admins only
 		{"Budget.DefaultDailyLimit", c.Budget.DefaultDailyLimit, 50 * money.PerUSD},
 		{"Budget.DefaultWarning", c.Budget.DefaultWarning, 25 * money.PerUSD},
 		{"Budget.ReservationTTL", c.Budget.ReservationTTL, 5 * time.Minute},
@@ -132,6 +133,11 @@ func TestLoadValues(t *testing.T) {
 				t.Errorf("admin claim %q = %q", c.HTTP.Auth.AdminClaim, c.HTTP.Auth.AdminValue)
 			}
 		}},
+		{"monitoring role", map[string]string{"HELIX_MONITORING_ROLE": " monitoring "}, func(t *testing.T, c config.Config) {
+			if c.HTTP.Auth.MonitoringRole != "monitoring" {
+				t.Errorf("MonitoringRole = %q, want monitoring", c.HTTP.Auth.MonitoringRole)
+			}
+		}},
 		{"JWKS instead of a secret", map[string]string{"HELIX_JWT_SECRET": "", "HELIX_JWT_JWKS_URL": "https://issuer.test/.well-known/jwks.json"}, func(t *testing.T, c config.Config) {
 			if c.HTTP.Auth.JWKSURL == "" || c.HTTP.Auth.HS256Secret != "" {
 				t.Errorf("Auth = %+v", c.HTTP.Auth)
@@ -190,6 +196,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"missing database URL", map[string]string{"DATABASE_URL": ""}, []string{"DATABASE_URL is required"}},
 		{"missing issuer", map[string]string{"HELIX_JWT_ISSUER": ""}, []string{"HELIX_JWT_ISSUER"}},
 		{"missing audience", map[string]string{"HELIX_JWT_AUDIENCE": "  "}, []string{"HELIX_JWT_AUDIENCE"}},
+		{"monitoring role equal to the admin role", map[string]string{"HELIX_MONITORING_ROLE": "admin"}, []string{"HELIX_MONITORING_ROLE", `"admin"`}},
 		{"neither secret nor JWKS", map[string]string{"HELIX_JWT_SECRET": ""}, []string{"HELIX_JWT_SECRET", "HELIX_JWT_JWKS_URL"}},
 		{"every problem at once", map[string]string{
 			"DATABASE_URL": "", "HELIX_JWT_SECRET": "", "HELIX_JWT_ISSUER": "",

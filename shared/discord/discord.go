@@ -14,9 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/helixhq/helix/shared/outbox"
@@ -30,6 +33,22 @@ type Client struct {
 // New returns a client with a 10 s bound per request.
 func New() *Client {
 	return &Client{HTTP: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// NewRestricted returns a client that connects only to addresses allow accepts, checked on
+// the address actually dialled (after DNS, on every redirect): for webhooks operators typed in,
+// which must never reach loopback, private or metadata addresses. Redirects are not followed.
+func NewRestricted(allow func(netip.Addr) bool) *Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil || !allow(ap.Addr()) {
+			return fmt.Errorf("discord: refusing to connect to a non-public address")
+		}
+		return nil
+	}}
+	transport := &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 5 * time.Second, ForceAttemptHTTP2: true}
+	return &Client{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 var _ outbox.Sender = (*Client)(nil)

@@ -3,6 +3,7 @@ package discord_test
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +81,20 @@ func TestSendNeverRevealsTheWebhook(t *testing.T) {
 		if strings.Contains(r.Err.Error(), "SECRET") || strings.Contains(r.Err.Error(), "api/webhooks") {
 			t.Errorf("%s: the error names the webhook: %v", name, r.Err)
 		}
+	}
+}
+
+// A restricted client never connects to an address its rule refuses (loopback here), whatever
+// the URL says.
+func TestRestrictedClientRefusesAddresses(t *testing.T) {
+	srv := discordtest.New(t)
+	c := discord.NewRestricted(func(a netip.Addr) bool { return !a.IsLoopback() })
+	r := c.Send(t.Context(), srv.Webhook("x"), []outbox.Message{{Title: "hi"}})
+	if r.Status != 0 || r.Err == nil || srv.Requests("x") != 0 {
+		t.Errorf("sent to loopback: status %d, err %v, %d requests", r.Status, r.Err, srv.Requests("x"))
+	}
+	open := discord.NewRestricted(func(netip.Addr) bool { return true })
+	if r := open.Send(t.Context(), srv.Webhook("x"), []outbox.Message{{Title: "hi"}}); r.Status != 204 && r.Status != 200 {
+		t.Errorf("an allowed address: status %d, %v", r.Status, r.Err)
 	}
 }

@@ -51,6 +51,11 @@ type (
 	Providers interface {
 		Get(name string) (llm.Provider, bool)
 	}
+	// Metrics is told of every finished call, once its log row is written or given up on: the
+	// function's CloudWatch metrics (package emf). It must not block, and cannot fail the call.
+	Metrics interface {
+		Operation(rec oplog.Record)
+	}
 )
 
 // Pipeline executes operations. Build it once per cold start; it is safe for concurrent use.
@@ -62,6 +67,7 @@ type Pipeline struct {
 	Log       oplog.Writer
 	Approvals approval.Store
 	Providers Providers
+	Metrics   Metrics // nil: no metrics
 	Logger    *slog.Logger
 	Now       func() time.Time
 	Policy    Policy

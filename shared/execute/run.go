@@ -463,6 +463,14 @@ func (p *Pipeline) finish(ctx context.Context, e ending) error {
 	if err != nil {
 		p.Logger.Error("record operation", "request_id", c.RequestID, "outcome", e.budget, "cost_nano", int64(rec.Cost), "err", err)
 	}
+	if p.Metrics != nil {
+		if err != nil {
+			// An answer whose cost could not be recorded is not handed out: the caller gets an
+			// error, and the metrics count one.
+			rec.Success = false
+		}
+		p.Metrics.Operation(rec)
+	}
 	return err
 }
 

@@ -34,19 +34,27 @@ const (
 	ApprovalRequired Code = "approval_required"
 
 	// What the request names (404, 405).
-	NotFound         Code = "not_found"
-	MethodNotAllowed Code = "method_not_allowed"
-	UnknownOperation Code = "unknown_operation"
-	UnknownModel     Code = "unknown_model"
-	ModelNotFound    Code = "model_not_found"
-	ApprovalNotFound Code = "approval_not_found"
-	UnknownToggle    Code = "unknown_toggle"
+	NotFound               Code = "not_found"
+	MethodNotAllowed       Code = "method_not_allowed"
+	UnknownOperation       Code = "unknown_operation"
+	UnknownModel           Code = "unknown_model"
+	ModelNotFound          Code = "model_not_found"
+	ApprovalNotFound       Code = "approval_not_found"
+	RecommendationNotFound Code = "recommendation_not_found"
+	UnknownToggle          Code = "unknown_toggle"
+	AlertRuleNotFound      Code = "alert_rule_not_found"
 
 	// State that does not allow it (402, 409, 422).
 	BudgetExceeded     Code = "budget_exceeded"
 	ApprovalNotUsable  Code = "approval_not_usable"
 	ApprovalMismatch   Code = "approval_mismatch"
 	ApprovalNotPending Code = "approval_not_pending"
+	// RecommendationNotPending: the optimizer's recommendation was already decided the other
+	// way, or went stale; RecommendationStale: approving it found the route changed since.
+	RecommendationNotPending Code = "recommendation_not_pending"
+	RecommendationStale      Code = "recommendation_stale"
+	// AlertRuleStanding: a standing alert rule can be changed or disabled, not deleted.
+	AlertRuleStanding Code = "alert_rule_standing"
 	// ReplyInProgress: a chat session's previous reply is still being produced.
 	ReplyInProgress Code = "reply_in_progress"
 	ContentFiltered Code = "content_filtered"

@@ -16,6 +16,8 @@ import (
 	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/discord"
 	"github.com/helixhq/helix/shared/discord/discordtest"
+	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/optimize"
 	"github.com/helixhq/helix/shared/outbox"
 )
 
@@ -91,6 +93,7 @@ func TestRoute(t *testing.T) {
 		{"a heartbeat", entry(auditlog.Heartbeat, auditlog.HeartbeatFacts{}), []outbox.Channel{outbox.Heartbeat}},
 		{"a deployment", entry(auditlog.Deployment, auditlog.DeploymentFacts{}), []outbox.Channel{outbox.FileChanges}},
 		{"a migration", entry(auditlog.Migration, auditlog.MigrationFacts{}), []outbox.Channel{outbox.FileChanges}},
+		{"the optimizer's daily report", entry(optimize.AuditKind, optimize.Summary{Day: "2026-12-01"}), []outbox.Channel{outbox.Alerts}},
 	}
 	for _, tt := range tests {
 		if got := outbox.Route(tt.e); !slices.Equal(got, tt.want) {
@@ -109,6 +112,8 @@ func TestRenderEveryKind(t *testing.T) {
 		entry(auditlog.Heartbeat, auditlog.HeartbeatFacts{Operations: 3, Steps: map[string]string{"integrate": "ok", "deliver": "timeout"}}),
 		entry(auditlog.Deployment, auditlog.DeploymentFacts{Function: "route", Version: "abc"}),
 		entry(auditlog.Migration, auditlog.MigrationFacts{Version: 8}),
+		entry(optimize.AuditKind, optimize.Summary{Day: "2026-12-01", TopCostly: []optimize.Costly{{OperationID: "chat_message", Calls: 3, Cost: 1234}},
+			Anomalies: []optimize.Anomaly{{Scope: "user", Key: "alice", Today: 5 * money.PerUSD}}, NewRecommendations: 1}),
 	}
 	for _, e := range entries {
 		payload, err := outbox.ItemOf(e)

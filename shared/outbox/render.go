@@ -9,6 +9,7 @@ import (
 
 	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/optimize"
 )
 
 // Embed colours.
@@ -133,6 +134,32 @@ func renderEntry(it Item) Message {
 		_ = json.Unmarshal(e.Payload, &d)
 		m.Title, m.Color = fmt.Sprintf("Migration %d applied", d.Version), colorInfo
 		m.Description = d.Source
+	case optimize.AuditKind:
+		var o optimize.Summary
+		_ = json.Unmarshal(e.Payload, &o)
+		m.Title, m.Color = "Optimizer report "+o.Day, colorInfo
+		if len(o.Anomalies) > 0 {
+			m.Color = colorWarn
+		}
+		var top, slow, odd []string
+		for _, c := range o.TopCostly {
+			top = append(top, fmt.Sprintf("%s $%s (%d calls)", c.OperationID, c.Cost.String(), c.Calls))
+		}
+		for _, s := range o.Slow {
+			slow = append(slow, fmt.Sprintf("%s %d ms", s.OperationID, s.AvgLatencyMS))
+		}
+		for _, a := range o.Anomalies {
+			odd = append(odd, fmt.Sprintf("%s %s: $%s today, baseline $%s", a.Scope, a.Key, a.Today.String(), a.Baseline.String()))
+		}
+		m.Fields = []Field{
+			{Name: "most costly (7 days)", Value: lines(top)},
+			{Name: "slow", Value: lines(slow)},
+			{Name: "spend anomalies", Value: lines(odd)},
+			{Name: "recommendations", Value: fmt.Sprintf("%d new, %d refreshed, %d stale; $%s a month if approved",
+				o.NewRecommendations, o.RefreshedRecommendations, o.StaleRecommendations, o.MonthlySaving.String())},
+			{Name: "routines", Value: fmt.Sprintf("%d active, %d faded (%d today), %d reinforced today",
+				o.Decay.Routines, o.Decay.Faded, o.Decay.NewlyFaded, o.Decay.Reinforced)},
+		}
 	default:
 		m.Title, m.Color, m.Description = string(e.Kind), colorInfo, string(e.Payload)
 	}
@@ -206,4 +233,12 @@ func stepsSummary(total, failed int) string {
 		return fmt.Sprintf("all %d ok", total)
 	}
 	return fmt.Sprintf("%d of %d failed", failed, total)
+}
+
+// lines joins a list one item a line, "-" when empty.
+func lines(items []string) string {
+	if len(items) == 0 {
+		return "-"
+	}
+	return strings.Join(items, "\n")
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/helixhq/helix/shared/auditlog"
+	"github.com/helixhq/helix/shared/optimize"
 )
 
 // Kinds of outbox items that are not audit entries.
@@ -42,7 +43,8 @@ type CheckpointItem struct {
 // Route says which channels an audit entry goes to: admin changes to commands (price changes to
 // file-changes too); operations that failed, fell back or were refused for budget to api, one by
 // one (the rest go in the minute's digest); heartbeats; deployments and migrations to
-// file-changes; synthesis runs that learned to consciousness; alerts and step-up attempts to alerts.
+// file-changes; synthesis runs that learned to consciousness; alerts, step-up attempts and the
+// optimizer's daily report to alerts.
 func Route(e auditlog.Entry) []Channel {
 	switch e.Kind {
 	case auditlog.AdminChange:
@@ -71,7 +73,7 @@ func Route(e auditlog.Entry) []Channel {
 			return nil
 		}
 		return []Channel{Consciousness}
-	case auditlog.Alert, auditlog.StepUp:
+	case auditlog.Alert, auditlog.StepUp, optimize.AuditKind:
 		return []Channel{Alerts}
 	}
 	return nil

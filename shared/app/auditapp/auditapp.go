@@ -1,9 +1,9 @@
 // Package auditapp assembles the audit function's minute, for the audit Lambda (an EventBridge
 // schedule) and the dev server (a ticker): sweep expired budget reservations, queue synthesis for
-// idle conversations, probe the providers, sequence the audit log, append and post the
-// heartbeat, sign and post the checkpoint, post the api digest, deliver the Discord outbox. Each
-// step has its own time bound, and a failing step does not stop the others; the heartbeat says
-// how each went.
+// idle conversations, probe the providers, sequence the audit log, write the backlogs' metrics,
+// append and post the heartbeat, sign and post the checkpoint, post the api digest, deliver the
+// Discord outbox. Each step has its own time bound, and a failing step does not stop the others;
+// the heartbeat says how each went.
 package auditapp
 
 import (
@@ -12,19 +12,24 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/helixhq/helix/shared/alerts"
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/breaker"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/discord"
+	"github.com/helixhq/helix/shared/emf"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/outbox"
 	"github.com/helixhq/helix/shared/postgres"
+	"github.com/helixhq/helix/shared/postgres/alertstore"
 	"github.com/helixhq/helix/shared/postgres/auditstore"
 	"github.com/helixhq/helix/shared/postgres/memorystore"
 	"github.com/helixhq/helix/shared/synthesis"
@@ -103,18 +108,27 @@ type Audit struct {
 	Sweeper   *synthesis.Processor // its Sweep: idle conversations' jobs
 	Queue     synthesis.Queue      // nil: no synthesis sweep
 	Providers *llm.Registry        // nil: no probes
-	Catalog   *catalog.Cache
-	Toggles   *toggles.Service
-	Breakers  *breaker.Breakers
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Alerts    *alertstore.Store    // nil: no alert evaluation
+	// AlertSender posts to operator rules' own webhooks (a client that only reaches public
+	// addresses).
+	AlertSender outbox.Sender
+	Catalog     *catalog.Cache
+	Toggles     *toggles.Service
+	Breakers    *breaker.Breakers
+	Logger      *slog.Logger
+	// Metrics receives the backlogs every minute (CloudWatch metrics); nil: none.
+	Metrics *emf.Writer
+	Now     func() time.Time
 	// IntegrateBatch is how many events one integration transaction sequences.
 	IntegrateBatch int
+
+	pool *pgxpool.Pool // the outbox's backlog is read from it
 }
 
 // New assembles the minute over the core: webhooks from the configuration, the signing key (an
-// error when it is set but unreadable), the synthesis queue (nil: no sweep) and the providers
-// to probe (nil: none).
+// error when it is set but unreadable), the synthesis queue (nil: no sweep), the providers to
+// probe (nil: none) and the core's metrics writer (Core.Metrics, which the function's main
+// sets; nil: no metrics).
 func New(c *app.Core, queue synthesis.Queue, providers *llm.Registry) (*Audit, error) {
 	var signer note.Signer
 	if k := c.Config.Audit.SigningKey; k != "" {
@@ -131,6 +145,14 @@ func New(c *app.Core, queue synthesis.Queue, providers *llm.Registry) (*Audit, e
 		}
 	}
 	box := auditstore.NewOutbox(c.Pool)
+	var sealer *alerts.Sealer
+	if k := c.Config.Alerts.WebhookKey; k != "" {
+		s, err := alerts.NewSealer(strings.TrimSpace(k))
+		if err != nil {
+			return nil, err
+		}
+		sealer = s
+	}
 	cache, _ := c.Catalog()
 	sweeperPolicy := synthesis.DefaultPolicy()
 	sweeperPolicy.Idle = c.Config.Synthesis.Idle
@@ -145,10 +167,14 @@ func New(c *app.Core, queue synthesis.Queue, providers *llm.Registry) (*Audit, e
 		Queue:          queue,
 		Providers:      providers,
 		Catalog:        cache,
+		Alerts:         alertstore.New(c.Pool, sealer),
+		AlertSender:    discord.NewRestricted(alerts.PublicAddress),
 		Toggles:        c.Toggles(),
 		Breakers:       c.Breakers(),
 		Logger:         c.Log,
+		Metrics:        c.Metrics,
 		IntegrateBatch: 5000,
+		pool:           c.Pool,
 	}
 	for _, ch := range hooks.Missing() {
 		c.Log.Warn("discord channel without a webhook: its messages are kept undelivered", "channel", ch.Name(), "variable", ch.EnvVar())
@@ -203,13 +229,17 @@ func (a *Audit) Run(ctx context.Context) Result {
 			return err
 		}},
 		{Name: "provider_probes", Timeout: 6 * time.Second, Run: a.probe},
-		{Name: "integrate", Timeout: 15 * time.Second, Run: func(ctx context.Context) error {
+		{Name: "alerts", Timeout: 4 * time.Second, Run: func(ctx context.Context) error {
+			return a.evaluateAlerts(ctx, now)
+		}},
+		{Name: "integrate", Timeout: 12 * time.Second, Run: func(ctx context.Context) error {
 			r, err := a.Log.IntegrateAll(ctx, a.batch())
 			mu.Lock()
 			res.Integrated += r.Entries
 			mu.Unlock()
 			return err
 		}},
+		{Name: "metrics", Timeout: 2 * time.Second, Run: a.metrics},
 	}
 	res.Steps = RunSteps(ctx, steps, a.Logger)
 	// The heartbeat step gets a copy: left behind after its bound, it may still be reading
@@ -331,6 +361,66 @@ func (a *Audit) heartbeat(ctx context.Context, now time.Time, steps map[string]s
 	facts := auditlog.HeartbeatFacts{Operations: act.Operations, Errors: act.Errors, P95LatencyMS: act.P95LatencyMS,
 		TreeSize: head.Size, Pending: pending, Steps: steps, PreviousRun: previous}
 	return a.Log.Record(ctx, auditlog.Event{Kind: auditlog.Heartbeat, Actor: "audit", Payload: facts})
+}
+
+// Backlog metric names: what waits, and for how long, after the minute's integration. Issue 10's
+// alarms watch them (an outbox entry older than 10 minutes, an audit log that stopped
+// sequencing).
+const (
+	MetricOutboxBacklog       = "OutboxBacklog"
+	MetricOutboxOldestAge     = "OutboxOldestAgeSeconds"
+	MetricAuditPending        = "AuditPending"
+	MetricAuditIntegrationLag = "AuditIntegrationLagSeconds"
+)
+
+// metrics writes one EMF document with the backlogs: the living undelivered Discord outbox
+// entries (dead ones are given up on and alerted already) and the age of the oldest, the audit
+// events still unsequenced and the age of the oldest. It runs after the integration, so a
+// pending count that stays up is events the integrator could not sequence.
+func (a *Audit) metrics(ctx context.Context) error {
+	if a.Metrics == nil {
+		return nil
+	}
+	if a.pool == nil {
+		return errors.New("no pool to read the outbox's backlog from")
+	}
+	now := a.now()
+	pending, err := a.Log.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	oldestPending, err := a.Log.OldestPending(ctx)
+	if err != nil {
+		return err
+	}
+	// The partial index discord_outbox_undelivered holds exactly these rows: the read stays
+	// small however large the delivered history grows.
+	var backlog int64
+	var oldestOutbox *time.Time
+	if err := a.pool.QueryRow(ctx, `
+		SELECT count(*), min(created_at) FROM discord_outbox WHERE delivered_at IS NULL AND dead_at IS NULL`,
+	).Scan(&backlog, &oldestOutbox); err != nil {
+		return fmt.Errorf("outbox backlog: %w", err)
+	}
+	var outboxAge time.Duration
+	if oldestOutbox != nil {
+		outboxAge = now.Sub(*oldestOutbox)
+	}
+	var lag time.Duration
+	if !oldestPending.IsZero() {
+		lag = now.Sub(oldestPending)
+	}
+	return a.Metrics.Emit(nil, nil,
+		emf.Metric{Name: MetricOutboxBacklog, Unit: emf.Count, Value: float64(backlog)},
+		emf.Metric{Name: MetricOutboxOldestAge, Unit: emf.Seconds, Value: seconds(outboxAge)},
+		emf.Metric{Name: MetricAuditPending, Unit: emf.Count, Value: float64(pending)},
+		emf.Metric{Name: MetricAuditIntegrationLag, Unit: emf.Seconds, Value: seconds(lag)},
+	)
+}
+
+// seconds is d in whole seconds, never negative (the database's clock may run a little ahead).
+func seconds(d time.Duration) float64 {
+	return float64(max(d, 0) / time.Second)
 }
 
 // checkpoint signs the tree as it is and queues it for #helix-hash-chain.

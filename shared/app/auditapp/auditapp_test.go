@@ -27,10 +27,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/helixhq/helix/shared/alerts"
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/auditapp"
 	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/discord"
 	"github.com/helixhq/helix/shared/discord/discordtest"
 	"github.com/helixhq/helix/shared/llm/llmtest"
 	"github.com/helixhq/helix/shared/llm/providers"
@@ -55,7 +57,7 @@ const runTimeout = 50 * time.Second
 const deepSeekKey, geminiKey, anthropicKey = "ds-audit-key", "gm-audit-key", "an-audit-key"
 
 // The steps of a minute, in the order they run.
-var allSteps = []string{"sweep_reservations", "synthesis_sweep", "provider_probes", "integrate",
+var allSteps = []string{"sweep_reservations", "synthesis_sweep", "provider_probes", "alerts", "integrate", "metrics",
 	"heartbeat", "integrate_heartbeat", "checkpoint", "api_digest", "deliver"}
 
 // ---- RunSteps ----
@@ -927,5 +929,46 @@ func TestIntegrateBacklogOnlyPastItsThreshold(t *testing.T) {
 	}
 	if n := e.count(t, `SELECT count(*) FROM audit_entries WHERE kind = 'admin_change'`); n != 100 {
 		t.Errorf("%d admin changes sequenced, want 100", n)
+	}
+}
+
+// The minute evaluates the alert rules: a condition lasting several minutes fires once, reaches
+// #helix-alerts once and the rule's own webhook once; when it ends it clears once.
+func TestAlertsFireOnceAcrossMinutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "HELIX_ALERT_WEBHOOK_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	// The rule's own webhook is the local server (a loopback address the real sender refuses).
+	e.a.AlertSender = discord.New()
+	own := e.discord.Webhook("own")
+	if _, err := e.a.Alerts.Create(t.Context(), alerts.Rule{Name: "Daily Cost Alert", Type: alerts.DailySpend, Threshold: 100,
+		Severity: alerts.Warning, Webhook: own}, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC()
+	e.exec(t, `INSERT INTO budget_days (user_id, day, limit_nano, spent_nano) VALUES ('alice', $1::date, 500e9, 250e9)`, today)
+	for range 4 {
+		wantAllOK(t, e.run(t).Steps)
+	}
+	e.exec(t, `UPDATE budget_days SET spent_nano = 10e9 WHERE user_id = 'alice'`)
+	for range alerts.ClearAfter + 1 {
+		wantAllOK(t, e.run(t).Steps)
+	}
+	var titles []string
+	for _, m := range e.discord.Received("alerts") {
+		if strings.HasPrefix(m.Title, "Alert ") {
+			titles = append(titles, m.Title)
+		}
+	}
+	slices.Sort(titles)
+	want := []string{"Alert cleared: daily_spend", "Alert cleared: high_daily_spend", "Alert fired: daily_spend", "Alert fired: high_daily_spend"}
+	if !slices.Equal(titles, want) {
+		t.Errorf("#helix-alerts got %q, want %q", titles, want)
+	}
+	var mine []string
+	for _, m := range e.discord.Received("own") {
+		mine = append(mine, m.Title)
+	}
+	if want := []string{"Alert fired: Daily Cost Alert", "Alert cleared: Daily Cost Alert"}; !slices.Equal(mine, want) {
+		t.Errorf("the rule's own webhook got %q, want %q", mine, want)
 	}
 }

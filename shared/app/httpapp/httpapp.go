@@ -42,14 +42,15 @@ func Boot(ctx context.Context, o app.Options) (*App, error) {
 func New(ctx context.Context, core *app.Core) (*App, error) {
 	c := core.Config.HTTP.Auth
 	authn, err := auth.New(ctx, auth.Config{
-		HS256Secret:  []byte(c.HS256Secret),
-		JWKSURL:      c.JWKSURL,
-		Algorithms:   c.Algorithms,
-		Issuer:       c.Issuer,
-		Audience:     c.Audience,
-		AdminClaim:   c.AdminClaim,
-		AdminValue:   c.AdminValue,
-		AdminUserIDs: c.AdminUserIDs,
+		HS256Secret:     []byte(c.HS256Secret),
+		JWKSURL:         c.JWKSURL,
+		Algorithms:      c.Algorithms,
+		Issuer:          c.Issuer,
+		Audience:        c.Audience,
+		AdminClaim:      c.AdminClaim,
+		AdminValue:      c.AdminValue,
+		AdminUserIDs:    c.AdminUserIDs,
+		MonitoringValue: c.MonitoringRole,
 	})
 	if err != nil {
 		return nil, err

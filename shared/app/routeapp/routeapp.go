@@ -13,15 +13,18 @@ import (
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/httpapi/intelapi"
 	"github.com/helixhq/helix/shared/httpapi/openaiapi"
+	"github.com/helixhq/helix/shared/httpapi/recommendapi"
 	"github.com/helixhq/helix/shared/httpapi/routeapi"
 	"github.com/helixhq/helix/shared/postgres"
+	"github.com/helixhq/helix/shared/postgres/optimizestore"
 )
 
 // MaintenanceExempt are the route function's routes that keep working in maintenance mode.
 var MaintenanceExempt = routeapi.MaintenanceExempt
 
 // Mount registers everything the route function serves on srv: routing decisions, route, model,
-// approval and toggle administration, the intelligence operations and the OpenAI-compatible API.
+// approval and toggle administration, the optimizer's recommendations (approving a model switch
+// edits a route), the intelligence operations and the OpenAI-compatible API.
 func Mount(a *httpapp.App, srv *httpapi.Server, providers execute.Providers) {
 	cache, repo := a.Catalog()
 	p := pipeline.New(a.Core, cache, a.Toggles, providers)
@@ -31,6 +34,7 @@ func Mount(a *httpapp.App, srv *httpapi.Server, providers execute.Providers) {
 		Toggles:   a.Toggles,
 		Providers: providerNames(cache),
 	})
+	recommendapi.Register(srv, optimizestore.New(a.Pool), cache)
 	intelapi.Register(srv, p)
 	openaiapi.Register(srv, p, cache)
 }
