@@ -10,6 +10,8 @@ func Defaults() map[string]string {
 		"HELIX_JWT_AUDIENCE": "helix",
 		// Providers without a key answer from the offline model, so everything works with none.
 		"HELIX_OFFLINE": "fallback",
+		// Seals alert rules' own webhooks locally (published, so it protects nothing: a laptop's).
+		"HELIX_ALERT_WEBHOOK_KEY": "aGVsaXgtbG9jYWwtZGV2LWFsZXJ0LWtleS0zMmJ5dGU=",
 	}
 }
 

@@ -44,7 +44,10 @@ const (
 	MaxSuccessRateDropBP = 200 // 2 percentage points
 	MaxLatencyRatioNum   = 5   // 5/4: at most 25% slower on average
 	MaxLatencyRatioDen   = 4
-	MinMonthlySaving     = money.PerUSD // $1 a month
+	// MaxRepairRateRiseBP: the candidate's schema-repair rate (answers that failed their JSON
+	// schema and needed a repair call) at most this many basis points above the current model's.
+	MaxRepairRateRiseBP = 200
+	MinMonthlySaving    = money.PerUSD // $1 a month
 	// KindSeparator ends an operation's kind: "email-compose" is of kind "email-". Operations
 	// without it (chat_message) have no kind and are judged on their own traffic only.
 	KindSeparator = "-"
@@ -81,6 +84,7 @@ type Stats struct {
 	Model       string // "" for calls that reached no model
 	Calls       int64
 	Successes   int64
+	Repaired    int64 // answers that failed their schema and were repaired (a "<request id>-repair" call)
 	LatencyMS   int64 // the sum
 	Cost        money.Nano
 	Tokens      catalog.Usage // the sums
@@ -131,6 +135,7 @@ type Perf struct {
 	Model        string `json:"model"`
 	Calls        int64  `json:"calls"`
 	Successes    int64  `json:"successes"`
+	Repaired     int64  `json:"schema_repairs"`
 	AvgLatencyMS int64  `json:"avg_latency_ms"` // rounded down
 }
 
@@ -150,8 +155,6 @@ type Evidence struct {
 	WeeklyCandidate    money.Nano `json:"weekly_cost_candidate_usd"`
 	CurrentPrice       string     `json:"current_price_version"`
 	CandidatePrice     string     `json:"candidate_price_version"`
-	// RepairRate: the log does not record schema repairs yet, so it is unknown, and said so.
-	RepairRate string `json:"schema_repair_rate"`
 }
 
 // Proposal is what approving a model switch sets on the route.
@@ -266,6 +269,7 @@ func perfOf(stats []Stats, model string, match func(op string) bool) Perf {
 		if s.Model == model && match(s.OperationID) {
 			p.Calls += s.Calls
 			p.Successes += s.Successes
+			p.Repaired += s.Repaired
 			latency += s.LatencyMS
 		}
 	}
@@ -276,14 +280,17 @@ func perfOf(stats []Stats, model string, match func(op string) bool) Perf {
 }
 
 // comparable reports whether cand does the job as well as cur: a success rate at most
-// MaxSuccessRateDropBP basis points lower, an average latency at most MaxLatencyRatio of cur's.
-// Both are compared as exact fractions.
+// MaxSuccessRateDropBP basis points lower, a schema-repair rate at most MaxRepairRateRiseBP
+// higher, an average latency at most MaxLatencyRatio of cur's. All are compared as exact
+// fractions.
 func comparable(cur, cand Perf, curLatency, candLatency int64) bool {
 	// cand.S/cand.N >= cur.S/cur.N - drop/10000
 	okSuccess := cand.Successes*cur.Calls*10000 >= cur.Successes*cand.Calls*10000-MaxSuccessRateDropBP*cur.Calls*cand.Calls
 	// (candLatency/cand.N) <= (curLatency/cur.N) × num/den
 	okLatency := candLatency*cur.Calls*MaxLatencyRatioDen <= curLatency*cand.Calls*MaxLatencyRatioNum
-	return okSuccess && okLatency
+	// cand.R/cand.N <= cur.R/cur.N + rise/10000
+	okRepair := cand.Repaired*cur.Calls*10000 <= cur.Repaired*cand.Calls*10000+MaxRepairRateRiseBP*cur.Calls*cand.Calls
+	return okSuccess && okLatency && okRepair
 }
 
 func latencySum(stats []Stats, model string, match func(string) bool) int64 {
@@ -352,7 +359,6 @@ func modelSwitch(rt catalog.Route, total *Stats, stats []Stats, models map[strin
 			OutputTokens:  total.Tokens.OutputTokens + total.Tokens.ReasoningTokens,
 			WeeklyCurrent: curCost, WeeklyCandidate: candCost,
 			CurrentPrice: cur.PriceVersion, CandidatePrice: cand.PriceVersion,
-			RepairRate: "unknown",
 		}
 		best = Recommendation{
 			Type: TypeModelSwitch, Target: rt.OperationID,
@@ -380,15 +386,16 @@ func reasoning(rt catalog.Route, r Recommendation) string {
 	return fmt.Sprintf("Make %s the primary model of %s instead of %s%s. Over the last %d days its tokens "+
 		"(%d input, %d cached input, %d output) cost $%s at %s's current prices (%s) and would have cost $%s at %s's (%s): "+
 		"$%s a week, about $%s a month. Judged %s: %s succeeded %d of %d calls (%s) averaging %d ms, "+
-		"%s %d of %d (%s) averaging %d ms, within %d percentage points of success and %d%% of latency. "+
-		"The schema-repair rate is unknown (the operation log does not record repairs yet), so it was not compared.",
+		"%s %d of %d (%s) averaging %d ms, within %d percentage points of success and %d%% of latency; "+
+		"their answers needed a schema repair %d and %d times, within %d percentage points.",
 		r.Proposal.PrimaryModel, rt.OperationID, rt.PrimaryModel, fb, Days,
 		e.InputTokens, e.CachedInputTokens, e.OutputTokens,
 		e.WeeklyCurrent.String(), rt.PrimaryModel, e.CurrentPrice, e.WeeklyCandidate.String(), r.Proposal.PrimaryModel, e.CandidatePrice,
 		(e.WeeklyCurrent - e.WeeklyCandidate).String(), r.MonthlySaving.String(), where,
 		e.Current.Model, e.Current.Successes, e.Current.Calls, percent(e.Current), e.Current.AvgLatencyMS,
 		e.Candidate.Model, e.Candidate.Successes, e.Candidate.Calls, percent(e.Candidate), e.Candidate.AvgLatencyMS,
-		MaxSuccessRateDropBP/100, (MaxLatencyRatioNum-MaxLatencyRatioDen)*100/MaxLatencyRatioDen)
+		MaxSuccessRateDropBP/100, (MaxLatencyRatioNum-MaxLatencyRatioDen)*100/MaxLatencyRatioDen,
+		e.Current.Repaired, e.Candidate.Repaired, MaxRepairRateRiseBP/100)
 }
 
 func percent(p Perf) string {

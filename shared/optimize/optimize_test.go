@@ -145,7 +145,7 @@ func TestModelSwitchSavings(t *testing.T) {
 		t.Errorf("email-compose proposal %+v basis %+v", c.Proposal, c.Basis)
 	}
 	for _, s := range []string{"gemini_flash the primary model of email-compose instead of deepseek", "$4.41", "$2.2 ", "$9.471428571 a month",
-		"98 of 100", "39 of 40", "schema-repair rate is unknown"} {
+		"98 of 100", "39 of 40", "needed a schema repair 0 and 0 times"} {
 		if !strings.Contains(c.Reasoning, s) {
 			t.Errorf("email-compose reasoning lacks %q: %s", s, c.Reasoning)
 		}
@@ -189,6 +189,16 @@ func TestModelSwitchRules(t *testing.T) {
 			in.Stats[1].Calls, in.Stats[1].Successes, in.Stats[1].LatencyMS = 10, 10, 10*450
 			in.Stats[3].Calls = 5
 		}, false},
+		{"gemini repaired exactly 2 points more often (1/40 against 1/200)", func(in *optimize.Input) {
+			in.Stats[0].Calls, in.Stats[0].Successes, in.Stats[0].LatencyMS = 200, 196, 200*400
+			in.Stats[0].Repaired, in.Stats[1].Repaired = 1, 1
+		}, true},
+		{"gemini repaired 5 points more often (2/40 against 0/100)", func(in *optimize.Input) {
+			in.Stats[1].Repaired = 2
+		}, false},
+		{"4/100 against 2/40: within 2 points", func(in *optimize.Input) {
+			in.Stats[0].Repaired, in.Stats[1].Repaired = 4, 2
+		}, true},
 		{"the route disabled", func(in *optimize.Input) { in.Routes[0].Enabled = false }, false},
 		{"gemini disabled", func(in *optimize.Input) { in.Models[1].Enabled = false }, false},
 		{"a saving under $1 a month", func(in *optimize.Input) {

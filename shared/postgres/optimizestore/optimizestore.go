@@ -97,6 +97,36 @@ func (s *Store) Load(ctx context.Context, w optimize.Window) (optimize.Input, er
 		in.OpSpend = append(in.OpSpend, *opSpend[k])
 	}
 
+	// Schema repairs: a structured answer that failed its schema is repaired by a second call
+	// whose request id is the first's plus "-repair" (shared/intelligence); the repair is the
+	// first call's model's. Only the window's repair calls are looked up (request_id is unique).
+	rows, err = s.pool.Query(ctx, `
+		SELECT b.operation_id, COALESCE(b.model_used, ''), count(*)
+		  FROM ai_operation_log r JOIN ai_operation_log b ON b.request_id = left(r.request_id, -length('-repair'))
+		 WHERE r.created_at >= $1 AND r.created_at < $2 AND r.request_id LIKE '%-repair'
+		   AND b.created_at >= $1 AND b.created_at < $2
+		 GROUP BY 1, 2`, w.From, w.Today)
+	if err != nil {
+		return in, fmt.Errorf("optimizer repairs: %w", err)
+	}
+	repaired := map[[2]string]int64{}
+	for rows.Next() {
+		var op, model string
+		var n int64
+		if err := rows.Scan(&op, &model, &n); err != nil {
+			rows.Close()
+			return in, fmt.Errorf("optimizer repairs: %w", err)
+		}
+		repaired[[2]string{op, model}] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return in, fmt.Errorf("optimizer repairs: %w", err)
+	}
+	for i := range in.Stats {
+		in.Stats[i].Repaired = repaired[[2]string{in.Stats[i].OperationID, in.Stats[i].Model}]
+	}
+
 	// Users who spent today: only they can be anomalies (today above twice a baseline).
 	rows, err = s.pool.Query(ctx, `
 		SELECT user_id,

@@ -88,3 +88,33 @@ func TestGetUnknown(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// A schema repair is the call "<request id>-repair" (shared/intelligence): the store counts it
+// against the model whose answer needed it, on its operation, within the window.
+func TestRepairsCountAgainstTheRepairedCallsModel(t *testing.T) {
+	pool := pg.NewPool(t)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	at := now.AddDate(0, 0, -2)
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO ai_operation_log (request_id, operation_id, user_id, model_used, provider, success, latency_ms, created_at) VALUES
+		    ('a', 'email-compose', 'u', 'gemini_flash', 'gemini', true, 100, $1),
+		    ('a-repair', 'email-compose', 'u', 'deepseek', 'deepseek', true, 100, $1),
+		    ('b', 'email-compose', 'u', 'gemini_flash', 'gemini', true, 100, $1),
+		    ('c', 'email-compose', 'u', 'deepseek', 'deepseek', true, 100, $1),
+		    ('old', 'email-compose', 'u', 'deepseek', 'deepseek', true, 100, $2),
+		    ('old-repair', 'email-compose', 'u', 'deepseek', 'deepseek', true, 100, $2)`, at, now.AddDate(0, 0, -30)); err != nil {
+		t.Fatal(err)
+	}
+	in, err := optimizestore.New(pool).Load(ctx, optimize.WindowAt(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, s := range in.Stats {
+		got[s.Model] = s.Repaired
+	}
+	if got["gemini_flash"] != 1 || got["deepseek"] != 0 {
+		t.Errorf("repairs by model %v, want gemini_flash 1 (its answer was repaired), deepseek 0 (the old one is outside the window)", got)
+	}
+}
