@@ -29,6 +29,9 @@ func (a *Audit) evaluateAlerts(ctx context.Context, now time.Time) error {
 	var failed []string
 	for _, r := range rules {
 		readings, err := a.Alerts.Readings(ctx, r, now)
+		if err == nil && r.Type == alerts.DiscordBacklog {
+			readings = a.configuredChannels(readings)
+		}
 		if err == nil {
 			_, err = a.Alerts.Apply(ctx, r, readings, now)
 		}
@@ -46,6 +49,21 @@ func (a *Audit) evaluateAlerts(ctx context.Context, now time.Time) error {
 		return errors.New(strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// configuredChannels keeps the backlog readings of channels that have a webhook: a channel
+// without one keeps its messages on purpose (and says so at start-up), which is no incident.
+func (a *Audit) configuredChannels(readings []alerts.Reading) []alerts.Reading {
+	if a.Deliverer == nil {
+		return readings
+	}
+	var out []alerts.Reading
+	for _, rd := range readings {
+		if a.Deliverer.Webhooks[outbox.Channel(rd.Subject)] != "" {
+			out = append(out, rd)
+		}
+	}
+	return out
 }
 
 func (a *Audit) deliverAlerts(ctx context.Context, rules []alerts.Rule) error {

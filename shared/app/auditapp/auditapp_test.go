@@ -972,3 +972,27 @@ func TestAlertsFireOnceAcrossMinutes(t *testing.T) {
 		t.Errorf("the rule's own webhook got %q, want %q", mine, want)
 	}
 }
+
+// A channel whose messages wait because it has no webhook is not a backlog incident (it says so
+// at start-up); a configured channel's old messages are.
+func TestDiscordBacklogOnlyForConfiguredChannels(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	delete(e.a.Deliverer.Webhooks, outbox.Commands)
+	e.exec(t, `INSERT INTO discord_outbox (channel, kind, payload, created_at) VALUES
+		('commands', 'admin_change', '{}', now() - interval '20 minutes'),
+		('api', 'operation', '{}', now() - interval '20 minutes')`)
+	wantAllOK(t, e.run(t).Steps)
+	var subjects []string
+	rows, err := e.pool.Query(t.Context(), `SELECT e.subject FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id WHERE r.type = 'discord_backlog' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(subjects, []string{"api"}) {
+		t.Errorf("backlog alerts for %v, want only the configured api channel", subjects)
+	}
+}
