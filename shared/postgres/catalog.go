@@ -68,42 +68,58 @@ func (c *Catalog) LoadCatalog(ctx context.Context) (*catalog.Snapshot, error) {
 func (c *Catalog) UpdateRoute(ctx context.Context, operationID string, change catalog.RouteChange, actor string) (catalog.Route, error) {
 	var out catalog.Route
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `SELECT `+routeColumns+` FROM ai_model_routes WHERE operation_id = $1 FOR UPDATE`, operationID)
-		r, err := pgx.CollectExactlyOneRow(rows, scanRoute)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return catalog.ErrUnknownOperation
-		}
-		if err != nil {
-			return err
-		}
-		rows, _ = tx.Query(ctx, `SELECT `+modelColumns+` FROM ai_models`)
-		list, err := pgx.CollectRows(rows, scanModel)
-		if err != nil {
-			return err
-		}
-		models := make(map[string]catalog.Model, len(list))
-		for _, m := range list {
-			models[m.Key] = m
-		}
-		before := r
-		if err := change.ApplyTo(&r, models); err != nil {
-			return err
-		}
-		rows, _ = tx.Query(ctx, `
-			UPDATE ai_model_routes
-			   SET primary_model = $2, fallback_model = NULLIF($3, ''), enabled = $4,
-			       requires_approval = $5, max_output_tokens = $6, cost_criticality = $7,
-			       updated_by = $8, updated_at = now()
-			 WHERE operation_id = $1
-			RETURNING `+routeColumns,
-			operationID, r.PrimaryModel, r.FallbackModel, r.Enabled, r.RequiresApproval,
-			r.MaxOutputTokens, string(r.Criticality), actor)
-		if out, err = pgx.CollectExactlyOneRow(rows, scanRoute); err != nil {
-			return err
-		}
-		return auditstore.Record(ctx, tx, adminChange(actor, auditlog.ChangedRoute, operationID, routeFacts(before), routeFacts(out), false))
+		var err error
+		out, err = UpdateRouteTx(ctx, tx, operationID, change, actor, nil)
+		return err
 	})
 	return out, err
+}
+
+// UpdateRouteTx is UpdateRoute inside the caller's transaction, for a change that must commit
+// with something else (an approved recommendation's status). check, when not nil, sees the
+// locked route and the models before the change and may refuse it with an error of its own.
+func UpdateRouteTx(ctx context.Context, tx pgx.Tx, operationID string, change catalog.RouteChange, actor string,
+	check func(before catalog.Route, models map[string]catalog.Model) error) (catalog.Route, error) {
+	rows, _ := tx.Query(ctx, `SELECT `+routeColumns+` FROM ai_model_routes WHERE operation_id = $1 FOR UPDATE`, operationID)
+	r, err := pgx.CollectExactlyOneRow(rows, scanRoute)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, catalog.ErrUnknownOperation
+	}
+	if err != nil {
+		return r, err
+	}
+	rows, _ = tx.Query(ctx, `SELECT `+modelColumns+` FROM ai_models`)
+	list, err := pgx.CollectRows(rows, scanModel)
+	if err != nil {
+		return r, err
+	}
+	models := make(map[string]catalog.Model, len(list))
+	for _, m := range list {
+		models[m.Key] = m
+	}
+	if check != nil {
+		if err := check(r, models); err != nil {
+			return r, err
+		}
+	}
+	before := r
+	if err := change.ApplyTo(&r, models); err != nil {
+		return r, err
+	}
+	rows, _ = tx.Query(ctx, `
+		UPDATE ai_model_routes
+		   SET primary_model = $2, fallback_model = NULLIF($3, ''), enabled = $4,
+		       requires_approval = $5, max_output_tokens = $6, cost_criticality = $7,
+		       updated_by = $8, updated_at = now()
+		 WHERE operation_id = $1
+		RETURNING `+routeColumns,
+		operationID, r.PrimaryModel, r.FallbackModel, r.Enabled, r.RequiresApproval,
+		r.MaxOutputTokens, string(r.Criticality), actor)
+	out, err := pgx.CollectExactlyOneRow(rows, scanRoute)
+	if err != nil {
+		return out, err
+	}
+	return out, auditstore.Record(ctx, tx, adminChange(actor, auditlog.ChangedRoute, operationID, routeFacts(before), routeFacts(out), false))
 }
 
 // UpdateModel applies change to a model inside one transaction, with the model row locked. A new

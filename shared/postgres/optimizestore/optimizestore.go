@@ -310,16 +310,6 @@ func (s *Store) Get(ctx context.Context, id string) (optimize.Stored, error) {
 	return r, err
 }
 
-// routeFacts are what the admin route edit records of a route before and after
-// (shared/postgres/audit.go, unexported there, and UpdateRoute opens its own transaction, so it
-// cannot share this one); recommendapi's TestApprovalAuditsLikeTheAdminEdit keeps the two the same.
-func routeFacts(primary, fallback string, enabled, approval bool, maxOut int64, crit string) map[string]any {
-	return map[string]any{
-		"primary_model": primary, "fallback_model": fallback, "enabled": enabled,
-		"requires_approval": approval, "max_output_tokens": maxOut, "cost_criticality": crit,
-	}
-}
-
 // Decide approves or rejects a recommendation. Approving a model switch applies its proposal to
 // the route in the same transaction (status applied; the route's before and after in the audit
 // log), unless the route changed since it was made: then it becomes stale, and the answer is
@@ -384,8 +374,9 @@ func (s *Store) Decide(ctx context.Context, id string, approve bool, actor, note
 	return out, staleErr
 }
 
-// applySwitch sets the route's primary and fallback to the proposal's, with the route row locked,
-// and records the change as the admin route edit does; or says why the recommendation is stale.
+// applySwitch sets the route's primary and fallback to the proposal's through the admin route
+// edit (postgres.UpdateRouteTx: the route row locked, the before and after in the audit log), in
+// the caller's transaction; or says why the recommendation is stale.
 func applySwitch(ctx context.Context, tx pgx.Tx, r optimize.Stored, actor string) (string, error) {
 	var p optimize.Proposal
 	var b optimize.Basis
@@ -395,48 +386,24 @@ func applySwitch(ctx context.Context, tx pgx.Tx, r optimize.Stored, actor string
 	if err := json.Unmarshal(r.Basis, &b); err != nil {
 		return "", fmt.Errorf("recommendation %s basis: %w", r.ID, err)
 	}
-	var rt catalog.Route
-	var crit string
-	err := tx.QueryRow(ctx, `
-		SELECT primary_model, COALESCE(fallback_model, ''), enabled, requires_approval, max_output_tokens, cost_criticality
-		  FROM ai_model_routes WHERE operation_id = $1 FOR UPDATE`, r.Target).
-		Scan(&rt.PrimaryModel, &rt.FallbackModel, &rt.Enabled, &rt.RequiresApproval, &rt.MaxOutputTokens, &crit)
-	if errors.Is(err, pgx.ErrNoRows) {
+	primary, fallback := p.PrimaryModel, p.FallbackModel
+	var stale string
+	_, err := postgres.UpdateRouteTx(ctx, tx, r.Target, catalog.RouteChange{PrimaryModel: &primary, FallbackModel: &fallback}, actor,
+		func(before catalog.Route, models map[string]catalog.Model) error {
+			target, known := models[p.PrimaryModel]
+			if stale = optimize.Stale(b, p, before, target, known); stale != "" {
+				return errStale
+			}
+			return nil
+		})
+	switch {
+	case errors.Is(err, errStale):
+		return stale, nil
+	case errors.Is(err, catalog.ErrUnknownOperation):
 		return fmt.Sprintf("operation %s no longer has a route", r.Target), nil
 	}
-	if err != nil {
-		return "", err
-	}
-	rt.OperationID, rt.Criticality = r.Target, catalog.Criticality(crit)
-	var target catalog.Model
-	known := true
-	err = tx.QueryRow(ctx, `SELECT model_key, provider, enabled FROM ai_models WHERE model_key = $1`, p.PrimaryModel).
-		Scan(&target.Key, &target.Provider, &target.Enabled)
-	if errors.Is(err, pgx.ErrNoRows) {
-		known = false
-	} else if err != nil {
-		return "", err
-	}
-	if why := optimize.Stale(b, p, rt, target, known); why != "" {
-		return why, nil
-	}
-	models := map[string]catalog.Model{p.PrimaryModel: target}
-	if p.FallbackModel != "" {
-		models[p.FallbackModel] = catalog.Model{Key: p.FallbackModel}
-	}
-	before := rt
-	primary, fallback := p.PrimaryModel, p.FallbackModel
-	if err := (catalog.RouteChange{PrimaryModel: &primary, FallbackModel: &fallback}).ApplyTo(&rt, models); err != nil {
-		return "", err
-	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE ai_model_routes SET primary_model = $2, fallback_model = NULLIF($3, ''), updated_by = $4, updated_at = now()
-		 WHERE operation_id = $1`, r.Target, rt.PrimaryModel, rt.FallbackModel, actor); err != nil {
-		return "", err
-	}
-	facts := func(x catalog.Route) map[string]any {
-		return routeFacts(x.PrimaryModel, x.FallbackModel, x.Enabled, x.RequiresApproval, x.MaxOutputTokens, string(x.Criticality))
-	}
-	return "", auditstore.Record(ctx, tx, auditlog.Event{Kind: auditlog.AdminChange, Actor: actor,
-		Payload: auditlog.Change{What: auditlog.ChangedRoute, ID: r.Target, Before: facts(before), After: facts(rt)}})
+	return "", err
 }
+
+// errStale stops the route edit when the recommendation no longer applies.
+var errStale = errors.New("recommendation stale")
