@@ -157,6 +157,9 @@ type Event struct {
 	Detail    string
 	At        time.Time
 	Delivered *time.Time // to the rule's own webhook (nil: not yet, or it has none)
+	// Attempts and LastError are the deliveries to the rule's own webhook so far (never its URL).
+	Attempts  int
+	LastError string
 }
 
 // ErrInvalid wraps what is wrong with a rule an operator sent.

@@ -100,7 +100,7 @@ func (c CreateRequest) Rule(allowedHosts []string) (alerts.Rule, error) {
 	switch {
 	case c.ThresholdUSD != nil && c.Threshold != nil:
 		return alerts.Rule{}, fault.New(fault.InvalidField, "send threshold_usd or threshold, not both")
-	case c.ThresholdUSD != nil && c.Type != alerts.DailySpend && c.Type != alerts.UserSpend:
+	case c.ThresholdUSD != nil && !spendType(c.Type):
 		return alerts.Rule{}, fault.New(fault.InvalidField, "threshold_usd is for spend rules; send threshold")
 	case c.ThresholdUSD != nil:
 		threshold = *c.ThresholdUSD
@@ -129,6 +129,11 @@ func (c CreateRequest) Rule(allowedHosts []string) (alerts.Rule, error) {
 		}
 	}
 	return alerts.Rule{Name: c.Name, Type: c.Type, Threshold: threshold, Severity: sev, Enabled: true, Webhook: c.WebhookURL}, nil
+}
+
+// spendType reports whether a rule's threshold is in USD (threshold_usd may name it).
+func spendType(typ string) bool {
+	return typ == alerts.DailySpend || typ == alerts.UserSpend || typ == alerts.HighDailySpend
 }
 
 func (h *handlers) create(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -207,6 +212,9 @@ func (h *handlers) patch(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if body.Threshold != nil && body.ThresholdUSD != nil {
 		return fault.New(fault.InvalidField, "send threshold_usd or threshold, not both")
 	}
+	if body.ThresholdUSD != nil && !spendType(rule.Type) {
+		return fault.New(fault.InvalidField, "threshold_usd is for spend rules; send threshold")
+	}
 	if t := body.Threshold; t != nil || body.ThresholdUSD != nil {
 		if t == nil {
 			t = body.ThresholdUSD
@@ -263,17 +271,21 @@ func (h *handlers) delete(w http.ResponseWriter, r *http.Request, p auth.Princip
 
 // EventView is an alert fired or cleared.
 type EventView struct {
-	ID        int64      `json:"id"`
-	RuleID    string     `json:"rule_id"`
-	RuleName  string     `json:"rule_name"`
-	Type      string     `json:"type"`
-	Severity  string     `json:"severity"`
-	Subject   string     `json:"subject,omitempty"`
-	State     string     `json:"state"`
-	Value     float64    `json:"value"`
-	Detail    string     `json:"detail"`
-	At        time.Time  `json:"created_at"`
-	Delivered *time.Time `json:"delivered_at,omitempty"`
+	ID       int64     `json:"id"`
+	RuleID   string    `json:"rule_id"`
+	RuleName string    `json:"rule_name"`
+	Type     string    `json:"type"`
+	Severity string    `json:"severity"`
+	Subject  string    `json:"subject,omitempty"`
+	State    string    `json:"state"`
+	Value    float64   `json:"value"`
+	Detail   string    `json:"detail"`
+	At       time.Time `json:"created_at"`
+	// Delivery to the rule's own webhook, if it has one (the fire and clear reach #helix-alerts
+	// through the outbox regardless): when it arrived, attempts so far, the last failure.
+	Delivered     *time.Time `json:"delivered_at,omitempty"`
+	Attempts      int        `json:"delivery_attempts,omitempty"`
+	DeliveryError string     `json:"delivery_error,omitempty"`
 }
 
 func (h *handlers) events(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -283,7 +295,10 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request, _ auth.Princip
 		if v := q.Get(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1 || (name == "limit" && n > 500) {
-				return fault.Errorf(fault.InvalidField, "%s must be a positive integer (limit at most 500)", name)
+				if name == "limit" {
+					return fault.New(fault.InvalidField, "limit must be an integer from 1 to 500")
+				}
+				return fault.New(fault.InvalidField, "before must be an event id (a positive integer): the previous page's next_before")
 			}
 			*dst = n
 		}
@@ -295,7 +310,8 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request, _ auth.Princip
 	out := []EventView{}
 	for _, e := range list {
 		out = append(out, EventView{ID: e.ID, RuleID: e.RuleID, RuleName: e.RuleName, Type: e.Type, Severity: string(e.Severity),
-			Subject: e.Subject, State: e.State, Value: e.Value, Detail: e.Detail, At: e.At, Delivered: e.Delivered})
+			Subject: e.Subject, State: e.State, Value: e.Value, Detail: e.Detail, At: e.At, Delivered: e.Delivered,
+			Attempts: e.Attempts, DeliveryError: e.LastError})
 	}
 	resp := map[string]any{"events": out}
 	if n := len(list); n == int(limit) {

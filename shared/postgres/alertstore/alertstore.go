@@ -189,7 +189,8 @@ func view(r alerts.Rule) map[string]any {
 // Events lists events newest first, before id (0: from the newest).
 func (s *Store) Events(ctx context.Context, before int64, limit int) ([]alerts.Event, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT e.id, e.rule_id::text, r.name, r.type, r.severity, e.subject, e.state, e.value, e.detail, e.created_at, e.delivered_at
+		SELECT e.id, e.rule_id::text, r.name, r.type, r.severity, e.subject, e.state, e.value, e.detail, e.created_at, e.delivered_at,
+		       e.attempts, e.last_error
 		  FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id
 		 WHERE ($1 = 0 OR e.id < $1) ORDER BY e.id DESC LIMIT $2`, before, limit)
 	if err != nil {
@@ -198,7 +199,7 @@ func (s *Store) Events(ctx context.Context, before int64, limit int) ([]alerts.E
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (alerts.Event, error) {
 		var e alerts.Event
 		var sev string
-		err := r.Scan(&e.ID, &e.RuleID, &e.RuleName, &e.Type, &sev, &e.Subject, &e.State, &e.Value, &e.Detail, &e.At, &e.Delivered)
+		err := r.Scan(&e.ID, &e.RuleID, &e.RuleName, &e.Type, &sev, &e.Subject, &e.State, &e.Value, &e.Detail, &e.At, &e.Delivered, &e.Attempts, &e.LastError)
 		e.Severity = alerts.Severity(sev)
 		return e, err
 	})
@@ -260,11 +261,10 @@ func (s *Store) Apply(ctx context.Context, r alerts.Rule, readings []alerts.Read
 			}
 			e := alerts.Event{RuleID: r.ID, RuleName: r.Name, Type: r.Type, Severity: r.Severity, Subject: rd.Subject, State: state,
 				Value: finite(rd.Value), Detail: detail, At: now}
-			// A rule without a webhook of its own has nothing to deliver: it is done.
 			if err := tx.QueryRow(ctx, `
-				INSERT INTO alert_events (rule_id, subject, state, value, detail, created_at, delivered_at)
-				VALUES ($1::uuid, $2, $3, $4, $5, $6, CASE WHEN $7 THEN NULL ELSE $6::timestamptz END) RETURNING id`,
-				r.ID, rd.Subject, state, e.Value, detail, now, r.HasWebhook()).Scan(&e.ID); err != nil {
+				INSERT INTO alert_events (rule_id, subject, state, value, detail, created_at)
+				VALUES ($1::uuid, $2, $3, $4, $5, $6) RETURNING id`,
+				r.ID, rd.Subject, state, e.Value, detail, now).Scan(&e.ID); err != nil {
 				return err
 			}
 			name := r.Type
@@ -306,7 +306,8 @@ func finite(v float64) float64 {
 // with fewer than maxAttempts attempts.
 func (s *Store) Undelivered(ctx context.Context, limit, maxAttempts int) ([]alerts.Event, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT e.id, e.rule_id::text, r.name, r.type, r.severity, e.subject, e.state, e.value, e.detail, e.created_at, e.delivered_at
+		SELECT e.id, e.rule_id::text, r.name, r.type, r.severity, e.subject, e.state, e.value, e.detail, e.created_at, e.delivered_at,
+		       e.attempts, e.last_error
 		  FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id
 		 WHERE e.delivered_at IS NULL AND e.attempts < $2 AND r.webhook_sealed IS NOT NULL
 		 ORDER BY e.id LIMIT $1`, limit, maxAttempts)
@@ -316,7 +317,7 @@ func (s *Store) Undelivered(ctx context.Context, limit, maxAttempts int) ([]aler
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (alerts.Event, error) {
 		var e alerts.Event
 		var sev string
-		err := r.Scan(&e.ID, &e.RuleID, &e.RuleName, &e.Type, &sev, &e.Subject, &e.State, &e.Value, &e.Detail, &e.At, &e.Delivered)
+		err := r.Scan(&e.ID, &e.RuleID, &e.RuleName, &e.Type, &sev, &e.Subject, &e.State, &e.Value, &e.Detail, &e.At, &e.Delivered, &e.Attempts, &e.LastError)
 		e.Severity = alerts.Severity(sev)
 		return e, err
 	})

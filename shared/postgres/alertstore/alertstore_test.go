@@ -166,12 +166,16 @@ func TestBudgetExceededPerUser(t *testing.T) {
 	r := e.standing(t, alerts.BudgetExceeded)
 	e.exec(t, `INSERT INTO budget_days (user_id, day, limit_nano, spent_nano) VALUES
 		('alice', $1::date, 50e9, 50e9), ('bob', $1::date, 50e9, 60e9), ('carol', $1::date, 50e9, 10e9)`, e.now)
+	// carol's limit was lowered today by an admin (user_budgets), under what she spent: the day's
+	// row still has the limit it started with, and the one in force is the admin's.
+	e.exec(t, `INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by) VALUES ('carol', 5e9, 2e9, 'ops')`)
 	got := states(e.evaluate(t, r))
 	slices.Sort(got)
-	if want := []string{"budget_exceeded/alice:fired", "budget_exceeded/bob:fired"}; !slices.Equal(got, want) {
+	if want := []string{"budget_exceeded/alice:fired", "budget_exceeded/bob:fired", "budget_exceeded/carol:fired"}; !slices.Equal(got, want) {
 		t.Fatalf("first evaluation: %v, want %v", got, want)
 	}
-	e.exec(t, `UPDATE budget_days SET limit_nano = 100e9 WHERE user_id = 'alice'`)
+	// An admin raises alice's limit (as PUT /admin/budgets does): her alert clears.
+	e.exec(t, `INSERT INTO user_budgets (user_id, daily_limit_nano, warning_threshold_nano, updated_by) VALUES ('alice', 100e9, 50e9, 'ops')`)
 	var later []string
 	for range alerts.ClearAfter + 1 {
 		later = append(later, states(e.evaluate(t, r))...)

@@ -38,8 +38,11 @@ func (s *Store) Readings(ctx context.Context, r alerts.Rule, now time.Time) ([]a
 			day, int64(r.Threshold*1e9))
 
 	case alerts.BudgetExceeded:
-		return s.perSubject(ctx, `SELECT user_id, spent_nano::float8 / 1e9 FROM budget_days
-			WHERE day = $1::date AND limit_nano > 0 AND spent_nano >= limit_nano`,
+		// The limit in force: the user's own (changed today, perhaps), else the default the
+		// day started with.
+		return s.perSubject(ctx, `SELECT d.user_id, d.spent_nano::float8 / 1e9 FROM budget_days d
+			LEFT JOIN user_budgets b ON b.user_id = d.user_id
+			WHERE d.day = $1::date AND d.spent_nano > 0 AND d.spent_nano >= coalesce(b.daily_limit_nano, d.limit_nano)`,
 			func(subj string, v float64) string {
 				return fmt.Sprintf("%s reached their daily limit ($%.6g spent)", subj, v)
 			}, day)
