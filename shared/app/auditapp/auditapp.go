@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/helixhq/helix/shared/alerts"
@@ -121,8 +120,6 @@ type Audit struct {
 	Now     func() time.Time
 	// IntegrateBatch is how many events one integration transaction sequences.
 	IntegrateBatch int
-
-	pool *pgxpool.Pool // the outbox's backlog is read from it
 }
 
 // New assembles the minute over the core: webhooks from the configuration, the signing key (an
@@ -174,7 +171,6 @@ func New(c *app.Core, queue synthesis.Queue, providers *llm.Registry) (*Audit, e
 		Logger:         c.Log,
 		Metrics:        c.Metrics,
 		IntegrateBatch: 5000,
-		pool:           c.Pool,
 	}
 	for _, ch := range hooks.Missing() {
 		c.Log.Warn("discord channel without a webhook: its messages are kept undelivered", "channel", ch.Name(), "variable", ch.EnvVar())
@@ -381,9 +377,6 @@ func (a *Audit) metrics(ctx context.Context) error {
 	if a.Metrics == nil {
 		return nil
 	}
-	if a.pool == nil {
-		return errors.New("no pool to read the outbox's backlog from")
-	}
 	now := a.now()
 	pending, err := a.Log.Pending(ctx)
 	if err != nil {
@@ -393,18 +386,13 @@ func (a *Audit) metrics(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The partial index discord_outbox_undelivered holds exactly these rows: the read stays
-	// small however large the delivered history grows.
-	var backlog int64
-	var oldestOutbox *time.Time
-	if err := a.pool.QueryRow(ctx, `
-		SELECT count(*), min(created_at) FROM discord_outbox WHERE delivered_at IS NULL AND dead_at IS NULL`,
-	).Scan(&backlog, &oldestOutbox); err != nil {
+	backlog, oldestOutbox, err := a.Outbox.Backlog(ctx)
+	if err != nil {
 		return fmt.Errorf("outbox backlog: %w", err)
 	}
 	var outboxAge time.Duration
-	if oldestOutbox != nil {
-		outboxAge = now.Sub(*oldestOutbox)
+	if !oldestOutbox.IsZero() {
+		outboxAge = now.Sub(oldestOutbox)
 	}
 	var lag time.Duration
 	if !oldestPending.IsZero() {

@@ -58,6 +58,19 @@ func (o *Outbox) Lock(ctx context.Context, ch outbox.Channel) (func(), bool, err
 	}, true, nil
 }
 
+// Backlog counts the living undelivered messages and says when the oldest was written (zero
+// when none). The partial index discord_outbox_undelivered holds exactly these rows, so the
+// read stays small however large the delivered history grows.
+func (o *Outbox) Backlog(ctx context.Context) (int64, time.Time, error) {
+	var n int64
+	var oldest *time.Time
+	if err := o.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM discord_outbox WHERE delivered_at IS NULL AND dead_at IS NULL`).
+		Scan(&n, &oldest); err != nil || oldest == nil {
+		return n, time.Time{}, err
+	}
+	return n, *oldest, nil
+}
+
 // Due implements outbox.Store: the oldest undelivered, living items, stopping at the first that
 // is not due yet.
 func (o *Outbox) Due(ctx context.Context, ch outbox.Channel, now time.Time, limit int) ([]outbox.Item, error) {
