@@ -33,7 +33,7 @@ var roles = map[string]string{
 	"shared/router": "domain", "shared/toggles": "domain", "shared/ttlcache": "domain",
 	"shared/chat": "domain", "shared/memory": "domain", "shared/synthesis": "domain",
 	"shared/stepup": "domain", "shared/structured": "domain", "shared/auditlog": "domain",
-	"shared/outbox": "domain", "shared/alerts": "domain", "shared/optimize": "domain",
+	"shared/outbox": "domain", "shared/alerts": "domain", "shared/optimize": "domain", "shared/monitoring": "domain",
 
 	// adapters: Postgres and the model providers, implementing the domain's ports.
 	"shared/postgres": "adapter", "shared/llm/anthropic": "adapter", "shared/llm/gemini": "adapter",

@@ -2,6 +2,7 @@ package monitorapi
 
 import (
 	"errors"
+	"github.com/helixhq/helix/shared/monitoring"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -40,7 +41,7 @@ func FuzzQueryDecode(f *testing.F) {
 		if check(err) {
 			if s, err := decodeSpend(q, now); check(err) {
 				wantRange(t, raw, s)
-				if !slices.Contains([]GroupBy{"operation", "user", "model", "day"}, s.By) || s.Limit < 1 || s.Limit > maxGroups || s.UserID != "" {
+				if !slices.Contains([]monitoring.GroupBy{"operation", "user", "model", "day"}, s.By) || s.Limit < 1 || s.Limit > maxGroups || s.UserID != "" {
 					t.Fatalf("query %q: spend %+v", raw, s)
 				}
 			}
@@ -66,7 +67,7 @@ func FuzzQueryDecode(f *testing.F) {
 	})
 }
 
-func wantRange(t *testing.T, raw string, q Query) {
+func wantRange(t *testing.T, raw string, q monitoring.Query) {
 	t.Helper()
 	if !q.To.After(q.From) || q.To.Sub(q.From) > MaxSpan || q.From.Location() != time.UTC || q.To.Location() != time.UTC {
 		t.Fatalf("query %q: range %s..%s", raw, q.From, q.To)

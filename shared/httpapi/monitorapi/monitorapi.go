@@ -8,6 +8,7 @@ package monitorapi
 import (
 	"context"
 	"encoding/base64"
+	"github.com/helixhq/helix/shared/monitoring"
 	"net/http"
 	"net/url"
 	"slices"
@@ -25,87 +26,11 @@ import (
 // Store is what the API reads (shared/postgres/monitorstore, adapted by the wiring).
 type Store interface {
 	// Recent returns up to limit operations with ids below before (0: the newest), newest first.
-	Recent(ctx context.Context, before int64, limit int) ([]Operation, error)
+	Recent(ctx context.Context, before int64, limit int) ([]monitoring.Operation, error)
 	// Spend returns q's groups.
-	Spend(ctx context.Context, q Query) ([]Group, error)
+	Spend(ctx context.Context, q monitoring.Query) ([]monitoring.Group, error)
 	// Summary returns the figures of the UTC day that contains day.
-	Summary(ctx context.Context, day time.Time) (Summary, error)
-}
-
-// Operation is one row of the feed.
-type Operation struct {
-	ID          int64
-	OperationID string
-	UserID      string
-	Model       string
-	Cost        money.Nano
-	LatencyMS   int64
-	Success     bool
-	Fallback    bool
-	CreatedAt   time.Time
-}
-
-// GroupBy is what spend is grouped by: operation, user, model or day.
-type GroupBy string
-
-// Query is a spend report's selection: created_at in [From, To), only UserID's rows when set.
-type Query struct {
-	By       GroupBy
-	From, To time.Time
-	UserID   string
-	Limit    int
-}
-
-// Group is one group's figures.
-type Group struct {
-	Key          string
-	Calls        int64
-	Total        money.Nano
-	AvgCost      money.Nano
-	AvgLatencyMS float64
-	P95LatencyMS int64
-	MaxLatencyMS int64
-	Errors       int64
-	Fallbacks    int64
-	ErrorRate    float64
-	FallbackRate float64
-}
-
-// Summary is one UTC day.
-type Summary struct {
-	Date      time.Time
-	Calls     int64
-	Spend     money.Nano
-	Errors    int64
-	Providers []ProviderShare
-	Budgets   Utilisation
-}
-
-// ProviderShare is a provider's part of the day's calls.
-type ProviderShare struct {
-	Provider string
-	Calls    int64
-	Share    float64
-}
-
-// Utilisation is the budgets of the users who spent something that day.
-type Utilisation struct {
-	Users        int64
-	Spent        money.Nano
-	Limit        money.Nano
-	Ratio        float64
-	OverWarning  int64
-	AtLimit      int64
-	MaxRatio     float64
-	MostSpending []UserBudget
-}
-
-// UserBudget is one user's day.
-type UserBudget struct {
-	UserID string
-	Spent  money.Nano
-	Limit  money.Nano
-	Ratio  float64
+	Summary(ctx context.Context, day time.Time) (monitoring.Summary, error)
 }
 
 // Register adds the monitoring endpoints to s; now (nil: time.Now) is the clock the default
@@ -228,13 +153,13 @@ func parseRange(q url.Values, now time.Time) (Range, error) {
 }
 
 // parseGroupBy reads group_by, one of allowed; def when absent.
-func parseGroupBy(q url.Values, def GroupBy, allowed ...GroupBy) (GroupBy, error) {
+func parseGroupBy(q url.Values, def monitoring.GroupBy, allowed ...monitoring.GroupBy) (monitoring.GroupBy, error) {
 	v := q.Get("group_by")
 	if v == "" {
 		return def, nil
 	}
-	if slices.Contains(allowed, GroupBy(v)) {
-		return GroupBy(v), nil
+	if slices.Contains(allowed, monitoring.GroupBy(v)) {
+		return monitoring.GroupBy(v), nil
 	}
 	names := make([]string, len(allowed))
 	for i, a := range allowed {
@@ -346,11 +271,11 @@ type GroupView struct {
 
 // Report is a spend report.
 type Report struct {
-	UserID  string      `json:"user_id,omitempty"` // /me/usage: the caller
-	GroupBy GroupBy     `json:"group_by"`
-	From    time.Time   `json:"from"`
-	To      time.Time   `json:"to"` // exclusive
-	Data    []GroupView `json:"data"`
+	UserID  string             `json:"user_id,omitempty"` // /me/usage: the caller
+	GroupBy monitoring.GroupBy `json:"group_by"`
+	From    time.Time          `json:"from"`
+	To      time.Time          `json:"to"` // exclusive
+	Data    []GroupView        `json:"data"`
 }
 
 // round keeps a ratio or an average readable: 4 decimals for rates, 1 for milliseconds.
@@ -362,7 +287,7 @@ func round(v float64, places int) float64 {
 	return float64(int64(v*p+0.5)) / p
 }
 
-func (h *handlers) report(w http.ResponseWriter, r *http.Request, q Query) error {
+func (h *handlers) report(w http.ResponseWriter, r *http.Request, q monitoring.Query) error {
 	groups, err := h.store.Spend(r.Context(), q)
 	if err != nil {
 		return err
@@ -378,20 +303,20 @@ func (h *handlers) report(w http.ResponseWriter, r *http.Request, q Query) error
 }
 
 // decodeSpend reads /admin/spend's query.
-func decodeSpend(q url.Values, now time.Time) (Query, error) {
+func decodeSpend(q url.Values, now time.Time) (monitoring.Query, error) {
 	by, err := parseGroupBy(q, "operation", "operation", "user", "model", "day")
 	if err != nil {
-		return Query{}, err
+		return monitoring.Query{}, err
 	}
 	rg, err := parseRange(q, now)
 	if err != nil {
-		return Query{}, err
+		return monitoring.Query{}, err
 	}
 	limit, err := intValue(q, "limit", defaultGroups, 1, maxGroups)
 	if err != nil {
-		return Query{}, err
+		return monitoring.Query{}, err
 	}
-	return Query{By: by, From: rg.From, To: rg.To, Limit: limit}, nil
+	return monitoring.Query{By: by, From: rg.From, To: rg.To, Limit: limit}, nil
 }
 
 func (h *handlers) spend(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -407,17 +332,17 @@ func (h *handlers) spend(w http.ResponseWriter, r *http.Request, _ auth.Principa
 }
 
 // decodeUsage reads /me/usage's query for user.
-func decodeUsage(q url.Values, user string, now time.Time) (Query, error) {
+func decodeUsage(q url.Values, user string, now time.Time) (monitoring.Query, error) {
 	by, err := parseGroupBy(q, "day", "day", "operation")
 	if err != nil {
-		return Query{}, err
+		return monitoring.Query{}, err
 	}
 	rg, err := parseRange(q, now)
 	if err != nil {
-		return Query{}, err
+		return monitoring.Query{}, err
 	}
 	// A year of days, or every operation: under maxGroups either way.
-	return Query{By: by, From: rg.From, To: rg.To, UserID: user, Limit: maxGroups}, nil
+	return monitoring.Query{By: by, From: rg.From, To: rg.To, UserID: user, Limit: maxGroups}, nil
 }
 
 // usage is the caller's own history: the user is always the token's, never a parameter.

@@ -2,6 +2,7 @@ package monitorapi
 
 import (
 	"context"
+	"github.com/helixhq/helix/shared/monitoring"
 	"net/http"
 	"net/url"
 	"slices"
@@ -33,38 +34,38 @@ type row struct {
 type fakeStore struct {
 	mu      sync.Mutex
 	rows    []row
-	queries []Query
+	queries []monitoring.Query
 	befores []int64
 }
 
-func (f *fakeStore) Recent(_ context.Context, before int64, limit int) ([]Operation, error) {
+func (f *fakeStore) Recent(_ context.Context, before int64, limit int) ([]monitoring.Operation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.befores = append(f.befores, before)
-	var out []Operation
+	var out []monitoring.Operation
 	for i := len(f.rows); i >= 1 && len(out) < limit; i-- {
 		if before == 0 || int64(i) < before {
 			r := f.rows[i-1]
-			out = append(out, Operation{ID: int64(i), OperationID: r.operation, UserID: r.user, Cost: r.cost, CreatedAt: r.at, Success: true})
+			out = append(out, monitoring.Operation{ID: int64(i), OperationID: r.operation, UserID: r.user, Cost: r.cost, CreatedAt: r.at, Success: true})
 		}
 	}
 	return out, nil
 }
 
-func (f *fakeStore) Spend(_ context.Context, q Query) ([]Group, error) {
+func (f *fakeStore) Spend(_ context.Context, q monitoring.Query) ([]monitoring.Group, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries = append(f.queries, q)
-	byKey := map[string]*Group{}
+	byKey := map[string]*monitoring.Group{}
 	var keys []string
 	for _, r := range f.rows {
 		if (q.UserID != "" && r.user != q.UserID) || r.at.Before(q.From) || !r.at.Before(q.To) {
 			continue
 		}
-		key := map[GroupBy]string{"operation": r.operation, "user": r.user, "day": r.at.Format(time.DateOnly)}[q.By]
+		key := map[monitoring.GroupBy]string{"operation": r.operation, "user": r.user, "day": r.at.Format(time.DateOnly)}[q.By]
 		g, ok := byKey[key]
 		if !ok {
-			g = &Group{Key: key}
+			g = &monitoring.Group{Key: key}
 			byKey[key] = g
 			keys = append(keys, key)
 		}
@@ -72,18 +73,18 @@ func (f *fakeStore) Spend(_ context.Context, q Query) ([]Group, error) {
 		g.Total += r.cost
 	}
 	slices.Sort(keys)
-	var out []Group
+	var out []monitoring.Group
 	for _, k := range keys {
 		out = append(out, *byKey[k])
 	}
 	return out, nil
 }
 
-func (f *fakeStore) Summary(_ context.Context, day time.Time) (Summary, error) {
-	return Summary{Date: day.Truncate(24 * time.Hour), Calls: 6, Spend: 5500, Errors: 1,
-		Providers: []ProviderShare{{"deepseek", 5, 5.0 / 6}, {"", 1, 1.0 / 6}},
-		Budgets: Utilisation{Users: 2, Spent: money.MustUSD(40), Limit: money.MustUSD(70), Ratio: 40.0 / 70, OverWarning: 1, AtLimit: 1, MaxRatio: 1.5,
-			MostSpending: []UserBudget{{"bob", money.MustUSD(30), money.MustUSD(20), 1.5}}}}, nil
+func (f *fakeStore) Summary(_ context.Context, day time.Time) (monitoring.Summary, error) {
+	return monitoring.Summary{Date: day.Truncate(24 * time.Hour), Calls: 6, Spend: 5500, Errors: 1,
+		Providers: []monitoring.ProviderShare{{Provider: "deepseek", Calls: 5, Share: 5.0 / 6}, {Provider: "", Calls: 1, Share: 1.0 / 6}},
+		Budgets: monitoring.Utilisation{Users: 2, Spent: money.MustUSD(40), Limit: money.MustUSD(70), Ratio: 40.0 / 70, OverWarning: 1, AtLimit: 1, MaxRatio: 1.5,
+			MostSpending: []monitoring.UserBudget{{UserID: "bob", Spent: money.MustUSD(30), Limit: money.MustUSD(20), Ratio: 1.5}}}}, nil
 }
 
 type env struct {
@@ -228,14 +229,14 @@ func TestSpendQueries(t *testing.T) {
 	day := func(s string) time.Time { v, _ := time.Parse(time.DateOnly, s); return v }
 	cases := []struct {
 		query string
-		want  Query
+		want  monitoring.Query
 	}{
-		{"", Query{By: "operation", From: day("2026-02-24"), To: day("2026-03-03"), Limit: 100}},
-		{"group_by=user&limit=5", Query{By: "user", From: day("2026-02-24"), To: day("2026-03-03"), Limit: 5}},
-		{"group_by=day&from=2026-01-01&to=2026-02-01", Query{By: "day", From: day("2026-01-01"), To: day("2026-02-01"), Limit: 100}},
-		{"group_by=model&from=2026-03-01T10:00:00%2B02:00", Query{By: "model", From: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 8, 8, 0, 0, 0, time.UTC), Limit: 100}},
-		{"to=2026-03-02", Query{By: "operation", From: day("2026-02-23"), To: day("2026-03-02"), Limit: 100}},
-		{"from=2025-03-01&to=2026-03-02", Query{By: "operation", From: day("2025-03-01"), To: day("2026-03-02"), Limit: 100}}, // 366 days
+		{"", monitoring.Query{By: "operation", From: day("2026-02-24"), To: day("2026-03-03"), Limit: 100}},
+		{"group_by=user&limit=5", monitoring.Query{By: "user", From: day("2026-02-24"), To: day("2026-03-03"), Limit: 5}},
+		{"group_by=day&from=2026-01-01&to=2026-02-01", monitoring.Query{By: "day", From: day("2026-01-01"), To: day("2026-02-01"), Limit: 100}},
+		{"group_by=model&from=2026-03-01T10:00:00%2B02:00", monitoring.Query{By: "model", From: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 8, 8, 0, 0, 0, time.UTC), Limit: 100}},
+		{"to=2026-03-02", monitoring.Query{By: "operation", From: day("2026-02-23"), To: day("2026-03-02"), Limit: 100}},
+		{"from=2025-03-01&to=2026-03-02", monitoring.Query{By: "operation", From: day("2025-03-01"), To: day("2026-03-02"), Limit: 100}}, // 366 days
 	}
 	for _, c := range cases {
 		t.Run(c.query, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/helixhq/helix/shared/monitoring"
 	"math"
 	"time"
 
@@ -30,19 +31,6 @@ func New(pool *pgxpool.Pool, defaults budget.Limits) *Store {
 	return &Store{pool: pool, defaults: defaults}
 }
 
-// Operation is one row of the live feed.
-type Operation struct {
-	ID          int64
-	OperationID string
-	UserID      string
-	Model       string // "" when no model was called
-	Cost        money.Nano
-	LatencyMS   int64
-	Success     bool
-	Fallback    bool
-	CreatedAt   time.Time
-}
-
 // recentSQL is the feed: newest first by id (the insertion order, a total order the primary
 // key serves backward), below the cursor.
 const recentSQL = `
@@ -54,7 +42,7 @@ SELECT id, operation_id, user_id, COALESCE(model_used, ''), cost_nano, latency_m
 
 // Recent returns up to limit operations older than before (an id; 0 for the newest), newest
 // first.
-func (s *Store) Recent(ctx context.Context, before int64, limit int) ([]Operation, error) {
+func (s *Store) Recent(ctx context.Context, before int64, limit int) ([]monitoring.Operation, error) {
 	if before <= 0 {
 		before = math.MaxInt64
 	}
@@ -62,8 +50,8 @@ func (s *Store) Recent(ctx context.Context, before int64, limit int) ([]Operatio
 	if err != nil {
 		return nil, fmt.Errorf("recent operations: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Operation, error) {
-		var o Operation
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (monitoring.Operation, error) {
+		var o monitoring.Operation
 		var cost int64
 		err := r.Scan(&o.ID, &o.OperationID, &o.UserID, &o.Model, &cost, &o.LatencyMS, &o.Success, &o.Fallback, &o.CreatedAt)
 		o.Cost = money.Nano(cost)
@@ -75,55 +63,19 @@ func (s *Store) Recent(ctx context.Context, before int64, limit int) ([]Operatio
 	return out, nil
 }
 
-// GroupBy is what spend is grouped by.
-type GroupBy string
-
-// The groupings.
-const (
-	ByOperation GroupBy = "operation"
-	ByUser      GroupBy = "user"
-	ByModel     GroupBy = "model"
-	ByDay       GroupBy = "day" // UTC dates, YYYY-MM-DD
-)
-
 // keyExpr is each grouping's key. Only these fixed expressions reach the SQL text; the caller's
 // values are parameters.
-var keyExpr = map[GroupBy]string{
-	ByOperation: "operation_id",
-	ByUser:      "user_id",
-	ByModel:     "COALESCE(model_used, '')",
-	ByDay:       "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-}
-
-// Query selects the rows spend is computed over: created_at in [From, To), and only UserID's
-// when it is set.
-type Query struct {
-	By       GroupBy
-	From, To time.Time
-	UserID   string
-	// Limit caps the groups returned (the most costly first; days in date order).
-	Limit int
-}
-
-// Group is the figures of one group.
-type Group struct {
-	Key          string
-	Calls        int64
-	Total        money.Nano
-	AvgCost      money.Nano // Total / Calls, rounded to the nearest nano-USD
-	AvgLatencyMS float64
-	P95LatencyMS int64 // an observed latency: the smallest with at least 95% of calls at or below it
-	MaxLatencyMS int64
-	Errors       int64
-	Fallbacks    int64
-	ErrorRate    float64
-	FallbackRate float64
+var keyExpr = map[monitoring.GroupBy]string{
+	monitoring.ByOperation: "operation_id",
+	monitoring.ByUser:      "user_id",
+	monitoring.ByModel:     "COALESCE(model_used, '')",
+	monitoring.ByDay:       "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 
 // spendSQL builds the statement for a grouping. Each predicate is parenthesized and every value
 // a parameter, so a later AND or OR cannot rebind the range (the seeds' cost query counted every
 // day's calls of a second operation that way).
-func spendSQL(by GroupBy, perUser bool) (string, error) {
+func spendSQL(by monitoring.GroupBy, perUser bool) (string, error) {
 	key, ok := keyExpr[by]
 	if !ok {
 		return "", fmt.Errorf("spend: unknown grouping %q", by)
@@ -133,7 +85,7 @@ func spendSQL(by GroupBy, perUser bool) (string, error) {
 		where = `(user_id = $4) AND ` + where
 	}
 	order := `total DESC, k`
-	if by == ByDay {
+	if by == monitoring.ByDay {
 		order = `k`
 	}
 	return `
@@ -153,7 +105,7 @@ SELECT ` + key + ` AS k,
 }
 
 // Spend returns q's groups.
-func (s *Store) Spend(ctx context.Context, q Query) ([]Group, error) {
+func (s *Store) Spend(ctx context.Context, q monitoring.Query) ([]monitoring.Group, error) {
 	if !q.To.After(q.From) {
 		return nil, errors.New("spend: to must be after from")
 	}
@@ -172,8 +124,8 @@ func (s *Store) Spend(ctx context.Context, q Query) ([]Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spend: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Group, error) {
-		var g Group
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (monitoring.Group, error) {
+		var g monitoring.Group
 		var total int64
 		var p95, max int32
 		err := r.Scan(&g.Key, &g.Calls, &total, &g.AvgLatencyMS, &p95, &max, &g.Errors, &g.Fallbacks)
@@ -189,44 +141,6 @@ func (s *Store) Spend(ctx context.Context, q Query) ([]Group, error) {
 		return nil, fmt.Errorf("spend: %w", err)
 	}
 	return out, nil
-}
-
-// Summary is one UTC day at a glance.
-type Summary struct {
-	Date      time.Time // the day, midnight UTC
-	Calls     int64
-	Spend     money.Nano // the day's logged cost
-	Errors    int64
-	Providers []ProviderShare
-	Budgets   Utilisation
-}
-
-// ProviderShare is a provider's part of the day's calls.
-type ProviderShare struct {
-	Provider string // "" for calls refused before any provider
-	Calls    int64
-	Share    float64 // of the day's calls
-}
-
-// Utilisation is the budgets of the users who spent something that day, each against the limit
-// the ledger applies to them (their own, else the default).
-type Utilisation struct {
-	Users        int64
-	Spent        money.Nano
-	Limit        money.Nano // the sum of those users' limits
-	Ratio        float64    // Spent / Limit
-	OverWarning  int64      // users at or above their warning threshold
-	AtLimit      int64      // users at or above their limit
-	MaxRatio     float64
-	MostSpending []UserBudget // the highest ratios first, at most TopUsers
-}
-
-// UserBudget is one user's day.
-type UserBudget struct {
-	UserID string
-	Spent  money.Nano
-	Limit  money.Nano
-	Ratio  float64
 }
 
 // TopUsers is how many users Summary lists by name.
@@ -259,21 +173,21 @@ SELECT count(*), COALESCE(sum(spent), 0)::bigint, COALESCE(sum(lim), 0)::bigint,
   FROM u`
 
 // Summary returns the figures of the UTC day that contains day.
-func (s *Store) Summary(ctx context.Context, day time.Time) (Summary, error) {
+func (s *Store) Summary(ctx context.Context, day time.Time) (monitoring.Summary, error) {
 	from := budget.DateOf(day)
 	to := from.AddDate(0, 0, 1)
-	sum := Summary{Date: from, Providers: []ProviderShare{}}
+	sum := monitoring.Summary{Date: from, Providers: []monitoring.ProviderShare{}}
 	rows, err := s.pool.Query(ctx, providersSQL, from, to)
 	if err != nil {
-		return Summary{}, fmt.Errorf("summary: %w", err)
+		return monitoring.Summary{}, fmt.Errorf("summary: %w", err)
 	}
 	var spend int64
 	for rows.Next() {
-		var p ProviderShare
+		var p monitoring.ProviderShare
 		var cost, errs int64
 		if err := rows.Scan(&p.Provider, &p.Calls, &cost, &errs); err != nil {
 			rows.Close()
-			return Summary{}, fmt.Errorf("summary: %w", err)
+			return monitoring.Summary{}, fmt.Errorf("summary: %w", err)
 		}
 		sum.Calls += p.Calls
 		sum.Errors += errs
@@ -281,14 +195,14 @@ func (s *Store) Summary(ctx context.Context, day time.Time) (Summary, error) {
 		sum.Providers = append(sum.Providers, p)
 	}
 	if err := rows.Err(); err != nil {
-		return Summary{}, fmt.Errorf("summary: %w", err)
+		return monitoring.Summary{}, fmt.Errorf("summary: %w", err)
 	}
 	sum.Spend = money.Nano(spend)
 	for i := range sum.Providers {
 		sum.Providers[i].Share = float64(sum.Providers[i].Calls) / float64(sum.Calls)
 	}
 
-	var u Utilisation
+	var u monitoring.Utilisation
 	var spent, limit int64
 	var top []struct {
 		UserID string `json:"user_id"`
@@ -298,13 +212,13 @@ func (s *Store) Summary(ctx context.Context, day time.Time) (Summary, error) {
 	err = s.pool.QueryRow(ctx, budgetsSQL, from, int64(s.defaults.DailyLimit), int64(s.defaults.Warning), TopUsers).
 		Scan(&u.Users, &spent, &limit, &u.OverWarning, &u.AtLimit, &top)
 	if err != nil {
-		return Summary{}, fmt.Errorf("summary: budgets: %w", err)
+		return monitoring.Summary{}, fmt.Errorf("summary: budgets: %w", err)
 	}
 	u.Spent, u.Limit = money.Nano(spent), money.Nano(limit)
 	u.Ratio = ratio(spent, limit)
-	u.MostSpending = make([]UserBudget, 0, len(top))
+	u.MostSpending = make([]monitoring.UserBudget, 0, len(top))
 	for _, t := range top {
-		b := UserBudget{UserID: t.UserID, Spent: money.Nano(t.Spent), Limit: money.Nano(t.Lim), Ratio: ratio(t.Spent, t.Lim)}
+		b := monitoring.UserBudget{UserID: t.UserID, Spent: money.Nano(t.Spent), Limit: money.Nano(t.Lim), Ratio: ratio(t.Spent, t.Lim)}
 		u.MostSpending = append(u.MostSpending, b)
 		u.MaxRatio = max(u.MaxRatio, b.Ratio)
 	}

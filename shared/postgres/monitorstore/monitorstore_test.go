@@ -3,6 +3,7 @@ package monitorstore
 import (
 	"context"
 	"fmt"
+	"github.com/helixhq/helix/shared/monitoring"
 	"os"
 	"testing"
 	"time"
@@ -92,36 +93,36 @@ func TestSpendGroups(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		q    Query
+		q    monitoring.Query
 		want []want
 	}{
-		{"by operation, one day", Query{By: ByOperation, From: day, To: day.AddDate(0, 0, 1)}, []want{
+		{"by operation, one day", monitoring.Query{By: monitoring.ByOperation, From: day, To: day.AddDate(0, 0, 1)}, []want{
 			{"email-compose", 3, 600, 200, 200, 300, 300, 1.0 / 3, 1.0 / 3},
 			{"calendar-prep", 1, 50, 50, 50, 50, 50, 0, 0},
 			{"analytics-summary", 20, 20, 1, 10.5, 19, 20, 0, 0},
 		}},
-		{"by user, one day", Query{By: ByUser, From: day, To: day.AddDate(0, 0, 1)}, []want{
+		{"by user, one day", monitoring.Query{By: monitoring.ByUser, From: day, To: day.AddDate(0, 0, 1)}, []want{
 			{"alice", 3, 600, 200, 200, 300, 300, 1.0 / 3, 1.0 / 3},
 			{"bob", 1, 50, 50, 50, 50, 50, 0, 0},
 			{"dave", 20, 20, 1, 10.5, 19, 20, 0, 0},
 		}},
-		{"by model, one day (no model is its own group)", Query{By: ByModel, From: day, To: day.AddDate(0, 0, 1)}, []want{
+		{"by model, one day (no model is its own group)", monitoring.Query{By: monitoring.ByModel, From: day, To: day.AddDate(0, 0, 1)}, []want{
 			{"gemini_flash", 2, 350, 175, 175, 300, 300, 0.5, 0.5},
 			{"deepseek", 2, 300, 150, 150, 200, 200, 0, 0},
 			{"", 20, 20, 1, 10.5, 19, 20, 0, 0},
 		}},
-		{"by day, three days in date order", Query{By: ByDay, From: day.AddDate(0, 0, -1), To: day.AddDate(0, 0, 2)}, []want{
+		{"by day, three days in date order", monitoring.Query{By: monitoring.ByDay, From: day.AddDate(0, 0, -1), To: day.AddDate(0, 0, 2)}, []want{
 			{"2026-03-01", 1, 1000, 1000, 9000, 9000, 9000, 1, 1},
 			{"2026-03-02", 24, 670, 28, 860.0 / 24, 200, 300, 1.0 / 24, 1.0 / 24}, // p95: the 23rd of 24
 			{"2026-03-03", 1, 7777, 7777, 7777, 7777, 7777, 1, 1},
 		}},
-		{"one user's rows only", Query{By: ByOperation, From: day.AddDate(0, 0, -7), To: day.AddDate(0, 0, 7), UserID: "bob"}, []want{
+		{"one user's rows only", monitoring.Query{By: monitoring.ByOperation, From: day.AddDate(0, 0, -7), To: day.AddDate(0, 0, 7), UserID: "bob"}, []want{
 			{"calendar-prep", 3, 2050, 683, (50 + 9000 + 9000) / 3.0, 9000, 9000, 2.0 / 3, 2.0 / 3},
 		}},
-		{"limit keeps the most costly", Query{By: ByOperation, From: day, To: day.AddDate(0, 0, 1), Limit: 1}, []want{
+		{"limit keeps the most costly", monitoring.Query{By: monitoring.ByOperation, From: day, To: day.AddDate(0, 0, 1), Limit: 1}, []want{
 			{"email-compose", 3, 600, 200, 200, 300, 300, 1.0 / 3, 1.0 / 3},
 		}},
-		{"an empty range", Query{By: ByOperation, From: day.AddDate(0, 0, 10), To: day.AddDate(0, 0, 11)}, nil},
+		{"an empty range", monitoring.Query{By: monitoring.ByOperation, From: day.AddDate(0, 0, 10), To: day.AddDate(0, 0, 11)}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,11 +152,11 @@ func near(a, b float64) bool { d := a - b; return d < 1e-9 && d > -1e-9 }
 
 func TestSpendRefusesBadQueries(t *testing.T) {
 	s := New(pg.NewPool(t), defaults)
-	for _, q := range []Query{
+	for _, q := range []monitoring.Query{
 		{By: "hour", From: day, To: day.AddDate(0, 0, 1), Limit: 1},
 		{By: "operation; DROP TABLE ai_operation_log", From: day, To: day.AddDate(0, 0, 1), Limit: 1},
-		{By: ByDay, From: day, To: day, Limit: 1},
-		{By: ByDay, From: day, To: day.AddDate(0, 0, 1)},
+		{By: monitoring.ByDay, From: day, To: day, Limit: 1},
+		{By: monitoring.ByDay, From: day, To: day.AddDate(0, 0, 1)},
 	} {
 		if _, err := s.Spend(t.Context(), q); err == nil {
 			t.Errorf("Spend(%+v) = nil error", q)
@@ -233,7 +234,7 @@ func TestSummary(t *testing.T) {
 	if !sum.Date.Equal(day) || sum.Calls != 6 || sum.Spend != 5500 || sum.Errors != 1 {
 		t.Errorf("summary = %+v, want 6 calls, 5500 nano, 1 error on %s", sum, day)
 	}
-	if len(sum.Providers) != 2 || sum.Providers[0] != (ProviderShare{"deepseek", 5, 5.0 / 6}) || sum.Providers[1] != (ProviderShare{"gemini", 1, 1.0 / 6}) {
+	if len(sum.Providers) != 2 || sum.Providers[0] != (monitoring.ProviderShare{Provider: "deepseek", Calls: 5, Share: 5.0 / 6}) || sum.Providers[1] != (monitoring.ProviderShare{Provider: "gemini", Calls: 1, Share: 1.0 / 6}) {
 		t.Errorf("providers = %+v", sum.Providers)
 	}
 	u := sum.Budgets
@@ -241,8 +242,8 @@ func TestSummary(t *testing.T) {
 		u.OverWarning != 1 || u.AtLimit != 1 || !near(u.MaxRatio, 1.5) {
 		t.Errorf("budgets = %+v", u)
 	}
-	if len(u.MostSpending) != 2 || u.MostSpending[0] != (UserBudget{"bob", money.MustUSD(30), money.MustUSD(20), 1.5}) ||
-		u.MostSpending[1] != (UserBudget{"alice", money.MustUSD(10), money.MustUSD(50), 0.2}) {
+	if len(u.MostSpending) != 2 || u.MostSpending[0] != (monitoring.UserBudget{UserID: "bob", Spent: money.MustUSD(30), Limit: money.MustUSD(20), Ratio: 1.5}) ||
+		u.MostSpending[1] != (monitoring.UserBudget{UserID: "alice", Spent: money.MustUSD(10), Limit: money.MustUSD(50), Ratio: 0.2}) {
 		t.Errorf("most spending = %+v", u.MostSpending)
 	}
 

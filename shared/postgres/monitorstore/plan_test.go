@@ -2,6 +2,7 @@ package monitorstore
 
 import (
 	"encoding/json"
+	"github.com/helixhq/helix/shared/monitoring"
 	"math"
 	"strings"
 	"testing"
@@ -62,13 +63,13 @@ func TestPlansUseIndexes(t *testing.T) {
 		{"summary: providers today", providersSQL, []any{budget.DateOf(now), to}},
 		{"summary: budgets today", budgetsSQL, []any{budget.DateOf(now), int64(1), int64(1), TopUsers}},
 	}
-	for _, by := range []GroupBy{ByOperation, ByUser, ByModel, ByDay} {
+	for _, by := range []monitoring.GroupBy{monitoring.ByOperation, monitoring.ByUser, monitoring.ByModel, monitoring.ByDay} {
 		sql, err := spendSQL(by, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		plans = append(plans, plan{"admin spend by " + string(by) + ", last 7 days", sql, []any{week, to, 100}})
-		if by == ByDay || by == ByOperation {
+		if by == monitoring.ByDay || by == monitoring.ByOperation {
 			user, err := spendSQL(by, true)
 			if err != nil {
 				t.Fatal(err)
