@@ -23,7 +23,7 @@ import (
 	"github.com/helixhq/helix/shared/money"
 )
 
-// Store is what the API reads (shared/postgres/monitorstore, adapted by the wiring).
+// Store is what the API reads (shared/postgres/monitorstore implements it).
 type Store interface {
 	// Recent returns up to limit operations with ids below before (0: the newest), newest first.
 	Recent(ctx context.Context, before int64, limit int) ([]monitoring.Operation, error)
