@@ -62,7 +62,7 @@ var roles = map[string]string{
 	// test support: imported by _test files only (TestFunctionsLinkOnlyWhatTheyServe checks that
 	// no binary links them).
 	"shared/apitest": "testsupport", "shared/lambdatest": "testsupport", "shared/pgtest": "testsupport",
-	"shared/app/routeapp/routeapptest": "testsupport", "shared/llm/llmtest": "testsupport",
+	"shared/app/routeapp/routeapptest": "testsupport", "shared/app/auditapp/auditapptest": "testsupport", "shared/llm/llmtest": "testsupport",
 	"shared/queue/sqstest": "testsupport", "shared/discord/discordtest": "testsupport",
 }
 

@@ -22,7 +22,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,10 +33,10 @@ import (
 
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/auditapp"
+	"github.com/helixhq/helix/shared/app/auditapp/auditapptest"
 	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/discord/discordtest"
 	"github.com/helixhq/helix/shared/llm/llmtest"
-	"github.com/helixhq/helix/shared/llm/providers"
 	"github.com/helixhq/helix/shared/outbox"
 	"github.com/helixhq/helix/shared/pgtest"
 	"github.com/helixhq/helix/shared/postgres/auditstore"
@@ -60,7 +59,6 @@ const scheduledEvent = "../../events/audit/scheduled.json"
 const lambdaTimeout = 55 * time.Second
 
 // The keys the provider servers insist on, so the probes are seen sending what configuration set.
-const deepSeekKey, geminiKey, anthropicKey = "ds-audit-fn-key", "gm-audit-fn-key", "an-audit-fn-key"
 
 // queueName is the synthesis queue the sweep sends to.
 const queueName = "helix-synthesis"
@@ -77,42 +75,6 @@ type answer struct {
 	LogSize    int64             `json:"log_size"`
 }
 
-// lockedBuffer is the function's log, written by the minute's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// clock is the deliverer's clock: advanced by the test, so backoffs pass without waiting.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is the audit function booted as main boots it, with its local servers.
 type env struct {
 	core                     *app.Core
@@ -123,57 +85,23 @@ type env struct {
 	sqs                      *sqstest.Server
 	verifier                 note.Verifier
 	deepseek, gemini, claude *llmtest.Server
-	log                      *lockedBuffer
+	log                      *auditapptest.LockedBuffer
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{discord: discordtest.New(t), sqs: sqstest.NewServer(t, queueName), log: &lockedBuffer{},
-		deepseek: llmtest.NewOpenAI(t), gemini: llmtest.NewGemini(t), claude: llmtest.NewAnthropic(t)}
-	e.deepseek.RequireAPIKey(deepSeekKey)
-	e.gemini.RequireAPIKey(geminiKey)
-	e.claude.RequireAPIKey(anthropicKey)
-	skey, vkey, err := note.GenerateKey(rand.Reader, "helix-audit-fn-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.verifier, err = note.NewVerifier(vkey); err != nil {
-		t.Fatal(err)
-	}
-	environ := []string{
-		"DATABASE_URL=" + pg.NewDatabase(t),
-		"HELIX_AUDIT_SIGNING_KEY=" + skey,
-		"HELIX_SYNTHESIS_QUEUE_URL=" + e.sqs.QueueURL(queueName),
-		"DEEPSEEK_API_KEY=" + deepSeekKey, "DEEPSEEK_BASE_URL=" + e.deepseek.URL,
-		"GEMINI_API_KEY=" + geminiKey, "GEMINI_BASE_URL=" + e.gemini.URL,
-		"ANTHROPIC_API_KEY=" + anthropicKey, "ANTHROPIC_BASE_URL=" + e.claude.URL,
-	}
-	for _, ch := range outbox.Channels() {
-		environ = append(environ, ch.EnvVar()+"="+e.discord.Webhook(string(ch)))
-	}
-	core, err := app.Boot(t.Context(), app.Options{Function: "audit", Environ: environ, LogOut: e.log})
-	if err != nil {
-		t.Fatalf("cold start: %v", err)
-	}
-	t.Cleanup(core.Pool.Close)
-	registry, err := providers.New(t.Context(), core.Config.Providers, providers.NewHTTPClient())
-	if err != nil {
-		t.Fatalf("providers: %v", err)
-	}
-	// main builds the queue with sqsqueue.FromAWS (the account's credentials); here the same
-	// adapter gets a client pointed at the in-memory SQS, and the URL comes from configuration.
-	queue := sqsqueue.New(e.sqs.Client(), core.Config.Synthesis.QueueURL)
-	if e.a, err = auditapp.New(core, queue, registry); err != nil {
-		t.Fatalf("auditapp.New: %v", err)
-	}
-	e.core, e.pool = core, core.Pool
+	e := &env{sqs: sqstest.NewServer(t, queueName)}
+	x := auditapptest.New(t, auditapptest.Options{DatabaseURL: pg.NewDatabase(t),
+		Extra: []string{"HELIX_SYNTHESIS_QUEUE_URL=" + e.sqs.QueueURL(queueName)},
+		// main builds the queue with sqsqueue.FromAWS (the account's credentials); here the
+		// same adapter gets a client pointed at the in-memory SQS, and the URL comes from
+		// configuration.
+		Queue: func(core *app.Core) synthesis.Queue {
+			return sqsqueue.New(e.sqs.Client(), core.Config.Synthesis.QueueURL)
+		}})
+	e.core, e.pool, e.a, e.discord, e.verifier, e.log = x.Core, x.Pool, x.Audit, x.Discord, x.Verifier, x.Log
+	e.deepseek, e.gemini, e.claude = x.DeepSeek, x.Gemini, x.Claude
 	e.h = lambda.NewHandler(newHandler(e.a))
-	t.Cleanup(func() {
-		// A webhook URL is a secret: never in the log, whatever happened.
-		if log := e.log.String(); strings.Contains(log, "SECRET") || strings.Contains(log, "/api/webhooks/") {
-			t.Errorf("the function's log carries a webhook URL:\n%s", log)
-		}
-	})
 	return e
 }
 
@@ -639,7 +567,7 @@ func TestHangingWebhookDoesNotHoldTheMinute(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			// A minute ahead, so what this run writes is due; advanced below past any backoff.
-			c := &clock{t: time.Now().Add(time.Minute)}
+			c := auditapptest.NewClock(time.Now().Add(time.Minute))
 			e.a.Deliverer.Now = c.Now
 			e.activity(t)
 			e.discord.Script(string(hung), discordtest.Reply{Hang: time.Minute})
@@ -673,7 +601,7 @@ func TestHangingWebhookDoesNotHoldTheMinute(t *testing.T) {
 
 			// The next minute, the webhook answering again and the backoff passed, delivers the
 			// hung channel's message and everything since, each once and in order.
-			c.advance(time.Hour)
+			c.Advance(time.Hour)
 			wantSteps(t, e.minute(t).Steps, nil)
 			for _, ch := range outbox.Channels() {
 				e.wantChannelDelivered(t, ch)
@@ -720,7 +648,7 @@ func (e *env) waitLeftBehind(t *testing.T, hung outbox.Channel) {
 func TestDeliveryLeftBehindDoesNotRaceTheAnswer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	c := &clock{t: time.Now().Add(time.Minute)}
+	c := auditapptest.NewClock(time.Now().Add(time.Minute))
 	e.a.Deliverer.Now = c.Now
 	e.discord.Script("hash_chain", discordtest.Reply{Hang: time.Minute})
 	payload := readEvent(t, scheduledEvent)

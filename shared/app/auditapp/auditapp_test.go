@@ -10,7 +10,6 @@ package auditapp_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,12 +29,12 @@ import (
 	"github.com/helixhq/helix/shared/alerts"
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/auditapp"
+	"github.com/helixhq/helix/shared/app/auditapp/auditapptest"
 	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/discord"
 	"github.com/helixhq/helix/shared/discord/discordtest"
 	"github.com/helixhq/helix/shared/llm/llmtest"
-	"github.com/helixhq/helix/shared/llm/providers"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/outbox"
 	"github.com/helixhq/helix/shared/pgtest"
@@ -54,7 +53,6 @@ func TestMain(m *testing.M) {
 const runTimeout = 50 * time.Second
 
 // The keys the provider servers insist on, so the probes are seen sending what configuration set.
-const deepSeekKey, geminiKey, anthropicKey = "ds-audit-key", "gm-audit-key", "an-audit-key"
 
 // The steps of a minute, in the order they run.
 var allSteps = []string{"sweep_reservations", "synthesis_sweep", "provider_probes", "alerts", "integrate", "metrics",
@@ -221,42 +219,6 @@ func (q *fakeQueue) Jobs() []synthesis.Job {
 	return slices.Clone(q.jobs)
 }
 
-// lockedBuffer is the function's log, written by the minute's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// clock is the deliverer's clock: advanced by the test, so backoffs pass without waiting.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is the audit minute booted as the function boots it, with its local servers.
 type env struct {
 	core                     *app.Core
@@ -266,55 +228,18 @@ type env struct {
 	queue                    *fakeQueue
 	verifier                 note.Verifier
 	deepseek, gemini, claude *llmtest.Server
-	log                      *lockedBuffer
+	log                      *auditapptest.LockedBuffer
 }
 
 // newEnv boots the minute with every channel's webhook and every provider pointing at local
 // servers; extra are more variables of the environment ("NAME=value").
 func newEnv(t *testing.T, extra ...string) *env {
 	t.Helper()
-	e := &env{discord: discordtest.New(t), queue: &fakeQueue{}, log: &lockedBuffer{},
-		deepseek: llmtest.NewOpenAI(t), gemini: llmtest.NewGemini(t), claude: llmtest.NewAnthropic(t)}
-	e.deepseek.RequireAPIKey(deepSeekKey)
-	e.gemini.RequireAPIKey(geminiKey)
-	e.claude.RequireAPIKey(anthropicKey)
-	skey, vkey, err := note.GenerateKey(rand.Reader, "helix-audit-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.verifier, err = note.NewVerifier(vkey); err != nil {
-		t.Fatal(err)
-	}
-	environ := []string{
-		"DATABASE_URL=" + pg.NewDatabase(t),
-		"HELIX_AUDIT_SIGNING_KEY=" + skey,
-		"DEEPSEEK_API_KEY=" + deepSeekKey, "DEEPSEEK_BASE_URL=" + e.deepseek.URL,
-		"GEMINI_API_KEY=" + geminiKey, "GEMINI_BASE_URL=" + e.gemini.URL,
-		"ANTHROPIC_API_KEY=" + anthropicKey, "ANTHROPIC_BASE_URL=" + e.claude.URL,
-	}
-	for _, ch := range outbox.Channels() {
-		environ = append(environ, ch.EnvVar()+"="+e.discord.Webhook(string(ch)))
-	}
-	core, err := app.Boot(t.Context(), app.Options{Function: "audit", Environ: append(environ, extra...), LogOut: e.log})
-	if err != nil {
-		t.Fatalf("cold start: %v", err)
-	}
-	t.Cleanup(core.Pool.Close)
-	registry, err := providers.New(t.Context(), core.Config.Providers, providers.NewHTTPClient())
-	if err != nil {
-		t.Fatalf("providers: %v", err)
-	}
-	if e.a, err = auditapp.New(core, e.queue, registry); err != nil {
-		t.Fatalf("auditapp.New: %v", err)
-	}
-	e.core, e.pool = core, core.Pool
-	t.Cleanup(func() {
-		// A webhook URL is a secret: never in the log, whatever happened.
-		if log := e.log.String(); strings.Contains(log, "SECRET") || strings.Contains(log, "/api/webhooks/") {
-			t.Errorf("the function's log carries a webhook URL:\n%s", log)
-		}
-	})
-	return e
+	q := &fakeQueue{}
+	x := auditapptest.New(t, auditapptest.Options{DatabaseURL: pg.NewDatabase(t), Extra: extra,
+		Queue: func(*app.Core) synthesis.Queue { return q }})
+	return &env{core: x.Core, pool: x.Pool, a: x.Audit, discord: x.Discord, queue: q, verifier: x.Verifier,
+		deepseek: x.DeepSeek, gemini: x.Gemini, claude: x.Claude, log: x.Log}
 }
 
 // run is one minute under the run's deadline.
@@ -647,7 +572,7 @@ func (e *env) minuteOfActivity(t *testing.T, i int) {
 func TestDiscordOutageAcrossTenHeartbeatsLosesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	c := &clock{t: time.Now()}
+	c := auditapptest.NewClock(time.Now())
 	e.a.Deliverer.Now = c.Now
 	for _, ch := range outbox.Channels() {
 		e.discord.Default(string(ch), discordtest.Reply{Status: 503})
@@ -661,7 +586,7 @@ func TestDiscordOutageAcrossTenHeartbeatsLosesNothing(t *testing.T) {
 				t.Fatalf("minute %d: %s delivered %d during the outage", i, ch, r.Delivered)
 			}
 		}
-		c.advance(time.Minute)
+		c.Advance(time.Minute)
 	}
 	for _, ch := range outbox.Channels() {
 		if n := len(e.discord.Received(string(ch))); n != 0 {
@@ -682,7 +607,7 @@ func TestDiscordOutageAcrossTenHeartbeatsLosesNothing(t *testing.T) {
 	for _, ch := range outbox.Channels() {
 		e.discord.Default(string(ch), discordtest.Reply{Status: 204})
 	}
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	e.minuteOfActivity(t, 11)
 	wantAllOK(t, e.run(t).Steps)
 	e.wantDeliveredOnceInOrder(t)
@@ -836,7 +761,7 @@ func TestRunReturnsWhenItsDeadlineCutsDeliveryShort(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	// A minute ahead: the heartbeat this run writes is due by then.
-	c := &clock{t: time.Now().Add(time.Minute)}
+	c := auditapptest.NewClock(time.Now().Add(time.Minute))
 	e.a.Deliverer.Now = c.Now
 	e.discord.Script("heartbeat", discordtest.Reply{Hang: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
@@ -883,7 +808,7 @@ func TestRunReturnsWhenItsDeadlineCutsDeliveryShort(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 
 	// The next minute, an hour later, delivers the heartbeat that was cut short and its own.
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	wantAllOK(t, e.run(t).Steps)
 	if n := len(e.discord.Received("heartbeat")); n != 2 {
 		t.Errorf("the heartbeat webhook got %d heartbeats after the cut-short minute and the next, want 2", n)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/helixhq/helix/shared/app/auditapp"
+	"github.com/helixhq/helix/shared/app/auditapp/auditapptest"
 	"github.com/helixhq/helix/shared/emf"
 	"github.com/helixhq/helix/shared/outbox"
 )
@@ -18,7 +19,7 @@ import (
 // so the minute's alert evaluation adds no event of its own.
 func TestTheMinuteWritesTheBacklogMetrics(t *testing.T) {
 	e := newEnv(t)
-	var out lockedBuffer
+	var out auditapptest.LockedBuffer
 	e.a.Metrics = emf.New(&out, emf.Options{Function: "audit"})
 	ch := string(outbox.Channels()[0])
 	if n := e.count(t, `SELECT count(*) FROM discord_outbox WHERE delivered_at IS NULL AND dead_at IS NULL`); n != 0 {
@@ -87,7 +88,7 @@ func TestTheMinuteWritesTheBacklogMetrics(t *testing.T) {
 func TestTheBacklogMetricsAreZeroWhenNothingWaits(t *testing.T) {
 	e := newEnv(t)
 	wantAllOK(t, e.run(t).Steps)
-	var out lockedBuffer
+	var out auditapptest.LockedBuffer
 	e.a.Metrics = emf.New(&out, emf.Options{Function: "audit"})
 	if s := e.run(t).Steps["metrics"]; s != "ok" {
 		t.Fatalf("metrics step: %q", s)
