@@ -158,10 +158,12 @@ func (c *Core) Catalog() (*catalog.Cache, *postgres.Catalog) {
 
 // Ledger returns the budget ledger over this core's pool.
 func (c *Core) Ledger() *postgres.Ledger {
-	return postgres.NewLedger(c.Pool, budget.Limits{
-		DailyLimit: c.Config.Budget.DefaultDailyLimit,
-		Warning:    c.Config.Budget.DefaultWarning,
-	}, nil)
+	return postgres.NewLedger(c.Pool, c.DefaultLimits(), nil)
+}
+
+// DefaultLimits are the budget of users without limits of their own.
+func (c *Core) DefaultLimits() budget.Limits {
+	return budget.Limits{DailyLimit: c.Config.Budget.DefaultDailyLimit, Warning: c.Config.Budget.DefaultWarning}
 }
 
 // Toggles returns the kill-switch service with the environment's overrides; it shares the

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"strings"
 	"sync"
 	"time"
 
@@ -142,13 +141,9 @@ func New(c *app.Core, queue synthesis.Queue, providers *llm.Registry) (*Audit, e
 		}
 	}
 	box := auditstore.NewOutbox(c.Pool)
-	var sealer *alerts.Sealer
-	if k := c.Config.Alerts.WebhookKey; k != "" {
-		s, err := alerts.NewSealer(strings.TrimSpace(k))
-		if err != nil {
-			return nil, err
-		}
-		sealer = s
+	alertStore, err := alertstore.WithKey(c.Pool, c.Config.Alerts.WebhookKey)
+	if err != nil {
+		return nil, err
 	}
 	cache, _ := c.Catalog()
 	sweeperPolicy := synthesis.DefaultPolicy()
@@ -164,7 +159,7 @@ func New(c *app.Core, queue synthesis.Queue, providers *llm.Registry) (*Audit, e
 		Queue:          queue,
 		Providers:      providers,
 		Catalog:        cache,
-		Alerts:         alertstore.New(c.Pool, sealer),
+		Alerts:         alertStore,
 		AlertSender:    discord.NewRestricted(alerts.PublicAddress),
 		Toggles:        c.Toggles(),
 		Breakers:       c.Breakers(),

@@ -4,14 +4,10 @@
 package budgetapp
 
 import (
-	"strings"
-
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/helixhq/helix/shared/alerts"
 	"github.com/helixhq/helix/shared/app/httpapp"
 	"github.com/helixhq/helix/shared/auditlog"
-	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/httpapi/alertapi"
 	"github.com/helixhq/helix/shared/httpapi/auditapi"
@@ -29,10 +25,7 @@ var MaintenanceExempt []string
 // Mount registers what the budget function serves on srv.
 func Mount(a *httpapp.App, srv *httpapi.Server) {
 	budgetapi.Register(srv, a.Ledger())
-	monitorapi.Register(srv, monitorstore.New(a.Pool, budget.Limits{
-		DailyLimit: a.Config.Budget.DefaultDailyLimit,
-		Warning:    a.Config.Budget.DefaultWarning,
-	}), nil)
+	monitorapi.Register(srv, monitorstore.New(a.Pool, a.DefaultLimits()), nil)
 	var verifier note.Verifiers
 	if k := a.Config.Audit.VerifierKey; k != "" {
 		// config.Load refused an unreadable key: this cannot fail.
@@ -41,10 +34,7 @@ func Mount(a *httpapp.App, srv *httpapi.Server) {
 		}
 	}
 	auditapi.Register(srv, auditstore.New(a.Pool), verifier)
-	var sealer *alerts.Sealer
-	if k := a.Config.Alerts.WebhookKey; k != "" {
-		// config.Load refused a key that is not 32 bytes of base64: this cannot fail.
-		sealer, _ = alerts.NewSealer(strings.TrimSpace(k))
-	}
-	alertapi.Register(srv, alertstore.New(a.Pool, sealer), a.Config.Alerts.WebhookHosts)
+	// config.Load refused a key that is not 32 bytes of base64: this cannot fail.
+	alertStore, _ := alertstore.WithKey(a.Pool, a.Config.Alerts.WebhookKey)
+	alertapi.Register(srv, alertStore, a.Config.Alerts.WebhookHosts)
 }

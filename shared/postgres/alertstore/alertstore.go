@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,19 @@ type Store struct {
 
 // New returns the store; sealer opens and seals rules' webhooks (nil: none allowed).
 func New(pool *pgxpool.Pool, sealer *alerts.Sealer) *Store { return &Store{pool: pool, sealer: sealer} }
+
+// WithKey returns the store with rules' own webhooks sealed by key (HELIX_ALERT_WEBHOOK_KEY:
+// 32 bytes in base64; "" allows no webhooks of their own).
+func WithKey(pool *pgxpool.Pool, key string) (*Store, error) {
+	if strings.TrimSpace(key) == "" {
+		return New(pool, nil), nil
+	}
+	sealer, err := alerts.NewSealer(strings.TrimSpace(key))
+	if err != nil {
+		return nil, err
+	}
+	return New(pool, sealer), nil
+}
 
 // CanSealWebhooks reports whether rules may have webhooks of their own.
 func (s *Store) CanSealWebhooks() bool { return s.sealer != nil }
