@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # Every Lambda function: functions/<name>/main.go, built to bin/<name>/bootstrap; its SAM resource
 # is <Name>Function (sam build runs `make build-<Name>Function`). A new function adds one word here.
-FUNCTIONS := route budget chat synthesis audit optimize
+FUNCTIONS := route budget chat synthesis audit optimize migrate
 # lambda.norpc drops the RPC mode provided.al2023 does not use; grpcnotrace stops grpc (pulled in by
 # the Gemini SDK) from importing x/net/trace, whose html/template use defeats the linker's dead-code
 # elimination and more than doubled the route binary (50 MB -> 29 MB).
@@ -17,7 +17,7 @@ PG := bash infra/pg/ensure.sh
 # staticcheck runs from its own module: resolving it inside ours would pull x/exp versions the proxy lacks.
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help dev test test-short lint bench build migrate token stepup-hash audit-key audit-check template-check deploy clean pg-stop \
+.PHONY: help dev test test-pgbouncer test-short lint bench build invoke migrate token stepup-hash audit-key audit-check template-check deploy clean pg-stop \
 	$(addprefix build-,$(FUNCTIONS))
 
 help: ## list the targets
@@ -27,8 +27,19 @@ dev: ## run every HTTP function on 127.0.0.1:PORT (default 3000; Postgres from D
 	@url="$${DATABASE_URL:-$$($(PG) --database helix_dev)}" && \
 	DATABASE_URL="$$url" go run ./infra/devserver
 
-test: lint template-check ## vet, staticcheck, the SAM template check, and every test with -race on fresh databases
+test: lint template-check ## vet, staticcheck, the SAM template check, every test with -race on fresh databases, and the main paths through PgBouncer
 	HELIX_TEST_PG_URL="$$($(PG))" go test -race -count=1 -timeout 20m ./...
+	@$(MAKE) -s test-pgbouncer
+
+# The integration suite's main paths (money, execution, chat, synthesis, audit, migrations)
+# again, through a real PgBouncer in transaction pooling mode with the functions' exec mode.
+PGBOUNCER_PKGS := ./shared/pgtest/ ./shared/postgres/ ./shared/postgres/chatstore/ ./shared/postgres/auditstore/ \
+	./shared/execute/ ./shared/app/routeapp/ ./shared/app/auditapp/ ./shared/app/synthesisapp/ ./functions/route/ \
+	./functions/budget/ ./functions/chat/ ./functions/synthesis/ ./functions/audit/ ./functions/migrate/ \
+	./infra/migrations/ ./shared/httpapi/chatapi/
+
+test-pgbouncer: ## the main integration paths through PgBouncer (transaction pooling, exec mode), which it finds or starts
+	HELIX_TEST_PG_URL="$$($(PG))" HELIX_TEST_PGBOUNCER_URL="$$(bash infra/pg/pgbouncer.sh)" go test -count=1 -timeout 20m $(PGBOUNCER_PKGS)
 
 test-short: ## the tests without -race, for a quick loop
 	HELIX_TEST_PG_URL="$$($(PG))" go test -count=1 ./...

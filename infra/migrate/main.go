@@ -27,12 +27,15 @@ func main() {
 	for _, f := range sum.Applied {
 		fmt.Println("migrate: applied", f)
 	}
+	// What applied is recorded even when a later file failed: it stays applied.
+	if rerr := migrations.RecordApplied(ctx, url, sum); rerr != nil {
+		fmt.Fprintln(os.Stderr, "migrate: applied, but not recorded in the audit log:", rerr)
+		if err == nil {
+			os.Exit(1)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
-		os.Exit(1)
-	}
-	if err := migrations.RecordApplied(ctx, url, sum); err != nil {
-		fmt.Fprintln(os.Stderr, "migrate: applied, but not recorded in the audit log:", err)
 		os.Exit(1)
 	}
 	if len(sum.Applied) == 0 {

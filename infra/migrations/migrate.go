@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -30,30 +32,54 @@ type Summary struct {
 }
 
 // Apply applies every pending migration to the database at url and says what it did. Goose
-// records each applied version in goose_db_version so each file runs once, and a session advisory
-// lock serializes concurrent runs. Only `make migrate`, the dev server and tests call this: a
-// Lambda never migrates on cold start.
+// records each applied version in goose_db_version so each file runs once, and a lock row in
+// goose_lock (goose's table locker, kept alive by a heartbeat and given up by a lease if the
+// process dies) serializes concurrent runs. A row rather than a session advisory lock, so it
+// holds through RDS Proxy and PgBouncer in transaction mode, where a session lock would be taken
+// and released on whichever server connection each statement landed on. Only `make migrate`,
+// the migrate function (the deploy's custom resource), the dev server and tests call this: no
+// function migrates on cold start.
 func Apply(ctx context.Context, url string, log *slog.Logger) (Summary, error) {
+	return apply(ctx, url, FS, log)
+}
+
+// apply applies the migrations in fsys (tests give an older set, as the previous release's
+// code has).
+func apply(ctx context.Context, url string, fsys fs.FS, log *slog.Logger) (Summary, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		// pgx's message can echo the URL, password included.
 		return Summary{}, errors.New("parse database URL: invalid connection string")
 	}
+	// No named prepared statements: through PgBouncer in transaction mode they would land on
+	// another server connection (the functions' pools run the same way).
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
-	locker, err := lock.NewPostgresSessionLocker()
+	// A second run waits for the first for up to two minutes (60 tries, 2 s apart), well inside
+	// the migrate function's timeout, then fails rather than migrate beside it.
+	locker, err := lock.NewPostgresTableLocker(lock.WithTableLockTimeout(2*time.Second, 60))
 	if err != nil {
 		return Summary{}, fmt.Errorf("migration lock: %w", err)
 	}
-	opts := []goose.ProviderOption{goose.WithSessionLocker(locker)}
+	opts := []goose.ProviderOption{goose.WithLocker(locker)}
 	if log != nil {
 		opts = append(opts, goose.WithSlog(log))
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, FS, opts...)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, opts...)
 	if err != nil {
 		return Summary{}, fmt.Errorf("load migrations: %w", err)
 	}
 	results, err := p.Up(ctx)
+	// A failed file ends the run: say which one (goose names only its version), and count what
+	// applied before it, which stays applied.
+	var partial *goose.PartialError
+	if errors.As(err, &partial) {
+		results = partial.Applied
+		if partial.Failed != nil && partial.Failed.Source != nil {
+			err = fmt.Errorf("%s failed (the migrations before it are applied): %w", filepath.Base(partial.Failed.Source.Path), partial.Err)
+		}
+	}
 	var sum Summary
 	for _, r := range results {
 		if r.Source != nil {
@@ -77,7 +103,12 @@ func RecordApplied(ctx context.Context, url string, sum Summary) error {
 	if len(sum.Applied) == 0 {
 		return nil
 	}
-	conn, err := pgx.Connect(ctx, url)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return errors.New("record migrations: invalid connection string")
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return errors.New("record migrations: cannot connect to the database")
 	}

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/breaker"
@@ -31,6 +33,9 @@ type Core struct {
 	Config config.Config
 	Log    *slog.Logger
 	Pool   *pgxpool.Pool
+	// Listen is where a session-level LISTEN connects (config DB.ListenURL); nil means the
+	// pool's database.
+	Listen *pgx.ConnConfig
 	// Metrics writes CloudWatch metrics (EMF) on the log stream; the Lambda mains set it, nil
 	// elsewhere (tests, the dev server) writes none.
 	Metrics *emf.Writer
@@ -55,29 +60,18 @@ func Boot(ctx context.Context, o Options) (*Core, error) {
 	// black-holed endpoint fails the cold start with a clear error instead of a silent timeout.
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
-	env := make(map[string]string, len(o.Environ)+len(o.Defaults))
-	for k, v := range o.Defaults {
-		env[k] = v
-	}
-	for _, kv := range o.Environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
-			env[k] = v
-		}
-	}
-	// Any variable may name a secret (ssm:..., secretsmanager:...): database URL, JWT secret,
-	// provider API keys. Resolve them all now, once, so nothing reads a secret store per request.
-	newSecrets := o.NewSecrets
-	if newSecrets == nil {
-		newSecrets = secrets.NewAWSResolver
-	}
-	if err := resolveEnv(ctx, env, newSecrets); err != nil {
-		return nil, fmt.Errorf("secrets: %w", err)
-	}
-	cfg, err := config.Load(env, o.Parts)
+	cfg, env, err := configure(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
+		return nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(o.LogOut, &slog.HandlerOptions{Level: cfg.LogLevel})).With("function", o.Function)
+	var listen *pgx.ConnConfig
+	if cfg.DB.ListenURL != "" {
+		if listen, err = pgx.ParseConfig(cfg.DB.ListenURL); err != nil {
+			// pgx's message can echo the URL, password included.
+			return nil, errors.New("configuration: HELIX_DB_LISTEN_URL is not a valid connection string")
+		}
+	}
 	pool, err := postgres.Open(ctx, postgres.PoolConfig{
 		URL:             cfg.DatabaseURL,
 		MaxConns:        cfg.DB.MaxConns,
@@ -95,7 +89,42 @@ func Boot(ctx context.Context, o Options) (*Core, error) {
 	if err := auditstore.RecordDeployment(ctx, pool, o.Function, version); err != nil {
 		log.Warn("deployment not recorded in the audit log", "version", version, "err", err)
 	}
-	return &Core{Config: cfg, Log: log, Pool: pool}, nil
+	return &Core{Config: cfg, Log: log, Pool: pool, Listen: listen}, nil
+}
+
+// Configure resolves the environment's secret references and loads the configuration, without
+// opening the pool: for a function that connects its own way (the migrate function).
+func Configure(ctx context.Context, o Options) (config.Config, error) {
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	cfg, _, err := configure(ctx, o)
+	return cfg, err
+}
+
+func configure(ctx context.Context, o Options) (config.Config, map[string]string, error) {
+	env := make(map[string]string, len(o.Environ)+len(o.Defaults))
+	for k, v := range o.Defaults {
+		env[k] = v
+	}
+	for _, kv := range o.Environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
+			env[k] = v
+		}
+	}
+	// Any variable may name a secret (ssm:..., secretsmanager:...): database URL, JWT secret,
+	// provider API keys. Resolve them all now, once, so nothing reads a secret store per request.
+	newSecrets := o.NewSecrets
+	if newSecrets == nil {
+		newSecrets = secrets.NewAWSResolver
+	}
+	if err := resolveEnv(ctx, env, newSecrets); err != nil {
+		return config.Config{}, nil, fmt.Errorf("secrets: %w", err)
+	}
+	cfg, err := config.Load(env, o.Parts)
+	if err != nil {
+		return config.Config{}, nil, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, env, nil
 }
 
 // buildVersion is set at link time (the Makefile's HELIX_VERSION).

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sort"
 	"strconv"
@@ -27,7 +28,11 @@ import (
 
 // Config is everything a Helix function reads from its environment.
 type Config struct {
-	DatabaseURL string // DATABASE_URL (secret)
+	// DatabaseURL is DATABASE_URL (secret), or, when that is unset, the URL built from
+	// HELIX_DB_HOST, HELIX_DB_PORT, HELIX_DB_NAME, HELIX_DB_USER (secret), HELIX_DB_PASSWORD
+	// (secret) and HELIX_DB_SSLMODE: how template.yaml points the functions at RDS Proxy with the
+	// user and password from the database's Secrets Manager secret.
+	DatabaseURL string
 	DB          DB
 	Budget      Budget
 	CatalogTTL  time.Duration // HELIX_CATALOG_TTL
@@ -104,6 +109,12 @@ type Synthesis struct {
 type DB struct {
 	MaxConns int32  // HELIX_DB_MAX_CONNS
 	ExecMode string // HELIX_DB_EXEC_MODE: exec, simple_protocol, describe_exec, cache_describe, cache_statement
+	// ListenURL is where the chat function holds its one LISTEN connection (long-polls wait on
+	// it): HELIX_DB_LISTEN_URL (secret), or HELIX_DB_LISTEN_HOST with the rest of the database
+	// settings; empty means the pool's database. LISTEN needs a session: RDS Proxy pins that
+	// connection and it works; PgBouncer in transaction mode would lose the notifications, so
+	// behind it this names the database itself or a session-mode pool.
+	ListenURL string
 }
 
 // ExecModes are the accepted HELIX_DB_EXEC_MODE values (pgx's query execution modes). "exec" and
@@ -191,7 +202,6 @@ type Parts struct {
 func Load(env map[string]string, parts Parts) (Config, error) {
 	r := reader{env: env}
 	c := Config{
-		DatabaseURL: r.str("DATABASE_URL", ""),
 		DB: DB{
 			MaxConns: int32(r.int("HELIX_DB_MAX_CONNS", 4, 1, 1000)),
 			ExecMode: r.oneOf("HELIX_DB_EXEC_MODE", "exec", ExecModes),
@@ -257,9 +267,7 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 	if u := c.Synthesis.QueueURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
 		r.fail("HELIX_SYNTHESIS_QUEUE_URL must be the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")
 	}
-	if c.DatabaseURL == "" {
-		r.fail("DATABASE_URL is required")
-	}
+	c.DatabaseURL, c.DB.ListenURL = r.database()
 	if c.Budget.DefaultWarning > c.Budget.DefaultDailyLimit {
 		r.fail("HELIX_DEFAULT_WARNING_USD must not exceed HELIX_DEFAULT_DAILY_LIMIT_USD")
 	}
@@ -267,6 +275,59 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 		c.HTTP = r.http()
 	}
 	return c, errors.Join(r.errs...)
+}
+
+// database reads where Postgres is: DATABASE_URL, or the parts template.yaml sets (the proxy's
+// host and the secret's user and password), and where the LISTEN connection goes.
+func (r *reader) database() (dsn, listen string) {
+	dsn, listen = r.str("DATABASE_URL", ""), r.str("HELIX_DB_LISTEN_URL", "")
+	host, listenHost := r.str("HELIX_DB_HOST", ""), r.str("HELIX_DB_LISTEN_HOST", "")
+	if dsn != "" && host != "" {
+		r.fail("set DATABASE_URL or HELIX_DB_HOST, not both")
+	}
+	if listen != "" && listenHost != "" {
+		r.fail("set HELIX_DB_LISTEN_URL or HELIX_DB_LISTEN_HOST, not both")
+	}
+	if dsn == "" && host == "" {
+		r.fail("DATABASE_URL is required (or HELIX_DB_HOST with HELIX_DB_USER and HELIX_DB_PASSWORD)")
+		return "", ""
+	}
+	if host == "" && listenHost == "" {
+		return dsn, listen
+	}
+	parts := dbParts{
+		port:     r.int("HELIX_DB_PORT", 5432, 1, 65535),
+		name:     r.str("HELIX_DB_NAME", "helix"),
+		user:     r.str("HELIX_DB_USER", ""),
+		password: r.str("HELIX_DB_PASSWORD", ""),
+		sslmode:  r.oneOf("HELIX_DB_SSLMODE", "require", []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}),
+	}
+	if parts.user == "" {
+		r.fail("HELIX_DB_USER is required with HELIX_DB_HOST or HELIX_DB_LISTEN_HOST")
+	}
+	if host != "" {
+		dsn = parts.url(host)
+	}
+	if listenHost != "" {
+		listen = parts.url(listenHost)
+	}
+	return dsn, listen
+}
+
+// dbParts are the connection settings a database URL is built from.
+type dbParts struct {
+	port                 int
+	name, user, password string
+	sslmode              string
+}
+
+// url is the postgres:// URL for host, every part escaped (a generated password may hold any
+// character).
+func (p dbParts) url(host string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(p.user, p.password),
+		Host: net.JoinHostPort(host, strconv.Itoa(p.port)), Path: "/" + p.name,
+		RawQuery: url.Values{"sslmode": {p.sslmode}}.Encode()}
+	return u.String()
 }
 
 func (r *reader) http() HTTP {

@@ -422,3 +422,60 @@ func TestAuditKeysAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// The template reaches Postgres through RDS Proxy by parts: the proxy's host and the user and
+// password from the database's Secrets Manager secret (resolved before Load). Every part is
+// escaped, so a generated password with URL syntax in it survives.
+func TestDatabaseFromParts(t *testing.T) {
+	parts := func(extra map[string]string) map[string]string {
+		m := env(map[string]string{"HELIX_DB_HOST": "helix.proxy-abc.eu-west-1.rds.amazonaws.com",
+			"HELIX_DB_USER": "helix_app", "HELIX_DB_PASSWORD": "p@ss:w/rd?#%"})
+		delete(m, "DATABASE_URL")
+		maps.Copy(m, extra)
+		return m
+	}
+	cases := []struct {
+		name       string
+		env        map[string]string
+		url        string
+		listen     string
+		wantFailed string // part of the error, when Load must fail
+	}{
+		{"url as given", env(nil), "postgres://helix@localhost/helix", "", ""},
+		{"url and a listen url", env(map[string]string{"HELIX_DB_LISTEN_URL": "postgres://direct/helix"}),
+			"postgres://helix@localhost/helix", "postgres://direct/helix", ""},
+		{"parts with defaults", parts(nil),
+			"postgres://helix_app:p%40ss%3Aw%2Frd%3F%23%25@helix.proxy-abc.eu-west-1.rds.amazonaws.com:5432/helix?sslmode=require", "", ""},
+		{"parts with port, name, sslmode and a listen host",
+			parts(map[string]string{"HELIX_DB_PORT": "6432", "HELIX_DB_NAME": "helix_prod", "HELIX_DB_SSLMODE": "verify-full",
+				"HELIX_DB_LISTEN_HOST": "helix.cluster-abc.eu-west-1.rds.amazonaws.com"}),
+			"postgres://helix_app:p%40ss%3Aw%2Frd%3F%23%25@helix.proxy-abc.eu-west-1.rds.amazonaws.com:6432/helix_prod?sslmode=verify-full",
+			"postgres://helix_app:p%40ss%3Aw%2Frd%3F%23%25@helix.cluster-abc.eu-west-1.rds.amazonaws.com:6432/helix_prod?sslmode=verify-full", ""},
+		{"neither", func() map[string]string { m := env(nil); delete(m, "DATABASE_URL"); return m }(), "", "", "DATABASE_URL is required"},
+		{"both", parts(map[string]string{"DATABASE_URL": "postgres://x/y"}), "", "", "not both"},
+		{"host without user", parts(map[string]string{"HELIX_DB_USER": ""}), "", "", "HELIX_DB_USER is required"},
+		{"bad port", parts(map[string]string{"HELIX_DB_PORT": "70000"}), "", "", "HELIX_DB_PORT"},
+		{"bad sslmode", parts(map[string]string{"HELIX_DB_SSLMODE": "maybe"}), "", "", "HELIX_DB_SSLMODE"},
+		{"listen url and host", parts(map[string]string{"HELIX_DB_LISTEN_URL": "postgres://a/b", "HELIX_DB_LISTEN_HOST": "b"}), "", "", "not both"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Load(tc.env, withHTTP)
+			if tc.wantFailed != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantFailed) {
+					t.Fatalf("Load error %v, want one saying %q", err, tc.wantFailed)
+				}
+				if strings.Contains(err.Error(), "p@ss") {
+					t.Errorf("the error echoes the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.DatabaseURL != tc.url || c.DB.ListenURL != tc.listen {
+				t.Errorf("DatabaseURL %q, ListenURL %q; want %q, %q", c.DatabaseURL, c.DB.ListenURL, tc.url, tc.listen)
+			}
+		})
+	}
+}

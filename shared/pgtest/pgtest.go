@@ -6,12 +6,19 @@
 //
 // The server is HELIX_TEST_PG_URL, or the project's own cluster that infra/pg/ensure.sh finds or
 // starts, so `go test ./...` works without `make`.
+//
+// With HELIX_TEST_PGBOUNCER_URL set (a PgBouncer in transaction pooling mode in front of that
+// server, as infra/pg/pgbouncer.sh prints), the URLs and pools tests get connect through it, as
+// the functions do in production behind a transaction pooler; the template, its migrations and
+// every CREATE and DROP DATABASE still go straight to Postgres. What needs a session of its own
+// (LISTEN) takes DirectURL.
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,8 +38,9 @@ import (
 
 // Server is a Postgres server on which tests create databases.
 type Server struct {
-	adminURL string
-	template string
+	adminURL  string // Postgres itself: template, migrations, CREATE and DROP DATABASE
+	clientURL string // where tests connect: PgBouncer when set, else adminURL
+	template  string
 }
 
 // Start finds the server and creates this binary's migrated template database.
@@ -43,7 +51,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{adminURL: admin, template: "helix_tmpl_" + randomSuffix()}
+	s := &Server{adminURL: admin, clientURL: admin, template: "helix_tmpl_" + randomSuffix()}
 	if err := s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{s.template}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("create template database: %w", err)
 	}
@@ -51,7 +59,40 @@ func Start() (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if u := os.Getenv("HELIX_TEST_PGBOUNCER_URL"); u != "" {
+		if err := sameServer(ctx, u, s.template); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("HELIX_TEST_PGBOUNCER_URL: %w", err)
+		}
+		// The tests' own connections (pgx.Connect on a NewDatabase URL) then run as the
+		// functions' pools do: no named prepared statements, which transaction pooling breaks.
+		s.clientURL = u + map[bool]string{true: "&", false: "?"}[strings.Contains(u, "?")] + "default_query_exec_mode=exec"
+	}
 	return s, nil
+}
+
+// sameServer checks that the pooler at url forwards to the server that has the database
+// template (just created under a random name), without connecting to the template itself: a
+// connection a pooler kept open to it would make every CREATE DATABASE … TEMPLATE fail.
+func sameServer(ctx context.Context, url, template string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return errors.New("invalid connection string")
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // no named statements through a pooler
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, template).Scan(&n); err != nil {
+		return err
+	}
+	if n != 1 {
+		return errors.New("it does not lead to the server HELIX_TEST_PG_URL names")
+	}
+	return nil
 }
 
 // Main is the body of a package's TestMain: it starts a Server, hands it to use, runs the tests
@@ -74,8 +115,9 @@ func (s *Server) Close() {
 	_ = s.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{s.template}.Sanitize()+" WITH (FORCE)")
 }
 
-// NewDatabase creates a migrated database for one test and returns its URL; the database is
-// dropped when the test ends.
+// NewDatabase creates a migrated database for one test and returns its URL (through PgBouncer
+// when HELIX_TEST_PGBOUNCER_URL is set); the database is dropped when the test ends, with FORCE,
+// so connections a test or PgBouncer still holds to it do not stop the drop.
 func (s *Server) NewDatabase(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -91,10 +133,31 @@ func (s *Server) NewDatabase(t testing.TB) string {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
-	return withDatabase(s.adminURL, name)
+	return withDatabase(s.clientURL, name)
 }
 
-// NewPool creates a database for one test and a pool on it, closed when the test ends.
+// DirectURL returns the URL of the same database as url (one NewDatabase returned, or a
+// pgtest pool's Config().ConnString()) on Postgres itself, bypassing PgBouncer: for what needs a
+// session of its own, such as LISTEN. Without HELIX_TEST_PGBOUNCER_URL it returns url's
+// database on the same server.
+func (s *Server) DirectURL(url string) string {
+	base, _, _ := strings.Cut(url, "?")
+	return withDatabase(s.adminURL, base[strings.LastIndex(base, "/")+1:])
+}
+
+// ListenConfig is where a session-level LISTEN on pool's database connects: Postgres itself
+// (DirectURL), as HELIX_DB_LISTEN_URL points the chat function past a transaction pooler.
+func (s *Server) ListenConfig(t testing.TB, pool *pgxpool.Pool) *pgx.ConnConfig {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(s.DirectURL(pool.Config().ConnString()))
+	if err != nil {
+		t.Fatalf("pgtest: listen config: %v", err)
+	}
+	return cfg
+}
+
+// NewPool creates a database for one test and a pool on it (in "exec" mode, the functions' default),
+// closed when the test ends.
 func (s *Server) NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	url := s.NewDatabase(t)

@@ -26,7 +26,7 @@ var MaintenanceExempt []string
 // closes on shutdown.
 func Mount(a *httpapp.App, srv *httpapi.Server, providers execute.Providers, queue synthesis.Queue) *chatstore.Notifier {
 	cache, _ := a.Catalog()
-	notifier := chatstore.NewNotifier(a.Pool, a.Log.Warn)
+	notifier := chatstore.NewNotifier(a.Pool, a.Listen, a.Log.Warn)
 	cfg := a.Config.Chat
 	policy := chat.DefaultPolicy()
 	policy.HistoryTokens, policy.MemoryTokens = cfg.HistoryTokens, cfg.MemoryTokens

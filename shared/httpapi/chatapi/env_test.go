@@ -149,6 +149,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	pool := pg.NewPool(t)
 	a := apitest.NewApp(t, ctTokens, pool, apitest.Log(t))
+	a.Listen = pg.ListenConfig(t, pool) // long-polls wait on LISTEN: past PgBouncer, as deployed
 	e := &env{pool: pool, app: a, deepseek: llmtest.NewOpenAI(t), queue: &fakeQueue{},
 		alice: ctTokens.Token(t, "alice", nil), bob: ctTokens.Token(t, "bob", nil)}
 	gm, an := llmtest.NewGemini(t), llmtest.NewAnthropic(t)

@@ -21,7 +21,7 @@ const chatChannel = "helix_chat"
 // first subscription and reconnects after a failure, waking every reader then (a notification may
 // have been missed while it was down, and a spurious wake only costs the reader one read).
 type Notifier struct {
-	pool *pgxpool.Pool
+	conn *pgx.ConnConfig // where the LISTEN connection goes
 	log  func(msg string, args ...any)
 	ctx  context.Context // ends the listener (Close)
 	stop context.CancelFunc
@@ -34,10 +34,15 @@ type Notifier struct {
 
 var _ chat.Notifier = (*Notifier)(nil)
 
-// NewNotifier returns the notifier over the pool's database; warn logs connection trouble.
-func NewNotifier(pool *pgxpool.Pool, warn func(msg string, args ...any)) *Notifier {
+// NewNotifier returns the notifier over the pool's database, or over listen when it is not nil
+// (LISTEN needs a session of its own: behind PgBouncer in transaction mode, the database itself
+// or a session-mode pool); warn logs connection trouble.
+func NewNotifier(pool *pgxpool.Pool, listen *pgx.ConnConfig, warn func(msg string, args ...any)) *Notifier {
 	ctx, stop := context.WithCancel(context.Background())
-	return &Notifier{pool: pool, log: warn, ctx: ctx, stop: stop, done: make(chan struct{}),
+	if listen == nil {
+		listen = pool.Config().ConnConfig
+	}
+	return &Notifier{conn: listen, log: warn, ctx: ctx, stop: stop, done: make(chan struct{}),
 		subs: map[string]map[chan struct{}]struct{}{}}
 }
 
@@ -99,7 +104,7 @@ func (n *Notifier) listen() {
 
 // session LISTENs on one connection until it fails or ctx ends.
 func (n *Notifier) session(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, n.pool.Config().ConnConfig.Copy())
+	conn, err := pgx.ConnectConfig(ctx, n.conn.Copy())
 	if err != nil {
 		return err
 	}

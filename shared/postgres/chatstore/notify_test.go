@@ -74,7 +74,7 @@ type notifyFixture struct {
 func newNotifyFixture(t *testing.T) *notifyFixture {
 	t.Helper()
 	f := &notifyFixture{fixture: newFixture(t), warnings: &warnings{}}
-	f.n = chatstore.NewNotifier(f.pool, f.warnings.warn)
+	f.n = chatstore.NewNotifier(f.pool, pg.ListenConfig(t, f.pool), f.warnings.warn)
 	t.Cleanup(f.n.Close)
 	f.sentinel = uuid.NewString()
 	f.sentWake = f.subscribe(t, f.sentinel)
@@ -230,7 +230,7 @@ func TestNotifierClose(t *testing.T) {
 	}
 	noWake(t, "a subscription after Close", late)
 
-	unused := chatstore.NewNotifier(f.pool, f.warnings.warn)
+	unused := chatstore.NewNotifier(f.pool, pg.ListenConfig(t, f.pool), f.warnings.warn)
 	unused.Close()
 }
 
