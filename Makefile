@@ -56,8 +56,8 @@ template-check: ## validate template.yaml against the official SAM schema (copy 
 bench: ## benchmarks (infra/bench, tunables BENCH_*, BENCH_ONLY=step,...): routing, reserve+settle at concurrency 1/16/64, HTTP load, /v1 gateway overhead, chat sends, delivery to a waiting device, idle long-polls, synthesis DB time, the audit log (sequencing, verification and proofs over 1M entries, one audit minute, /v1 with auditing on vs off), bootstrap sizes
 	go run ./infra/bench
 
-build: $(addprefix build-,$(FUNCTIONS)) ## cross-compile each function to bin/<fn>/bootstrap (linux/arm64)
-	@ls -l bin/*/bootstrap
+build: $(addprefix build-,$(FUNCTIONS)) ## cross-compile each function to bin/<fn>/bootstrap (linux/arm64), zip it to bin/<fn>.zip, print the sizes
+	@go run ./infra/pack -dir bin
 
 # build_function NAME OUT: the Lambda binary of functions/NAME, written to OUT.
 build_function = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(2) ./functions/$(1)

@@ -215,3 +215,27 @@ func TestOutputs(t *testing.T) {
 		}
 	}
 }
+
+// samconfig.toml has dev and prod, and every parameter it overrides exists in the template (a
+// renamed parameter would otherwise be refused only at deploy time).
+func TestSamconfigNamesTemplateParameters(t *testing.T) {
+	src, err := os.ReadFile("../../samconfig.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []string{"dev", "prod"} {
+		if !strings.Contains(string(src), "["+env+".deploy.parameters]") {
+			t.Errorf("samconfig.toml has no %s environment", env)
+		}
+	}
+	params := mapAt(t, loadTemplate(t), "Parameters")
+	overrides := regexp.MustCompile(`(?m)^\s*"([A-Za-z0-9]+)=[^"]*",?\s*$`).FindAllSubmatch(src, -1)
+	if len(overrides) == 0 {
+		t.Fatal("samconfig.toml overrides no parameter")
+	}
+	for _, m := range overrides {
+		if _, ok := params[string(m[1])]; !ok {
+			t.Errorf("samconfig.toml sets %s, which template.yaml does not declare", m[1])
+		}
+	}
+}
