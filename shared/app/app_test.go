@@ -3,11 +3,14 @@ package app_test
 import (
 	"context"
 	"io"
+	neturl "net/url"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -144,5 +147,62 @@ func TestColdStartRecordsADeploymentOncePerVersion(t *testing.T) {
 	}
 	if len(got) != 2 || !strings.HasSuffix(got[0], "@7") || !strings.HasSuffix(got[1], "@8") || !strings.HasPrefix(got[0], "synthesis ") {
 		t.Errorf("deployments recorded %q, want synthesis @7 then @8", got)
+	}
+}
+
+// fakeSecretsManager serves secrets from a map, counting the reads.
+type fakeSecretsManager struct {
+	secrets map[string]string
+	reads   int
+}
+
+func (f *fakeSecretsManager) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	f.reads++
+	v, ok := f.secrets[aws.ToString(in.SecretId)]
+	if !ok {
+		return nil, &smtypes.ResourceNotFoundException{}
+	}
+	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(v)}, nil
+}
+
+// A function boots as template.yaml configures it: the database by parts (the proxy's host, port
+// and name), the user and password two fields of one Secrets Manager secret in RDS's JSON form,
+// and the chat function's LISTEN connection elsewhere (HELIX_DB_LISTEN_HOST).
+func TestBootFromTheTemplatesDatabaseSettings(t *testing.T) {
+	u, err := neturl.Parse(pg.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0a1b2c-AbCdEf"
+	sm := &fakeSecretsManager{secrets: map[string]string{arn: `{"username":"` + u.User.Username() + `","password":"unused with trust auth"}`}}
+	core, err := app.Boot(t.Context(), app.Options{
+		Function: "chat",
+		Environ: []string{"HELIX_DB_HOST=" + u.Hostname(), "HELIX_DB_PORT=" + u.Port(), "HELIX_DB_NAME=" + strings.TrimPrefix(u.Path, "/"),
+			"HELIX_DB_USER=secretsmanager:" + arn + "#username", "HELIX_DB_PASSWORD=secretsmanager:" + arn + "#password",
+			"HELIX_DB_SSLMODE=disable", "HELIX_DB_LISTEN_HOST=listen.internal"},
+		LogOut:     io.Discard,
+		NewSecrets: func(context.Context) (*secrets.Resolver, error) { return &secrets.Resolver{SecretsManager: sm}, nil },
+	})
+	if err != nil {
+		t.Fatalf("boot with the template's database settings: %v", err)
+	}
+	defer core.Pool.Close()
+	if err := core.Pool.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if core.Listen == nil || core.Listen.Host != "listen.internal" || core.Listen.Password != "unused with trust auth" {
+		t.Errorf("LISTEN goes to %+v, want listen.internal with the secret's credentials", core.Listen)
+	}
+	if sm.reads != 1 {
+		t.Errorf("the secret was read %d times, want once for both fields", sm.reads)
+	}
+}
+
+// A LISTEN URL that is not one stops the cold start, without echoing it.
+func TestBootRefusesABadListenURL(t *testing.T) {
+	_, err := app.Boot(t.Context(), app.Options{Function: "chat", LogOut: io.Discard,
+		Environ: []string{"DATABASE_URL=" + pg.NewDatabase(t), "HELIX_DB_LISTEN_URL=postgres://u:hunter2@[::1"}})
+	if err == nil || !strings.Contains(err.Error(), "HELIX_DB_LISTEN_URL") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("boot error %v, want one naming HELIX_DB_LISTEN_URL without the password", err)
 	}
 }

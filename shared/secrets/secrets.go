@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -46,6 +47,11 @@ type SecretsManager interface {
 type Resolver struct {
 	SSM            SSM
 	SecretsManager SecretsManager
+
+	// read keeps each Secrets Manager secret this resolver fetched: the database's user and
+	// password are two fields of one secret, read once.
+	mu   sync.Mutex
+	read map[string]string
 }
 
 // NewAWSResolver builds a resolver from the default AWS configuration (the Lambda role).
@@ -73,18 +79,15 @@ func (r *Resolver) Resolve(ctx context.Context, v string) (string, error) {
 		return *out.Parameter.Value, nil
 	case strings.HasPrefix(v, smPrefix):
 		id, field, hasField := strings.Cut(strings.TrimPrefix(v, smPrefix), "#")
-		out, err := r.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+		secret, err := r.secret(ctx, id)
 		if err != nil {
-			return "", fmt.Errorf("read secret %s: %w", id, err)
-		}
-		if out.SecretString == nil {
-			return "", fmt.Errorf("secret %s has no string value", id)
+			return "", err
 		}
 		if !hasField {
-			return *out.SecretString, nil
+			return secret, nil
 		}
 		var fields map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(*out.SecretString), &fields); err != nil {
+		if err := json.Unmarshal([]byte(secret), &fields); err != nil {
 			return "", fmt.Errorf("secret %s is not a JSON object, so it has no field %q", id, field)
 		}
 		val, ok := fields[field]
@@ -99,6 +102,27 @@ func (r *Resolver) Resolve(ctx context.Context, v string) (string, error) {
 		return string(val), nil
 	}
 	return v, nil
+}
+
+// secret reads a Secrets Manager secret's string, once per resolver.
+func (r *Resolver) secret(ctx context.Context, id string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.read[id]; ok {
+		return s, nil
+	}
+	out, err := r.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	if err != nil {
+		return "", fmt.Errorf("read secret %s: %w", id, err)
+	}
+	if out.SecretString == nil {
+		return "", fmt.Errorf("secret %s has no string value", id)
+	}
+	if r.read == nil {
+		r.read = map[string]string{}
+	}
+	r.read[id] = *out.SecretString
+	return *out.SecretString, nil
 }
 
 // ResolveAll replaces each reference among values with its secret. The AWS clients are only
