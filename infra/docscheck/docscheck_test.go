@@ -38,18 +38,7 @@ func TestMain(m *testing.M) {
 // commands only a person at a terminal can run), by "<heading> #<n>": the n-th runnable block
 // under that heading. The runner skips them; the test fails when an entry matches no block, so
 // the list shrinks as README is fixed (mark such blocks <!-- norun --> or make them runnable).
-var readmeToFix = map[string]string{
-	"Quick start #1": "runs make dev and make test: mark it <!-- norun -->",
-	"Routing and budgets #2": "uses the placeholder <id> (bash reads it as a redirection); " +
-		"capture the approval id as the Chat example captures SESSION",
-	"Chat and memory #2": "reads a step-up key at a prompt and starts make dev: mark it <!-- norun -->",
-	"Recommendations (admins, on the route function) #1": "approves the placeholder <id>; " +
-		"a fresh database has no recommendation, so show it as a comment or mark the block <!-- norun -->",
-	"Alerts (admins, on the budget function) #1": "patches the placeholder <id>; capture the new rule's id",
-	"Deploying #1": "runs make deploy: mark it <!-- norun -->",
-	"Audit log (admins, on the budget function) #1": "passes the placeholder key 'helix-audit-dev-only+<hash>+<key>'; " +
-		"use the development verifier key from infra/devenv",
-}
+var readmeToFix = map[string]string{}
 
 // devURL is the address the examples are written for; the runner points it at its own server.
 const devURL = "http://127.0.0.1:3000"
