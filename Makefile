@@ -70,6 +70,10 @@ $(addprefix build-,$(FUNCTIONS)): build-%:
 build-%Function:
 	$(call build_function,$(shell echo '$*' | tr '[:upper:]' '[:lower:]'),$(ARTIFACTS_DIR)/bootstrap)
 
+invoke: ## run one function's real handler with a sample event: make invoke FN=route EVENT=events/route/post-ai-router-route.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "make invoke: name the function and the event, e.g. make invoke FN=route EVENT=events/route/post-ai-router-route.json" >&2; exit 2; }
+	go run ./infra/invoke -fn $(FN) -event $(EVENT)
+
 migrate: ## apply pending migrations to DATABASE_URL
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL"; exit 2; }
 	go run ./infra/migrate

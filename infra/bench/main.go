@@ -52,7 +52,14 @@
 //     disabled in alternate runs (ALTER TABLE ... ENABLE/DISABLE TRIGGER helix_audit_operation),
 //     BENCH_AUDIT_V1_ROUNDS runs each: median req/s both ways and their ratio (target: auditing
 //     costs at most 10%).
-//  14. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
+//  14. [lambda] each function's real bootstrap binary run as Lambda runs it (infra/lambdarun) on a
+//     database of its own: its linux/arm64 size (`make build`'s flags), its cold start (exec to
+//     the first GET /next, median of 10 fresh processes of a native build), its RSS after 1 and
+//     after 1,000 invocations of a sample event (100 for audit and optimize), and the route
+//     function's handler duration per POST /v1/chat/completions (offline model, 1,000 calls):
+//     p50/p99 and its Lambda cost per million calls at 128 MB and the template's 256 MB, beside
+//     the LLM cost of the same call at DeepSeek's prices.
+//  15. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
 //
 // The dev server and the mock upstream are built into a temporary folder and started on free
 // ports; each is stopped when its step ends, and on every way out (a failed step, Ctrl-C).
@@ -73,7 +80,7 @@
 //	BENCH_AUDIT_V1_ROUNDS    runs of step 13 with auditing on, and as many off (default 3)
 //	BENCH_ONLY         run only these steps, comma-separated:
 //	                   route,gateway,chat,delivery,idle,router,ledger,synthesis,
-//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,monitoring,sizes (default: all)
+//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,monitoring,lambda,sizes (default: all)
 //
 // BENCH_TIME is also the -benchtime of step 8; BENCH_GW_DURATION and BENCH_WARMUP are also
 // step 13's, per run.
@@ -209,7 +216,7 @@ func (b *bench) runSteps(ctx context.Context) {
 	// fail at once with the reason instead of piling up confusing errors.
 	var notReady error
 	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepLedger, stepSynthesis,
-		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring) &&
+		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda) &&
 		!b.step(ctx, "postgres", "Postgres", b.postgres) {
 		notReady = errors.New("not run: Postgres is not available")
 	}
@@ -302,6 +309,10 @@ func (b *bench) runSteps(ctx context.Context) {
 	if b.cfg.wanted(stepMonitoring) {
 		b.step(ctx, stepMonitoring, fmt.Sprintf("monitoring reads: GET /admin/spend per group_by and the realtime feed over %d ai_operation_log rows, in process",
 			monitoringRows), needs(b.monitoring))
+	}
+	if b.cfg.wanted(stepLambda) {
+		b.step(ctx, stepLambda, fmt.Sprintf("Lambda functions' real binaries (infra/lambdarun): arm64 sizes, cold starts (median of %d), RSS after 1 and n invocations, /v1 handler duration over %d calls and its cost",
+			lambdaColdStarts, lambdaV1Calls), needs(b.lambda))
 	}
 	if b.cfg.wanted(stepSizes) {
 		b.step(ctx, stepSizes, "Lambda bootstrap sizes: make build (linux/arm64, target <= 15 MB each)", b.sizes)

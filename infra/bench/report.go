@@ -53,6 +53,10 @@ func (b *bench) summary(w io.Writer) {
 		b.auditTable(w)
 		fmt.Fprintln(w)
 	}
+	if r.Lambda != nil {
+		lambdaTable(w, r.Lambda)
+		fmt.Fprintln(w)
+	}
 	if len(r.Sizes) > 0 {
 		fmt.Fprintln(w, "Lambda bootstrap sizes (linux/arm64, stripped; target <= 15 MB each)")
 		for _, s := range r.Sizes {

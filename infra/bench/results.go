@@ -30,6 +30,7 @@ type results struct {
 	Synthesis    []goBenchmark   `json:"synthesis,omitempty"`
 	Sizes        []bootstrapSize `json:"sizes,omitempty"`
 	Audit        *auditResult    `json:"audit,omitempty"`
+	Lambda       *lambdaResult   `json:"lambda,omitempty"`
 	Steps        []stepResult    `json:"steps"`
 	OK           bool            `json:"ok"`
 	Interrupted  bool            `json:"interrupted,omitempty"`

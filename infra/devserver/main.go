@@ -30,6 +30,7 @@ import (
 	"github.com/helixhq/helix/shared/app/synthesisapp"
 	"github.com/helixhq/helix/shared/auth"
 	"github.com/helixhq/helix/shared/httpapi"
+	"github.com/helixhq/helix/shared/httpapi/openapi"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/llm/providers"
 	"github.com/helixhq/helix/shared/queue/inproc"
@@ -87,23 +88,8 @@ func run(ctx context.Context, environ []string, out, errOut io.Writer) error {
 	// Between minutes, a burst of 1,000 events or more is sequenced within two seconds.
 	go audit.WatchBacklog(ctx, 2*time.Second, 1000)
 
-	// One server for every HTTP function: their routes do not overlap.
-	srv := a.NewServer(slices.Concat(routeapp.MaintenanceExempt, budgetapp.MaintenanceExempt, chatapp.MaintenanceExempt)...)
-	routeapp.Mount(a, srv, registry)
-	budgetapp.Mount(a, srv)
-	notifier := chatapp.Mount(a, srv, registry, queue)
-	defer notifier.Close()
-	a.MountHealth(srv)
-	// The optimize function's daily run, on demand (in AWS only its 06:00 UTC schedule runs it).
-	optimizer := optimizeapp.New(a.Core)
-	srv.HandleAdmin("POST /dev/optimize/run", func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-		res, err := optimizer.Run(r.Context())
-		if err != nil {
-			return err
-		}
-		httpapi.WriteJSON(w, http.StatusOK, res)
-		return nil
-	})
+	srv, closeServer := newServer(a, registry, queue)
+	defer closeServer()
 
 	// Take the port before saying where Helix runs: a port in use is an error, not an announcement.
 	addr := fmt.Sprintf("127.0.0.1:%d", a.Config.HTTP.Port)
@@ -135,6 +121,30 @@ Helix is running at http://%s  (models: %s)
 		defer cancel()
 		return hs.Shutdown(shutdown)
 	}
+}
+
+// newServer is the dev server's HTTP server: every HTTP function's routes on one server (their
+// routes do not overlap), the health check, this API's OpenAPI document and the optimizer on
+// demand. The caller calls the function it returns on shutdown.
+func newServer(a *httpapp.App, registry *llm.Registry, queue synthesis.Queue) (*httpapi.Server, func()) {
+	srv := a.NewServer(slices.Concat(routeapp.MaintenanceExempt, budgetapp.MaintenanceExempt, chatapp.MaintenanceExempt)...)
+	routeapp.Mount(a, srv, registry)
+	budgetapp.Mount(a, srv)
+	notifier := chatapp.Mount(a, srv, registry, queue)
+	a.MountHealth(srv)
+	// The contract, without credentials and in maintenance mode too (public routes pass no gate).
+	srv.HandlePublic("GET /openapi.json", openapi.Handler())
+	// The optimize function's daily run, on demand (in AWS only its 06:00 UTC schedule runs it).
+	optimizer := optimizeapp.New(a.Core)
+	srv.HandleAdmin("POST /dev/optimize/run", func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+		res, err := optimizer.Run(r.Context())
+		if err != nil {
+			return err
+		}
+		httpapi.WriteJSON(w, http.StatusOK, res)
+		return nil
+	})
+	return srv, notifier.Close
 }
 
 // devAudit is the audit function's minute on the dev server. Without HELIX_AUDIT_SIGNING_KEY it

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/helixhq/helix/infra/lambdarun"
 	"github.com/helixhq/helix/shared/app/auditapp"
 )
 
@@ -236,6 +237,27 @@ func TestSamconfigNamesTemplateParameters(t *testing.T) {
 	for _, m := range overrides {
 		if _, ok := params[string(m[1])]; !ok {
 			t.Errorf("samconfig.toml sets %s, which template.yaml does not declare", m[1])
+		}
+	}
+}
+
+// make invoke and the bench run each function with its template memory size and timeout
+// (infra/lambdarun keeps a copy: Lambda's environment variables and deadlines depend on them).
+func TestLocalRunnerMatchesTemplateSizes(t *testing.T) {
+	tmpl := loadTemplate(t)
+	globals := mapAt(t, tmpl, "Globals", "Function")
+	for _, fn := range makeFunctions(t) {
+		props := mapAt(t, tmpl, "Resources", logicalID(fn), "Properties")
+		mem, timeout := globals["MemorySize"], globals["Timeout"]
+		if v, ok := props["MemorySize"]; ok {
+			mem = v
+		}
+		if v, ok := props["Timeout"]; ok {
+			timeout = v
+		}
+		got := lambdarun.FunctionSettings(fn)
+		if int64(got.MemoryMB) != number(t, mem) || int64(got.Timeout.Seconds()) != number(t, timeout) {
+			t.Errorf("%s: infra/lambdarun runs it with %d MB and %s, the template gives %v MB and %v s", fn, got.MemoryMB, got.Timeout, mem, timeout)
 		}
 	}
 }
