@@ -65,8 +65,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		in = f
 	}
 	notes, err := splitNotes(in)
-	if err != nil || len(notes) == 0 {
-		fmt.Fprintln(stderr, "auditcheck: no checkpoints found in the input", err)
+	if err != nil {
+		fmt.Fprintln(stderr, "auditcheck: reading the checkpoints:", err)
+		return 2
+	}
+	if len(notes) == 0 {
+		fmt.Fprintln(stderr, "auditcheck: no checkpoints found in the input (copy them from #helix-hash-chain or GET /admin/audit/checkpoints)")
 		return 2
 	}
 	c := checker{base: strings.TrimRight(*base, "/"), token: getenv("HELIX_TOKEN"), client: client, out: stdout}

@@ -110,7 +110,15 @@ func TestInvokeEcho(t *testing.T) {
 	if ids[0] == "" || ids[0] == ids[1] || ids[1] == ids[2] {
 		t.Errorf("request ids %q are not distinct", ids)
 	}
-	if !strings.Contains(p.Output(), `"msg":"cold start"`) || strings.Count(p.Output(), `"msg":"invoked"`) != 3 {
+	// The log lines travel through a pipe the runner copies from, which may trail the answer
+	// that came over HTTP: wait for them (a bound, not a timing assertion).
+	logged := func() bool {
+		return strings.Contains(p.Output(), `"msg":"cold start"`) && strings.Count(p.Output(), `"msg":"invoked"`) == 3
+	}
+	for deadline := time.Now().Add(10 * time.Second); !logged() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !logged() {
 		t.Errorf("output does not have the cold start and three invocations:\n%s", p.Output())
 	}
 }
@@ -245,6 +253,9 @@ func TestConcurrentInvokes(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	// The log travels through a pipe that may trail the answers: once the process has ended
+	// (Stop waits for it and for the pipe to drain), every line is in.
+	p.Stop()
 	mu.Lock()
 	defer mu.Unlock()
 	if n := strings.Count(out.String(), `"msg":"invoked"`); n != 8 {
