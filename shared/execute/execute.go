@@ -10,6 +10,7 @@ package execute
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -124,6 +125,12 @@ type Call struct {
 	// Continuation marks a follow-up call of an operation already admitted (the repair retry of
 	// invalid JSON): it is not held for approval again. Set only by Helix code, never from input.
 	Continuation bool
+	// Stream, when set, streams the answer: each piece of text is handed to it, in order, as the
+	// provider produces it. Until the first piece is handed over, failures are retried and fail
+	// over as for any call; after it, a failure ends the call with ErrStreamBroken (the client
+	// already has part of one model's answer). An error from Stream (the client went away) stops
+	// the provider. A call that ends early is charged what was consumed (streamedUsage).
+	Stream func(text string) error
 }
 
 // Result is a completed call.
@@ -154,6 +161,11 @@ var (
 	ErrContentFiltered = fault.New(fault.ContentFiltered, "the model provider refused this content")
 	// ErrDeadline: not enough time was left to call a provider.
 	ErrDeadline = fault.New(fault.Timeout, "not enough time was left to call a model; retry")
+	// ErrStreamBroken: a streamed answer the provider broke off after its first piece; what was
+	// consumed is charged. It comes wrapped with ErrProvidersUnavailable, the code the client is
+	// told. (Not a fault of its own: faults match by code, and it would match every
+	// providers_unavailable.)
+	ErrStreamBroken = errors.New("the model stopped in the middle of its answer; what it produced was charged")
 )
 
 // PendingApprovalError means the operation was held: it runs once an admin approves it and the
@@ -189,6 +201,8 @@ const (
 	codeClientGone = "client_gone"
 	// codeReserveFailed: the reservation could not be written (Postgres unreachable).
 	codeReserveFailed = "reserve_failed"
+	// codeStreamBroken: a streamed answer the provider broke off after its first piece.
+	codeStreamBroken = "stream_broken"
 )
 
 // InputUpperBound bounds the prompt's size in tokens without a tokenizer: every token of a

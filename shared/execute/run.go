@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -106,10 +107,11 @@ func (p *Pipeline) Execute(ctx context.Context, c Call) (Result, error) {
 	cancel()
 	out.held = d.WorstCase
 	if err != nil {
+		clientGone := ctx.Err() != nil || errors.Is(err, errClientStopped)
 		if ctx.Err() != nil && !errors.Is(err, ErrContentFiltered) {
 			err = fmt.Errorf("%w (the client went away)", ctx.Err())
 		}
-		p.finish(book, p.failed(c, start, &d, &out, tried, err, ctx.Err() != nil))
+		p.finish(book, p.failed(c, start, &d, &out, tried, err, clientGone))
 		return Result{}, err
 	}
 	answered = true
@@ -216,13 +218,19 @@ type attempt struct {
 // nothing, but the provider had the prompt: it is charged for the input bound at m's input
 // price, not for output it may or may not have produced, and not for nothing. Any other failure
 // (an HTTP error, a refused connection) billed nothing.
-func (a *attempts) bill(m catalog.Model, le *llm.Error, cutOff bool, inputBound int64, held money.Nano) {
+//
+// A streamed attempt that ended after handing over streamed pieces is charged for them too: the
+// provider's usage when it reported some (never less output than the pieces handed over), else
+// the input bound and one token per piece (each piece holds at least one token): what was
+// consumed, never nothing and never the whole reservation.
+func (a *attempts) bill(m catalog.Model, le *llm.Error, cutOff bool, inputBound, streamed int64, held money.Nano) {
 	var u catalog.Usage
 	switch {
 	case le.Usage != nil:
 		u = usageOf(*le.Usage)
-	case cutOff:
-		u = catalog.Usage{InputTokens: inputBound}
+		u.OutputTokens = max(u.OutputTokens, streamed)
+	case cutOff || streamed > 0:
+		u = catalog.Usage{InputTokens: inputBound, OutputTokens: streamed}
 	}
 	if u.Zero() {
 		return
@@ -282,6 +290,8 @@ func (p *Pipeline) decide(ctx context.Context, req router.Request) (router.Decis
 // failureCode is the log's error code of a failed provider chain.
 func failureCode(err error) string {
 	switch {
+	case errors.Is(err, ErrStreamBroken):
+		return codeStreamBroken
 	case errors.Is(err, ErrContentFiltered):
 		return codeContentFiltered
 	case errors.Is(err, ErrDeadline):
@@ -337,15 +347,21 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 			Model: m.APIModel, Messages: c.Messages, MaxOutputTokens: d.MaxOutputTokens,
 			Temperature: c.Temperature, JSON: c.JSON, Schema: c.Schema,
 		}
+		streamed := int64(0) // pieces of this model's answer handed to the client
 		resp, err := backoff.Retry(ctx, func() (llm.Response, error) {
 			out.Attempts++
-			r, err := prov.Complete(ctx, req)
+			r, err := p.attempt(ctx, prov, req, c.Stream, &streamed)
 			if err == nil {
 				return r, nil
 			}
 			le := llm.AsError(m.Provider, err)
 			last = le
-			tried.bill(m, le, ctx.Err() != nil, d.InputTokens, d.WorstCase)
+			tried.bill(m, le, ctx.Err() != nil, d.InputTokens, streamed, d.WorstCase)
+			if streamed > 0 {
+				// The client has part of this model's answer: no retry, no other model.
+				p.Logger.Warn("stream broken", "request_id", c.RequestID, "model", m.Key, "pieces", streamed, "kind", le.Kind, "err", le.Message)
+				return r, backoff.Permanent(le)
+			}
 			p.Logger.Warn("provider call failed", "request_id", c.RequestID, "model", m.Key,
 				"provider", m.Provider, "kind", le.Kind, "status", le.StatusCode, "billed", le.Usage != nil, "err", le.Message)
 			if ctx.Err() != nil {
@@ -380,6 +396,16 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 			out.providerRequestID = resp.ProviderRequestID
 			return out, tried, nil
 		}
+		if streamed > 0 {
+			out.Model = m
+			if errors.Is(last, errClientStopped) {
+				return out, tried, fmt.Errorf("%w: %v", errClientStopped, last)
+			}
+			if ctx.Err() != nil {
+				return out, tried, fmt.Errorf("%w: the answer was cut off: %v", ErrDeadline, last)
+			}
+			return out, tried, fmt.Errorf("%w: %w: %v", ErrProvidersUnavailable, ErrStreamBroken, last)
+		}
 		if last != nil && last.Final() {
 			out.Model = m
 			return out, tried, fmt.Errorf("%w: %v", ErrContentFiltered, last)
@@ -392,6 +418,55 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 		return out, tried, fmt.Errorf("%w: last error: %v", ErrProvidersUnavailable, last)
 	}
 	return out, tried, ErrProvidersUnavailable
+}
+
+// errClientStopped: the client refused a streamed piece (it went away).
+var errClientStopped = errors.New("the client stopped reading the stream")
+
+// attempt is one call of prov: Complete, or, for a streamed call, the provider's stream, each
+// piece handed to sink as it comes and counted in streamed. A provider that cannot stream
+// answers whole, handed over as one piece.
+func (p *Pipeline) attempt(ctx context.Context, prov llm.Provider, req llm.Request, sink func(string) error, streamed *int64) (llm.Response, error) {
+	st, canStream := prov.(llm.Streamer)
+	if sink == nil || !canStream {
+		r, err := prov.Complete(ctx, req)
+		if err == nil && sink != nil && r.Text != "" {
+			*streamed = 1
+			if serr := sink(r.Text); serr != nil {
+				return r, &llm.Error{Provider: prov.Name(), Kind: llm.KindTimeout, Message: errClientStopped.Error(), Usage: &r.Usage, Err: errClientStopped}
+			}
+		}
+		return r, err
+	}
+	s, err := st.Stream(ctx, req)
+	if err != nil {
+		return llm.Response{}, err
+	}
+	defer s.Close()
+	for {
+		d, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			return s.Response().Response, nil
+		}
+		if err != nil {
+			return llm.Response{}, withStreamUsage(llm.AsError(prov.Name(), err), s.Response())
+		}
+		// Counted before it is handed over: a piece the client may have received is charged.
+		*streamed++
+		if serr := sink(d.Text); serr != nil {
+			le := &llm.Error{Provider: prov.Name(), Kind: llm.KindTimeout, Message: errClientStopped.Error(), Err: errClientStopped}
+			return llm.Response{}, withStreamUsage(le, s.Response())
+		}
+	}
+}
+
+// withStreamUsage keeps on le the usage a stream reported before it ended, if any.
+func withStreamUsage(le *llm.Error, sr llm.StreamResponse) *llm.Error {
+	if le.Usage == nil && sr.HasUsage {
+		u := sr.Usage
+		le.Usage = &u
+	}
+	return le
 }
 
 // countsAgainstProvider: failures that say something about the provider's health, not about
