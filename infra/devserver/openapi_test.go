@@ -186,7 +186,7 @@ func TestOpenAPIRealResponses(t *testing.T) {
 		{name: "v1 without token", method: "GET", target: "/v1/models", want: 401},
 		{name: "v1 bad body", method: "POST", target: "/v1/chat/completions", token: user, body: `{"model":"auto","messages":[]}`, want: 400, invalid: true},
 		{name: "v1 streaming", method: "POST", target: "/v1/chat/completions", token: user,
-			body: `{"model":"auto","messages":[{"role":"user","content":"hi"}],"stream":true}`, want: 400, invalid: true},
+			body: `{"model":"auto","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`, want: 200},
 		{name: "no token", method: "GET", target: "/ai-router/budget", want: 401},
 		{name: "bad token", method: "GET", target: "/ai-router/budget", token: "not.a.token", want: 401},
 		{name: "malformed body", method: "POST", target: "/ai-router/route", token: user, body: `{"operation_id":`, want: 400, invalid: true},

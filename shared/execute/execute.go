@@ -130,7 +130,14 @@ type Call struct {
 	// over as for any call; after it, a failure ends the call with ErrStreamBroken (the client
 	// already has part of one model's answer). An error from Stream (the client went away) stops
 	// the provider. A call that ends early is charged what was consumed (streamedUsage).
-	Stream func(text string) error
+	Stream func(Piece) error
+}
+
+// Piece is a part of a streamed answer: its text, and the model producing it (known from the
+// first piece on, which a client may want to show, as OpenAI's chunks do).
+type Piece struct {
+	Text  string
+	Model catalog.Model
 }
 
 // Result is a completed call.

@@ -350,7 +350,7 @@ func (p *Pipeline) callChain(ctx context.Context, c Call, d *router.Decision) (R
 		streamed := int64(0) // pieces of this model's answer handed to the client
 		resp, err := backoff.Retry(ctx, func() (llm.Response, error) {
 			out.Attempts++
-			r, err := p.attempt(ctx, prov, req, c.Stream, &streamed)
+			r, err := p.attempt(ctx, prov, m, req, c.Stream, &streamed)
 			if err == nil {
 				return r, nil
 			}
@@ -426,13 +426,13 @@ var errClientStopped = errors.New("the client stopped reading the stream")
 // attempt is one call of prov: Complete, or, for a streamed call, the provider's stream, each
 // piece handed to sink as it comes and counted in streamed. A provider that cannot stream
 // answers whole, handed over as one piece.
-func (p *Pipeline) attempt(ctx context.Context, prov llm.Provider, req llm.Request, sink func(string) error, streamed *int64) (llm.Response, error) {
+func (p *Pipeline) attempt(ctx context.Context, prov llm.Provider, m catalog.Model, req llm.Request, sink func(Piece) error, streamed *int64) (llm.Response, error) {
 	st, canStream := prov.(llm.Streamer)
 	if sink == nil || !canStream {
 		r, err := prov.Complete(ctx, req)
 		if err == nil && sink != nil && r.Text != "" {
 			*streamed = 1
-			if serr := sink(r.Text); serr != nil {
+			if serr := sink(Piece{Text: r.Text, Model: m}); serr != nil {
 				return r, &llm.Error{Provider: prov.Name(), Kind: llm.KindTimeout, Message: errClientStopped.Error(), Usage: &r.Usage, Err: errClientStopped}
 			}
 		}
@@ -453,7 +453,7 @@ func (p *Pipeline) attempt(ctx context.Context, prov llm.Provider, req llm.Reque
 		}
 		// Counted before it is handed over: a piece the client may have received is charged.
 		*streamed++
-		if serr := sink(d.Text); serr != nil {
+		if serr := sink(Piece{Text: d.Text, Model: m}); serr != nil {
 			le := &llm.Error{Provider: prov.Name(), Kind: llm.KindTimeout, Message: errClientStopped.Error(), Err: errClientStopped}
 			return llm.Response{}, withStreamUsage(le, s.Response())
 		}

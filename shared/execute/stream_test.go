@@ -118,7 +118,11 @@ type collect struct {
 	stopAfter int
 }
 
-func (c *collect) sink(text string) error {
+func (c *collect) sink(p execute.Piece) error {
+	text := p.Text
+	if p.Model.Key == "" {
+		return errors.New("a piece without its model")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopAfter > 0 && len(c.pieces) == c.stopAfter {

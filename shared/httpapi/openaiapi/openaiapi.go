@@ -104,14 +104,15 @@ func (h *handlers) chat(w http.ResponseWriter, r *http.Request, p auth.Principal
 	call.Fingerprint, _ = json.Marshal(fp)
 	call.Summary = fmt.Sprintf("/v1/chat/completions model %q, %d messages, %d bytes", req.Model, len(req.Messages), len(call.Fingerprint))
 
+	if req.Stream != nil && *req.Stream {
+		return h.stream(r.Context(), w, call, req.StreamOptions)
+	}
 	res, err := h.ex.Execute(r.Context(), call)
 	if err != nil {
 		// A hold is an error here (approval_required), so the SDKs raise it rather than hand the
 		// app a completion without choices.
 		return err
 	}
-	u := res.Usage
-	prompt, completion := u.InputTokens+u.CachedInputTokens, u.OutputTokens+u.ReasoningTokens
 	w.Header().Set(CostHeader, res.Cost.String())
 	w.Header().Set("X-Helix-Model", res.Model.Key)
 	w.Header().Set("X-Helix-Operation-Id", res.Route.OperationID)
@@ -124,13 +125,21 @@ func (h *handlers) chat(w http.ResponseWriter, r *http.Request, p auth.Principal
 			Message:      ResponseMessage{Role: "assistant", Content: res.Text},
 			FinishReason: finishReason(res.FinishReason),
 		}},
-		Usage: Usage{
-			PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion,
-			PromptTokensDetails:     PromptDetails{CachedTokens: u.CachedInputTokens},
-			CompletionTokensDetails: OutputDetails{ReasoningTokens: u.ReasoningTokens},
-		},
+		Usage: usageOf(res),
 	})
 	return nil
+}
+
+// usageOf is a call's usage as OpenAI counts it: prompt tokens include the cached ones,
+// completion tokens the reasoning ones.
+func usageOf(res execute.Result) Usage {
+	u := res.Usage
+	prompt, completion := u.InputTokens+u.CachedInputTokens, u.OutputTokens+u.ReasoningTokens
+	return Usage{
+		PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion,
+		PromptTokensDetails:     PromptDetails{CachedTokens: u.CachedInputTokens},
+		CompletionTokensDetails: OutputDetails{ReasoningTokens: u.ReasoningTokens},
+	}
 }
 
 // resolveModel maps the request's model to an operation and, for a model key, the pinned model.
@@ -222,21 +231,7 @@ func modelsFor(snap *catalog.Snapshot, admin bool) []Model {
 // writeError writes OpenAI's error object; Helix's stable code goes in error.code, and the
 // status comes from the same table as every other Helix API (httpapi.StatusOf).
 func writeError(w http.ResponseWriter, requestID string, p httpapi.Problem) {
-	typ := "invalid_request_error"
-	switch {
-	case p.Status == http.StatusUnauthorized:
-		typ = "authentication_error"
-	case p.Status == http.StatusForbidden:
-		typ = "permission_error"
-	case p.Status == http.StatusNotFound:
-		typ = "not_found_error"
-	case p.Status == http.StatusPaymentRequired:
-		typ = "insufficient_quota"
-	case p.Status == http.StatusTooManyRequests:
-		typ = "rate_limit_error"
-	case p.Status >= 500:
-		typ = "api_error"
-	}
+	typ := errorType(p.Status)
 	if requestID != "" {
 		w.Header().Set("X-Request-Id", requestID)
 	}
@@ -256,6 +251,25 @@ func writeError(w http.ResponseWriter, requestID string, p httpapi.Problem) {
 	}
 	httpapi.SetRetryAfter(w, p)
 	httpapi.WriteJSON(w, p.Status, body)
+}
+
+// errorType is OpenAI's error.type for a status.
+func errorType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status == http.StatusPaymentRequired:
+		return "insufficient_quota"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "api_error"
+	}
+	return "invalid_request_error"
 }
 
 // param names the request parameter an error is about (OpenAI's error.param).

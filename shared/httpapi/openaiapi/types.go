@@ -32,8 +32,10 @@ type ChatRequest struct {
 	FrequencyPenalty *float64 `json:"frequency_penalty,omitempty"`
 	Logprobs         *bool    `json:"logprobs,omitempty"`
 
+	// StreamOptions is allowed only with stream: true.
+	StreamOptions *StreamOptions `json:"stream_options,omitempty"`
+
 	// Not supported at all.
-	StreamOptions      json.RawMessage `json:"stream_options,omitempty"`
 	Stop               json.RawMessage `json:"stop,omitempty"`
 	LogitBias          json.RawMessage `json:"logit_bias,omitempty"`
 	TopLogprobs        json.RawMessage `json:"top_logprobs,omitempty"`
@@ -49,6 +51,12 @@ type ChatRequest struct {
 	WebSearchOptions   json.RawMessage `json:"web_search_options,omitempty"`
 	Verbosity          json.RawMessage `json:"verbosity,omitempty"`
 	ChatTemplateKwargs json.RawMessage `json:"chat_template_kwargs,omitempty"`
+}
+
+// StreamOptions are a streamed request's options.
+type StreamOptions struct {
+	// IncludeUsage asks for a last chunk with the call's usage (and, Helix's addition, its cost).
+	IncludeUsage bool `json:"include_usage"`
 }
 
 // ChatMessage is one message; Content is a string or an array of content parts.

@@ -69,8 +69,8 @@ func (r *ChatRequest) validate() error {
 	// Neutral values are what SDKs and frameworks send by default; anything else would be
 	// silently ignored, so it is refused.
 	switch {
-	case r.Stream != nil && *r.Stream:
-		return badParam("stream", fault.UnsupportedParameter, "streaming is not supported; send stream: false")
+	case r.StreamOptions != nil && (r.Stream == nil || !*r.Stream):
+		return badParam("stream_options", fault.InvalidField, "stream_options is only allowed when stream is true")
 	case r.N != nil && *r.N != 1:
 		return unsupported("n")
 	case r.TopP != nil && *r.TopP != 1:
@@ -86,7 +86,7 @@ func (r *ChatRequest) validate() error {
 		name string
 		v    []byte
 	}{
-		{"stream_options", r.StreamOptions}, {"stop", r.Stop}, {"logit_bias", r.LogitBias},
+		{"stop", r.Stop}, {"logit_bias", r.LogitBias},
 		{"top_logprobs", r.TopLogprobs}, {"tools", r.Tools}, {"tool_choice", r.ToolChoice},
 		{"parallel_tool_calls", r.ParallelToolCalls}, {"functions", r.Functions}, {"function_call", r.FunctionCall},
 		{"reasoning_effort", r.ReasoningEffort}, {"modalities", r.Modalities}, {"audio", r.Audio},

@@ -232,7 +232,7 @@ func TestSpecRefusesBadRequests(t *testing.T) {
 		{"timestamp not RFC 3339", "POST", "/intelligence/calendar/prep", `{"title":"x","start":"tomorrow"}`},
 		{"both thresholds", "POST", "/admin/alerts", `{"name":"x","type":"daily_spend","threshold":1,"threshold_usd":1}`},
 		{"no threshold", "POST", "/admin/alerts", `{"name":"x","type":"daily_spend"}`},
-		{"streaming", "POST", "/v1/chat/completions", `{"model":"auto","messages":[{"role":"user","content":"hi"}],"stream":true}`},
+		{"unknown stream option", "POST", "/v1/chat/completions", `{"model":"auto","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"x":1}}`},
 		{"tool message", "POST", "/v1/chat/completions", `{"model":"auto","messages":[{"role":"tool","content":"hi"}]}`},
 		{"tools", "POST", "/v1/chat/completions", `{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[]}`},
 		{"schema missing", "POST", "/v1/chat/completions", `{"model":"auto","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema"}}`},
