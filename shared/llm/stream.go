@@ -6,7 +6,11 @@ import "context"
 // implements it (the offline model too), through its SDK's streaming call.
 //
 // Stream's own error is a failure before any text (the same kinds as Complete's, and the
-// pipeline may fail over on it); once it returns a Stream, failures come from Next.
+// pipeline may fail over on it); once it returns a Stream, failures come from Next. Adapters
+// read up to the first text before returning, so an error status, a hung server, an error event,
+// a content filter or an empty answer that comes before any text is Stream's error; a Stream,
+// once returned, has text to give (or, for an answer cut at max tokens before any text, io.EOF).
+// Like Complete, a Stream is exactly one HTTP request: adapters do not retry.
 type Streamer interface {
 	Stream(ctx context.Context, req Request) (Stream, error)
 }
@@ -22,7 +26,9 @@ type Stream interface {
 	// that, or after a failure, what has arrived (Usage zero unless the provider reported some,
 	// HasUsage saying which).
 	Response() StreamResponse
-	// Close releases the connection; it may be called at any time, more than once.
+	// Close releases the connection; it may be called at any time, more than once. Next after a
+	// Close that came before the end returns a KindTimeout *Error, never io.EOF: a stream given
+	// up on is not a complete answer.
 	Close() error
 }
 

@@ -277,3 +277,7 @@ func TestIgnoresEnvironment(t *testing.T) {
 		t.Error("custom headers from the environment were sent")
 	}
 }
+
+func TestStreamContract(t *testing.T) {
+	llmtest.StreamContract(t, llmtest.Anthropic, model, newProvider)
+}

@@ -220,3 +220,7 @@ func TestNewNeedsKey(t *testing.T) {
 		t.Fatal("New without a key succeeded")
 	}
 }
+
+func TestStreamContract(t *testing.T) {
+	llmtest.StreamContract(t, llmtest.Gemini, model, newProvider)
+}

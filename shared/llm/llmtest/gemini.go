@@ -114,3 +114,74 @@ func geminiInvalidKey(w http.ResponseWriter, _ exchange) {
 	}
 	writeJSON(w, http.StatusBadRequest, nil, mustJSON(map[string]any{"error": e}))
 }
+
+// geminiStream renders streamGenerateContent?alt=sse events: each a whole GenerateContentResponse
+// whose candidate holds one text chunk and whose usageMetadata counts the prompt so far; the last
+// one has the finishReason and the whole usage (Gemini's usage is cumulative: the last report
+// wins).
+type geminiStream struct {
+	ex         exchange
+	model, id  string
+	promptOnly map[string]any
+}
+
+func newGeminiStream(ex exchange) *geminiStream {
+	g := &geminiStream{ex: ex, model: orDefault(ex.model, "gemini-2.5-flash-lite"),
+		id: orDefault(ex.reply.requestID, fmt.Sprintf("resp-mock-%d", ex.seq))}
+	if ex.reply.rawUsage == nil {
+		u := ex.reply.usageOrDefault()
+		prompt := u.InputTokens + u.CacheWriteTokens + u.CacheWrite1hTokens + u.CachedInputTokens
+		g.promptOnly = map[string]any{"promptTokenCount": prompt, "totalTokenCount": prompt}
+		if u.CachedInputTokens != 0 {
+			g.promptOnly["cachedContentTokenCount"] = u.CachedInputTokens
+		}
+	}
+	return g
+}
+
+func (g *geminiStream) header() map[string]string { return nil }
+
+func (g *geminiStream) event(body map[string]any) sseEvent {
+	body["modelVersion"], body["responseId"] = g.model, g.id
+	return sseEvent{data: string(mustJSON(body))}
+}
+
+func (g *geminiStream) candidate(text string, finish string) []any {
+	c := map[string]any{"content": map[string]any{"role": "model", "parts": []any{map[string]any{"text": text}}}, "index": 0}
+	if finish != "" {
+		c["finishReason"] = finish
+	}
+	return []any{c}
+}
+
+func (g *geminiStream) start() []sseEvent { return nil }
+
+func (g *geminiStream) chunk(text string) []sseEvent {
+	body := map[string]any{"candidates": g.candidate(text, "")}
+	if g.promptOnly != nil {
+		body["usageMetadata"] = g.promptOnly
+	}
+	return []sseEvent{g.event(body)}
+}
+
+func (g *geminiStream) end() []sseEvent {
+	r := g.ex.reply
+	body := map[string]any{"usageMetadata": geminiUsage(r)}
+	if r.kind == kindFiltered {
+		body["promptFeedback"] = map[string]any{"blockReason": "SAFETY", "safetyRatings": []any{
+			map[string]any{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true}}}
+	} else {
+		body["candidates"] = g.candidate("", orDefault(r.finishReason, "STOP"))
+	}
+	return []sseEvent{g.event(body)}
+}
+
+// fail is a google.rpc.Status as a data event, as the API ends a stream that fails midway.
+func (g *geminiStream) fail(status int, message string) []sseEvent {
+	return []sseEvent{{data: string(mustJSON(map[string]any{"error": map[string]any{
+		"code": status, "message": message, "status": grpcStatus(status)}}))}}
+}
+
+func (g *geminiStream) malformed() []sseEvent {
+	return []sseEvent{{data: `{"candidates":[{"content":{"role":"model","parts":[{"text":"cut`}}
+}

@@ -12,6 +12,10 @@
 //	...
 //	body := s.Requests()[0].JSON()
 //
+// Streaming requests get the wire's Server-Sent Events (see stream.go: StreamOK, WithChunkDelay,
+// StreamBreakAfter, StreamErrorAfter, ...), and StreamContract is the streaming half of the
+// contract suite.
+//
 // Start* constructors take no testing.TB, for benchmarks and load runs: call Close yourself.
 package llmtest
 
@@ -93,6 +97,12 @@ type Reply struct {
 	model        string
 	finishReason string
 	delay        time.Duration
+
+	// Streaming (see stream.go).
+	chunks     []string
+	echo       int
+	chunkDelay time.Duration
+	cut        streamCut
 }
 
 // OK is a successful answer with the given text, DefaultUsage() and a normal stop.
@@ -159,6 +169,9 @@ type Request struct {
 	Path   string
 	Header http.Header
 	Body   []byte
+	// Stream is true when the request asked for a streamed answer (OpenAI and Anthropic:
+	// "stream": true; Gemini: the :streamGenerateContent method).
+	Stream bool
 }
 
 // JSON decodes the body into a generic map (nil when it is not a JSON object). Numbers are
@@ -188,6 +201,7 @@ type Server struct {
 	requests []Request
 	noRecord bool
 	seq      int
+	gone     int
 }
 
 // Start starts a server for the wire format; Close it when done.
@@ -290,11 +304,14 @@ type exchange struct {
 	reply Reply
 	seq   int
 	model string
+	body  []byte // the request body
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	rec := Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
+	listing := s.listsModels(r.Method, r.URL.Path)
+	model, stream, ok := s.route(r.Method, r.URL.Path, body)
+	rec := Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body, Stream: stream}
 
 	s.mu.Lock()
 	if !s.noRecord {
@@ -305,8 +322,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	wantKey := s.apiKey
 	s.mu.Unlock()
 
-	listing := s.listsModels(r.Method, r.URL.Path)
-	model, ok := s.route(r.Method, r.URL.Path, body)
 	if !ok && !listing {
 		s.writeError(w, exchange{reply: Error(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path), seq: seq})
 		return
@@ -324,7 +339,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	ex := exchange{reply: reply, seq: seq, model: model}
+	ex := exchange{reply: reply, seq: seq, model: model, body: body}
 	if reply.model != "" {
 		ex.model = reply.model
 	}
@@ -338,6 +353,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-s.done:
 			return
 		}
+	}
+	if stream && reply.kind != kindHang && reply.kind != kindError {
+		s.writeStream(w, r, ex)
+		return
 	}
 	switch reply.kind {
 	case kindHang:
@@ -353,6 +372,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if listing {
 			s.writeModels(w)
 			return
+		}
+		if reply.echo > 0 {
+			ex.reply.text = strings.Join(ex.chunks(), "")
 		}
 		s.writeAnswer(w, ex)
 	}
@@ -389,28 +411,32 @@ func (s *Server) writeModels(w http.ResponseWriter) {
 	}
 }
 
-// route checks the endpoint and returns the requested model.
-func (s *Server) route(method, path string, body []byte) (string, bool) {
+// route checks the endpoint and returns the requested model and whether a stream was asked for.
+func (s *Server) route(method, path string, body []byte) (model string, stream, ok bool) {
 	if method != http.MethodPost {
-		return "", false
+		return "", false, false
 	}
 	var m struct {
-		Model string `json:"model"`
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
 	}
 	switch s.wire {
 	case OpenAI:
 		_ = json.Unmarshal(body, &m)
-		return m.Model, strings.HasSuffix(path, "/chat/completions")
+		return m.Model, m.Stream, strings.HasSuffix(path, "/chat/completions")
 	case Anthropic:
 		_ = json.Unmarshal(body, &m)
-		return m.Model, path == "/v1/messages"
-	default: // Gemini: /{version}/models/{model}:generateContent
+		return m.Model, m.Stream, path == "/v1/messages"
+	default: // Gemini: /{version}/models/{model}:generateContent or :streamGenerateContent
 		rest, ok := strings.CutPrefix(path, "/v1beta/models/")
 		if !ok {
 			rest, ok = strings.CutPrefix(path, "/v1/models/")
 		}
+		if model, found := strings.CutSuffix(rest, ":streamGenerateContent"); found {
+			return model, true, ok && model != ""
+		}
 		model, found := strings.CutSuffix(rest, ":generateContent")
-		return model, ok && found && model != ""
+		return model, false, ok && found && model != ""
 	}
 }
 

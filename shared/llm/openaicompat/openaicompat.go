@@ -185,13 +185,21 @@ func (p *Provider) response(resp openai.ChatCompletionResponse, ex *wire.Exchang
 // hits as prompt_cache_hit_tokens (with prompt_cache_miss_tokens = prompt_tokens − hits); OpenAI
 // and others as prompt_tokens_details.cached_tokens. The DeepSeek field wins when present.
 func usage(u openai.Usage, body []byte) llm.Usage {
+	var raw rawUsage
+	if body != nil && json.Unmarshal(body, &raw) == nil {
+		return normalize(u, raw.Usage.PromptCacheHitTokens)
+	}
+	return normalize(u, nil)
+}
+
+// normalize is usage with DeepSeek's prompt_cache_hit_tokens already read (nil when absent).
+func normalize(u openai.Usage, cacheHits *int64) llm.Usage {
 	var cached, reasoning int64
 	if u.PromptTokensDetails != nil {
 		cached = int64(u.PromptTokensDetails.CachedTokens)
 	}
-	var raw rawUsage
-	if body != nil && json.Unmarshal(body, &raw) == nil && raw.Usage.PromptCacheHitTokens != nil {
-		cached = *raw.Usage.PromptCacheHitTokens
+	if cacheHits != nil {
+		cached = *cacheHits
 	}
 	if u.CompletionTokensDetails != nil {
 		reasoning = int64(u.CompletionTokensDetails.ReasoningTokens)

@@ -2,7 +2,10 @@ package openaicompat_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +243,68 @@ func wantMessages(t *testing.T, body map[string]any, want ...string) {
 	got := messages(body)
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("messages = %q, want %q", got, want)
+	}
+}
+
+func TestStreamContract(t *testing.T) {
+	llmtest.StreamContract(t, llmtest.OpenAI, "deepseek-chat", newProvider)
+}
+
+func TestStreamUsageShapes(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  string
+		want llm.Usage
+	}{
+		{"DeepSeek cache fields only", `{"prompt_tokens":50,"completion_tokens":5,"total_tokens":55,"prompt_cache_hit_tokens":20,"prompt_cache_miss_tokens":30}`,
+			llm.Usage{InputTokens: 30, CachedInputTokens: 20, OutputTokens: 5}},
+		{"OpenAI details", `{"prompt_tokens":50,"completion_tokens":9,"total_tokens":59,"prompt_tokens_details":{"cached_tokens":10},"completion_tokens_details":{"reasoning_tokens":4}}`,
+			llm.Usage{InputTokens: 40, CachedInputTokens: 10, OutputTokens: 5, ReasoningTokens: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := llmtest.NewOpenAI(t)
+			s.Script(llmtest.StreamOK("a ", "b").WithRawUsage(tt.raw))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := openaicompat.New(openaicompat.Config{BaseURL: s.URL, APIKey: "k"}).Stream(ctx, llmtest.ContractRequest("deepseek-chat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := llmtest.ReadStream(t, st); err != io.EOF {
+				t.Fatal(err)
+			}
+			if got := st.Response(); got.Usage != tt.want || !got.HasUsage {
+				t.Errorf("usage %+v (HasUsage %t), want %+v", got.Usage, got.HasUsage, tt.want)
+			}
+		})
+	}
+}
+
+// A server that ignores stream_options (some OpenAI-compatible ones do) sends no usage chunk:
+// the stream still succeeds, with HasUsage false for the pipeline to bound.
+func TestStreamWithoutUsageChunk(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, c := range []string{
+			`{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}`,
+			`{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+			`[DONE]`,
+		} {
+			fmt.Fprintf(w, "data: %s\n\n", c)
+		}
+	}))
+	defer srv.Close()
+	st, err := openaicompat.New(openaicompat.Config{BaseURL: srv.URL}).Stream(context.Background(), llmtest.ContractRequest("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got, err := llmtest.ReadStream(t, st); err != io.EOF || strings.Join(got, "") != "Hi" {
+		t.Fatalf("got %q then %v", got, err)
+	}
+	if r := st.Response(); r.HasUsage || r.Usage != (llm.Usage{}) || r.FinishReason != "stop" || r.ProviderRequestID != "c1" || r.Chunks != 1 {
+		t.Errorf("response %+v, want no usage, stop, the chunk id, 1 chunk", r)
 	}
 }
