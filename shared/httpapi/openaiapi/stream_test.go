@@ -7,10 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/helixhq/helix/shared/apitest"
+	"github.com/helixhq/helix/shared/llm/llmtest"
 )
 
 // The official client's streaming call against Helix: every chunk in order, the text the model
@@ -142,4 +147,98 @@ func TestStreamErrorBeforeTheFirstByte(t *testing.T) {
 	e := newEnv(t)
 	r := e.chat(t, e.Alice, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hello"}]}`)
 	r.wantOpenAIError(t, 404, "model_not_found", "not_found_error", "")
+}
+
+// A client that reads three chunks and hangs up: the provider's stream is stopped, the call is
+// settled for what was consumed (the input bound and the pieces handed over, since the provider
+// reported no usage), nothing stays reserved, and the one log row says client_gone.
+func TestStreamClientHangsUpAfterThreeChunks(t *testing.T) {
+	e := newEnv(t)
+	words := strings.Fields(strings.Repeat("token ", 40))
+	e.DeepSeek.Script(llmtest.StreamOK(words...).WithChunkDelay(20 * time.Millisecond))
+	req := apitest.NewRequest(t, http.MethodPost, e.URL+"/v1/chat/completions", e.Alice,
+		strings.NewReader(`{"model":"auto","stream":true,"messages":[{"role":"user","content":"Hello"}]}`))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(res.Body)
+	var id string
+	for read := 0; read < 3 && sc.Scan(); {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var c struct{ ID string }
+			_ = json.Unmarshal([]byte(data), &c)
+			id = c.ID
+			read++
+		}
+	}
+	res.Body.Close() // hang up
+	requestID := strings.TrimPrefix(id, "chatcmpl-")
+	var code string
+	var cost, output int64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := e.Pool.QueryRow(context.Background(),
+			`SELECT COALESCE(error_code, ''), cost_nano, output_tokens FROM ai_operation_log WHERE request_id = $1`, requestID).Scan(&code, &cost, &output)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the server settles once it notices the hang-up
+	}
+	if code != "client_gone" || cost <= 0 || output < 2 || output >= int64(len(words)) {
+		t.Errorf("log row: code %q, cost %d, output %d; want client_gone, charged for the input and the few pieces sent", code, cost, output)
+	}
+	d, err := e.Ledger.Today(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Reserved != 0 || int64(d.Spent) != cost {
+		t.Errorf("budget %+v, want nothing reserved and the row's cost spent", d)
+	}
+}
+
+// A provider that breaks off after the first pieces: the stream ends with an error line the SDK
+// raises (no failover: the client has part of one model's answer), and the call is charged
+// what it consumed, logged stream_broken.
+func TestStreamProviderErrorAfterTheFirstToken(t *testing.T) {
+	e := newEnv(t)
+	e.DeepSeek.Script(llmtest.StreamOK("one ", "two ", "three ", "four").StreamErrorAfter(2, 500, "upstream exploded"))
+	client, _ := e.sdk(e.Alice)
+	stream, err := client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+		Model: "auto", Messages: userMessage("Hello"), Stream: true,
+	})
+	if err != nil {
+		t.Fatalf("the stream failed before its first chunk: %v", err)
+	}
+	defer stream.Close()
+	var text strings.Builder
+	var streamErr error
+	for {
+		c, err := stream.Recv()
+		if err != nil {
+			streamErr = err
+			break
+		}
+		for _, ch := range c.Choices {
+			text.WriteString(ch.Delta.Content)
+		}
+	}
+	var apiErr *openai.APIError
+	if !errors.As(streamErr, &apiErr) || apiErr.Code != "providers_unavailable" {
+		t.Fatalf("stream ended with %v (%T), want the SDK's APIError with code providers_unavailable", streamErr, streamErr)
+	}
+	if text.String() != "one two " {
+		t.Errorf("text before the error %q", text.String())
+	}
+	if n := len(e.Gemini.Requests()); n != 0 {
+		t.Errorf("gemini got %d requests: no failover after the first piece", n)
+	}
+	var code string
+	var cost int64
+	if err := e.Pool.QueryRow(context.Background(), `SELECT COALESCE(error_code, ''), cost_nano FROM ai_operation_log WHERE user_id = 'alice'`).Scan(&code, &cost); err != nil {
+		t.Fatal(err)
+	}
+	if code != "stream_broken" || cost <= 0 {
+		t.Errorf("log row code %q cost %d", code, cost)
+	}
 }
