@@ -18,7 +18,7 @@ PG := bash infra/pg/ensure.sh
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: help dev test test-pgbouncer test-short lint bench build invoke migrate token stepup-hash audit-key audit-check template-check deploy clean pg-stop \
-	$(addprefix build-,$(FUNCTIONS))
+	$(addprefix build-,$(FUNCTIONS)) build-RouteStreamFunction build-ChatStreamFunction
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -66,7 +66,13 @@ $(addprefix build-,$(FUNCTIONS)): build-%:
 	$(call build_function,$*,bin/$*/bootstrap)
 
 # `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set (BuildMethod: makefile): RouteFunction
-# builds functions/route.
+# builds functions/route. The streaming twins behind Function URLs run the same binaries as their
+# HTTP API functions (HELIX_LAMBDA_ENTRY tells them apart): their rules name the binary, and come
+# before the pattern, which would look for functions/routestream (infra/sam's test reads them).
+build-RouteStreamFunction:
+	$(call build_function,route,$(ARTIFACTS_DIR)/bootstrap)
+build-ChatStreamFunction:
+	$(call build_function,chat,$(ARTIFACTS_DIR)/bootstrap)
 build-%Function:
 	$(call build_function,$(shell echo '$*' | tr '[:upper:]' '[:lower:]'),$(ARTIFACTS_DIR)/bootstrap)
 

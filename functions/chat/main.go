@@ -1,6 +1,9 @@
 // Command chat is the chat Lambda: chat sessions and messages across devices, and the user's
 // memory (list, export, erase), behind API Gateway (HTTP API, payload v2). Replies run through
-// the execution pipeline; synthesis jobs go to the SQS queue.
+// the execution pipeline; synthesis jobs go to the SQS queue. The same binary is also
+// ChatStreamFunction, behind a Function URL in RESPONSE_STREAM mode
+// (HELIX_LAMBDA_ENTRY=function_url), where it serves streamRoutes only: API Gateway's HTTP API
+// cannot stream.
 package main
 
 import (
@@ -14,8 +17,10 @@ import (
 	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/app/chatapp"
 	"github.com/helixhq/helix/shared/app/httpapp"
+	"github.com/helixhq/helix/shared/config"
 	"github.com/helixhq/helix/shared/emf"
 	"github.com/helixhq/helix/shared/execute"
+	"github.com/helixhq/helix/shared/httpapi"
 	"github.com/helixhq/helix/shared/lambdaio"
 	"github.com/helixhq/helix/shared/llm/providers"
 	"github.com/helixhq/helix/shared/postgres/chatstore"
@@ -48,7 +53,21 @@ func main() {
 	}
 	handler, notifier := newHandler(a, registry, queue)
 	// On shutdown the LISTEN connection (outside the pool) goes first, then the pool.
-	lambda.StartWithOptions(lambdaio.HTTPHandler(handler, a.Log), lambda.WithEnableSIGTERM(notifier.Close, a.Pool.Close))
+	lambda.StartWithOptions(entry(a, handler), lambda.WithEnableSIGTERM(notifier.Close, a.Pool.Close))
+}
+
+// streamRoutes are what the streaming Function URL serves: the routes whose answers stream (a
+// message sent with Accept: text/event-stream).
+var streamRoutes = []string{"POST /chat/sessions/{id}/messages"}
+
+// entry is the Lambda handler for h by what invokes the function (HELIX_LAMBDA_ENTRY): API
+// Gateway's HTTP API events, or a streaming Function URL's, which reach streamRoutes only (no
+// authorizer there: h verifies the bearer token itself).
+func entry(a *httpapp.App, h http.Handler) any {
+	if a.Config.HTTP.LambdaEntry == config.LambdaEntryFunctionURL {
+		return lambdaio.StreamingHandler(httpapi.OnlyRoutes(h, "the HTTP API (the stack's ApiUrl output)", streamRoutes...), a.Log)
+	}
+	return lambdaio.HTTPHandler(h, a.Log)
 }
 
 // newHandler builds the function's HTTP handler and the notifier it long-polls with (to close on

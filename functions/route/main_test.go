@@ -833,8 +833,6 @@ func TestModifiedEvents(t *testing.T) {
 			Code: "model_not_allowed", Fields: map[string]string{"error.type": "permission_error"}},
 		{Name: "chat completion without messages", Event: chat, Edit: body(`{"model":"auto","messages":[]}`), Status: 400, Code: "missing_field",
 			Fields: map[string]string{"error.type": "invalid_request_error", "error.param": "messages"}},
-		{Name: "chat completion with streaming", Event: chat, Edit: withBodyField(t, "stream", true), Status: 400, Code: "unsupported_parameter",
-			Fields: map[string]string{"error.param": "stream"}},
 		{Name: "chat completion with a misspelt parameter", Event: chat, Edit: withBodyField(t, "max_token", 10), Status: 400, Code: "unknown_field"},
 	}
 	fn.RunCases(t, func(t *testing.T) lambda.Handler { return lambdaHandler(newApp(t)) }, cases)

@@ -14,8 +14,16 @@
 // the ResponseURL, whose PUT it prints as CloudFormation would receive it. The caller's
 // environment comes next (without its AWS_ variables), then each -env.
 //
-// The function's answer goes to stdout as indented JSON; its log lines, the messages it sent
-// and a Lambda-style REPORT line go to stderr. The exit status is 1 when the function returned
+// A streaming Function URL's event (events/route/function-url/..., events/chat/function-url/...:
+// payload 2.0 without a routeKey, from a <id>.lambda-url.<region>.on.aws domain) runs the function
+// as its streaming twin does on AWS: with HELIX_LAMBDA_ENTRY=function_url and the twin's timeout.
+// A Function URL has no authorizer, so the function verifies the bearer token: the event's
+// "Bearer ${DEV_TOKEN}" becomes a fresh token for test-user, signed with the function's JWT
+// settings (the dev ones unless the environment or -env says otherwise), as `make token` would.
+//
+// The function's answer goes to stdout as indented JSON (a streamed answer as its prelude, then
+// the body as it came); its log lines, the messages it sent and a Lambda-style REPORT line go to
+// stderr. The exit status is 1 when the function returned
 // an error (or told CloudFormation FAILED), 2 for bad flags, 3 when it could not be run.
 package main
 
@@ -37,9 +45,12 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/helixhq/helix/infra/lambdarun"
 	"github.com/helixhq/helix/infra/migrations"
+	"github.com/helixhq/helix/shared/auth"
+	"github.com/helixhq/helix/shared/config"
 )
 
 func main() {
@@ -126,8 +137,19 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	defer local.Close()
 
-	env := append(callerEnv(environ), extra...)
-	p, err := start(ctx, bin, *fn, dbURL, local, env, stderr)
+	stream := isFunctionURL(payload)
+	env := callerEnv(environ)
+	if stream {
+		env = append(env, "HELIX_LAMBDA_ENTRY="+config.LambdaEntryFunctionURL)
+	}
+	env = append(env, extra...)
+	if stream {
+		if payload, err = withDevToken(payload, append(local.Env(*fn, dbURL), env...)); err != nil {
+			fmt.Fprintln(stderr, "invoke:", err)
+			return 3
+		}
+	}
+	p, err := start(ctx, bin, *fn, stream, dbURL, local, env, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "invoke:", err)
 		return 3
@@ -204,14 +226,61 @@ func callerEnv(environ []string) []string {
 	return slices.DeleteFunc(slices.Clone(environ), func(kv string) bool { return strings.HasPrefix(kv, "AWS_") })
 }
 
-// start runs the function's binary with its template settings and local environment, then env;
-// its log goes to logs.
-func start(ctx context.Context, bin, fn, dbURL string, local *lambdarun.Local, env []string, logs io.Writer) (*lambdarun.Process, error) {
-	s := lambdarun.FunctionSettings(fn)
+// start runs the function's binary with its template settings (its streaming twin's when stream
+// is set) and local environment, then env; its log goes to logs.
+func start(ctx context.Context, bin, fn string, stream bool, dbURL string, local *lambdarun.Local, env []string, logs io.Writer) (*lambdarun.Process, error) {
+	s, name := lambdarun.FunctionSettings(fn), "helix-"+fn
+	if twin, ok := lambdarun.StreamSettings(fn); ok && stream {
+		s, name = twin, name+"-stream"
+	}
 	return lambdarun.Start(ctx, lambdarun.Config{
-		Binary: bin, Function: "helix-" + fn, MemoryMB: s.MemoryMB, Timeout: s.Timeout,
+		Binary: bin, Function: name, MemoryMB: s.MemoryMB, Timeout: s.Timeout,
 		Env: append(local.Env(fn, dbURL), env...), Output: logs,
 	})
+}
+
+// isFunctionURL reports whether payload is what a Function URL sends: payload 2.0 without the
+// routeKey API Gateway sets, from a Function URL's domain.
+func isFunctionURL(payload []byte) bool {
+	var ev struct {
+		Version        string `json:"version"`
+		RouteKey       string `json:"routeKey"`
+		RequestContext struct {
+			DomainName string `json:"domainName"`
+		} `json:"requestContext"`
+	}
+	return json.Unmarshal(payload, &ev) == nil && ev.Version == "2.0" && ev.RouteKey == "" &&
+		strings.Contains(ev.RequestContext.DomainName, ".lambda-url.")
+}
+
+// tokenPlaceholder is the bearer token of the Function URL sample events (as in
+// shared/lambdatest.TokenPlaceholder).
+const tokenPlaceholder = "${DEV_TOKEN}"
+
+// devUser is whom the token put in the placeholder's place names (the sample events' user).
+const devUser = "test-user"
+
+// withDevToken puts a fresh token for devUser, signed with the JWT settings of env (the last
+// value of each variable wins, as in the process), in place of the event's token placeholder.
+func withDevToken(payload []byte, env []string) ([]byte, error) {
+	if !bytes.Contains(payload, []byte(tokenPlaceholder)) {
+		return payload, nil
+	}
+	get := func(key string) string {
+		v := ""
+		for _, kv := range env {
+			if val, ok := strings.CutPrefix(kv, key+"="); ok {
+				v = val
+			}
+		}
+		return v
+	}
+	tok, err := auth.SignHS256(auth.TokenSpec{Secret: []byte(get("HELIX_JWT_SECRET")), Subject: devUser,
+		Issuer: get("HELIX_JWT_ISSUER"), Audience: get("HELIX_JWT_AUDIENCE"), TTL: time.Hour})
+	if err != nil {
+		return nil, fmt.Errorf("signing the event's token: %w", err)
+	}
+	return bytes.ReplaceAll(payload, []byte(tokenPlaceholder), []byte(tok)), nil
 }
 
 // answer is one invocation's outcome and what the local services saw meanwhile.
@@ -274,6 +343,14 @@ func (a answer) print(stdout, stderr io.Writer) {
 		raw, _ := json.MarshalIndent(a.fnErr, "", "  ")
 		fmt.Fprintf(stdout, "%s\n", raw)
 		fmt.Fprintf(stderr, "invoke: the function returned an error: %v\n", a.fnErr)
+		return
+	}
+	if prelude, body, ok := bytes.Cut(a.response, make([]byte, 8)); ok && json.Valid(prelude) {
+		// A streamed answer: the prelude (status, headers), 8 zero bytes, then the body.
+		fmt.Fprintf(stdout, "%s\n%s", indent(prelude), body)
+		if len(body) > 0 && body[len(body)-1] != '\n' {
+			fmt.Fprintln(stdout)
+		}
 		return
 	}
 	fmt.Fprintf(stdout, "%s\n", indent(a.response))

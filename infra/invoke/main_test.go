@@ -61,6 +61,8 @@ func kind(payload []byte) string {
 	switch {
 	case ev.Version == "2.0" && ev.RouteKey != "":
 		return "http"
+	case isFunctionURL(payload):
+		return "function-url"
 	case len(ev.Records) > 0 && ev.Records[0].EventSource == "aws:sqs":
 		return "sqs"
 	case ev.Source == "aws.events":
@@ -84,6 +86,18 @@ func check(k string, a answer) string {
 		}
 		if r.StatusCode >= 500 {
 			return "status " + strconv.Itoa(r.StatusCode) + ": " + r.Body
+		}
+	case "function-url":
+		// The runtime got the prelude (status and headers), 8 zero bytes, then the body.
+		prelude, body, ok := bytes.Cut(a.response, make([]byte, 8))
+		var r struct {
+			StatusCode int `json:"statusCode"`
+		}
+		if !ok || json.Unmarshal(prelude, &r) != nil || r.StatusCode < 100 {
+			return "not a streamed answer (prelude, 8 zero bytes, body): " + string(a.response)
+		}
+		if r.StatusCode >= 500 {
+			return "status " + strconv.Itoa(r.StatusCode) + ": " + string(body)
 		}
 	case "sqs":
 		var r map[string]json.RawMessage
@@ -135,35 +149,64 @@ func TestEveryEvent(t *testing.T) {
 			if len(files) == 0 {
 				t.Fatalf("no sample events in events/%s", fn.Name())
 			}
+			// A streaming twin's events go to a process started as the twin (HELIX_LAMBDA_ENTRY).
+			streamed, _ := filepath.Glob(filepath.Join(root, "events", fn.Name(), "function-url", "*.json"))
+			if _, twin := lambdarun.StreamSettings(fn.Name()); twin != (len(streamed) > 0) {
+				t.Errorf("events/%s/function-url has %d events; the function has a streaming twin: %v", fn.Name(), len(streamed), twin)
+			}
 			bin, err := build(ctx, root, fn.Name(), tmp)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuffer
-			p, err := start(ctx, bin, fn.Name(), db, local, nil, &logs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Stop()
-			if p.InitDuration() <= 0 {
-				t.Errorf("init duration %v", p.InitDuration())
-			}
-			for _, f := range files {
-				payload, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
+			for _, batch := range []struct {
+				files  []string
+				stream bool
+			}{{files, false}, {streamed, true}} {
+				if len(batch.files) == 0 {
+					continue
 				}
-				k := kind(payload)
-				a, err := invoke(ctx, p, local, fn.Name(), payload)
-				if err != nil {
-					t.Fatalf("%s: %v", filepath.Base(f), err)
-				}
-				if msg := check(k, a); msg != "" {
-					t.Errorf("%s (%s event): %s", filepath.Base(f), k, msg)
-				}
-			}
-			if t.Failed() {
-				t.Logf("the function's log:\n%s", logs.String())
+				func() {
+					var env []string
+					if batch.stream {
+						env = []string{"HELIX_LAMBDA_ENTRY=function_url"}
+					}
+					var logs syncBuffer
+					p, err := start(ctx, bin, fn.Name(), batch.stream, db, local, env, &logs)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer p.Stop()
+					if p.InitDuration() <= 0 {
+						t.Errorf("init duration %v", p.InitDuration())
+					}
+					for _, f := range batch.files {
+						payload, err := os.ReadFile(f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						k := kind(payload)
+						if batch.stream != (k == "function-url") {
+							t.Errorf("%s: a %s event", f, k)
+						}
+						if payload, err = withDevToken(payload, local.Env(fn.Name(), db)); err != nil {
+							t.Fatal(err)
+						}
+						a, err := invoke(ctx, p, local, fn.Name(), payload)
+						if err != nil {
+							t.Fatalf("%s: %v", filepath.Base(f), err)
+						}
+						if msg := check(k, a); msg != "" {
+							t.Errorf("%s (%s event): %s", filepath.Base(f), k, msg)
+						}
+						// The OpenAI-compatible stream ends as the SDKs expect.
+						if k == "function-url" && fn.Name() == "route" && !bytes.Contains(a.response, []byte("data: [DONE]\n\n")) {
+							t.Errorf("%s: the stream has no data: [DONE]: %q", filepath.Base(f), a.response)
+						}
+					}
+					if t.Failed() {
+						t.Logf("the function's log:\n%s", logs.String())
+					}
+				}()
 			}
 		})
 	}
@@ -196,6 +239,10 @@ func TestRun(t *testing.T) {
 		{name: "budget", args: []string{"-fn", "budget", "-event", filepath.Join(root, "events/budget/get-budget.json"),
 			"-env", "HELIX_DEFAULT_DAILY_LIMIT_USD=70"},
 			code: 0, stdout: `"statusCode": 200`, stderr: "REPORT Duration:"},
+		// A Function URL's event: the streaming twin's entry, a dev token in the event's
+		// placeholder (no authorizer), the streamed answer on stdout.
+		{name: "function url", args: []string{"-fn", "route", "-event", filepath.Join(root, "events/route/function-url/post-v1-chat-completions.json")},
+			code: 0, stdout: "data: [DONE]", stderr: "REPORT Duration:"},
 		{name: "function error", args: []string{"-fn", "optimize", "-event", notScheduled},
 			code: 1, stdout: `"errorMessage": "optimize: not a scheduled event`, stderr: "returned an error"},
 	}
@@ -239,13 +286,15 @@ func TestFailed(t *testing.T) {
 
 func TestKind(t *testing.T) {
 	cases := map[string]string{
-		"budget/get-budget.json":       "http",
-		"synthesis/sqs-batch.json":     "sqs",
-		"audit/scheduled.json":         "scheduled",
-		"optimize/scheduled.json":      "scheduled",
-		"migrate/create.json":          "custom-resource",
-		"route/get-v1-models.json":     "http",
-		"chat/post-chat-sessions.json": "http",
+		"budget/get-budget.json":                            "http",
+		"synthesis/sqs-batch.json":                          "sqs",
+		"audit/scheduled.json":                              "scheduled",
+		"optimize/scheduled.json":                           "scheduled",
+		"migrate/create.json":                               "custom-resource",
+		"route/get-v1-models.json":                          "http",
+		"chat/post-chat-sessions.json":                      "http",
+		"route/function-url/post-v1-chat-completions.json":  "function-url",
+		"chat/function-url/post-chat-session-messages.json": "function-url",
 	}
 	for f, want := range cases {
 		raw, err := os.ReadFile(filepath.Join(root, "events", f))

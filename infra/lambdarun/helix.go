@@ -27,6 +27,21 @@ var functionSettings = map[string]Settings{
 	"migrate":   {MemoryMB: 256, Timeout: 600 * time.Second},
 }
 
+// streamSettings mirrors template.yaml's streaming twins, the same binaries behind Function URLs
+// (HELIX_LAMBDA_ENTRY=function_url) with Timeouts of their own: RouteStreamFunction and
+// ChatStreamFunction.
+var streamSettings = map[string]Settings{
+	"route": {MemoryMB: 256, Timeout: 120 * time.Second},
+	"chat":  {MemoryMB: 256, Timeout: 90 * time.Second},
+}
+
+// StreamSettings returns the template's settings of function fn's streaming twin, and whether
+// it has one.
+func StreamSettings(fn string) (Settings, bool) {
+	s, ok := streamSettings[fn]
+	return s, ok
+}
+
 // FunctionSettings returns the template's settings of Helix function fn (the Globals for a
 // function it does not know).
 func FunctionSettings(fn string) Settings {

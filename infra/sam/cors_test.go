@@ -50,6 +50,58 @@ func TestCORSMatchesHTTPAPI(t *testing.T) {
 	}
 }
 
+// TestCORSMatchesFunctionURLs checks the same of the streaming Function URLs, which answer
+// preflights themselves: the origins are the CorsAllowOrigins parameter, as for the HTTP API,
+// and the methods are shared/httpapi's without OPTIONS, which a Function URL's AllowMethods
+// refuses (it takes GET, PUT, POST, DELETE, HEAD, PATCH or *).
+func TestCORSMatchesFunctionURLs(t *testing.T) {
+	tmpl := loadTemplate(t)
+	methods := slices.DeleteFunc(slices.Clone(httpapi.CORSAllowMethods), func(m string) bool { return strings.EqualFold(m, "OPTIONS") })
+	seen := 0
+	for _, fn := range resourcesOfType(t, tmpl, "AWS::Serverless::Function") {
+		url, ok := mapAt(t, tmpl, "Resources", fn, "Properties")["FunctionUrlConfig"].(map[string]any)
+		if !ok {
+			continue
+		}
+		seen++
+		t.Run(fn, func(t *testing.T) {
+			where := "Resources." + fn + ".Properties.FunctionUrlConfig.Cors"
+			cors, ok := url["Cors"].(map[string]any)
+			if !ok {
+				t.Fatalf("%s is %v: a browser app could not call it", where, url["Cors"])
+			}
+			if o, _ := cors["AllowOrigins"].(map[string]any); o["Ref"] != "CorsAllowOrigins" {
+				t.Errorf("%s.AllowOrigins is %v, want !Ref CorsAllowOrigins", where, cors["AllowOrigins"])
+			}
+			for _, f := range []struct {
+				field string
+				want  []string
+			}{
+				{"AllowMethods", methods},
+				{"AllowHeaders", httpapi.CORSAllowHeaders},
+				{"ExposeHeaders", httpapi.CORSExposeHeaders},
+			} {
+				got, err := stringList(cors[f.field])
+				if err != nil {
+					t.Errorf("%s.%s: %v", where, f.field, err)
+					continue
+				}
+				missing, extra := setDiff(got, f.want)
+				if len(missing) > 0 || len(extra) > 0 {
+					t.Errorf("%s.%s is %v; want %v (missing %v, not wanted %v)", where, f.field, got, f.want, missing, extra)
+				}
+			}
+			age, ok := cors["MaxAge"].(json.Number)
+			if n, err := age.Int64(); !ok || err != nil || n != int64(httpapi.CORSMaxAge) {
+				t.Errorf("%s.MaxAge is %v; shared/httpapi.CORSMaxAge is %d", where, cors["MaxAge"], httpapi.CORSMaxAge)
+			}
+		})
+	}
+	if seen == 0 {
+		t.Fatalf("%s has no function behind a Function URL (the streaming routes)", templateFile)
+	}
+}
+
 // corsConfiguration is the CorsConfiguration of the HttpApi resource api, or else the one of
 // Globals.HttpApi, which SAM applies to every HttpApi without its own.
 func corsConfiguration(t *testing.T, tmpl map[string]any, api string) (map[string]any, string) {

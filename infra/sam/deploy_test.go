@@ -8,10 +8,12 @@ package sam
 import (
 	"maps"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/helixhq/helix/infra/lambdarun"
 	"github.com/helixhq/helix/shared/app/auditapp"
@@ -34,6 +36,34 @@ func makeFunctions(t *testing.T) []string {
 
 func logicalID(fn string) string { return strings.ToUpper(fn[:1]) + fn[1:] + "Function" }
 
+// sharedBinaries reads the Makefile's explicit sam build rules, build-<LogicalId> building
+// another function's binary: the streaming twins behind Function URLs (RouteStreamFunction builds
+// functions/route). Every other resource is built by the pattern rule, <Name>Function from
+// functions/<name>.
+func sharedBinaries(t *testing.T) map[string]string {
+	t.Helper()
+	src, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^build-([A-Za-z]+Function):\n\t\$\(call build_function,([a-z]+),\$\(ARTIFACTS_DIR\)/bootstrap\)$`).FindAllSubmatch(src, -1) {
+		out[string(m[1])] = string(m[2])
+	}
+	return out
+}
+
+// binaryOf is the functions/ folder whose binary `make build-<id>` builds for resource id.
+func binaryOf(id string, shared map[string]string) string {
+	if fn, ok := shared[id]; ok {
+		return fn
+	}
+	return strings.ToLower(strings.TrimSuffix(id, "Function"))
+}
+
+// Every function in functions/ is in the Makefile's FUNCTIONS and deployed under its name; every
+// function resource is built by the Makefile, from one of them (a streaming twin shares its
+// binary), and logs to a log group of the stack's.
 func TestEveryFunctionIsDeployed(t *testing.T) {
 	tmpl := loadTemplate(t)
 	fns := makeFunctions(t)
@@ -50,15 +80,28 @@ func TestEveryFunctionIsDeployed(t *testing.T) {
 	if !slices.Equal(slices.Sorted(slices.Values(fns)), onDisk) {
 		t.Errorf("Makefile FUNCTIONS %v, functions/ has %v", fns, onDisk)
 	}
-	var want []string
+	resources := resourcesOfType(t, tmpl, "AWS::Serverless::Function")
 	for _, fn := range fns {
-		want = append(want, logicalID(fn))
+		if !slices.Contains(resources, logicalID(fn)) {
+			t.Errorf("functions/%s is not deployed: template.yaml has no %s", fn, logicalID(fn))
+		}
 	}
-	slices.Sort(want)
-	if got := resourcesOfType(t, tmpl, "AWS::Serverless::Function"); !slices.Equal(got, want) {
-		t.Errorf("template functions %v, want %v", got, want)
+	shared := sharedBinaries(t)
+	if len(shared) == 0 {
+		t.Error("the Makefile has no explicit build rule for the streaming twins (build-RouteStreamFunction ...)")
 	}
-	for _, id := range want {
+	for id, fn := range shared {
+		if !slices.Contains(resources, id) {
+			t.Errorf("the Makefile builds %s (from functions/%s), which template.yaml does not have", id, fn)
+		}
+		if id == logicalID(fn) {
+			t.Errorf("build-%s: the pattern rule builds it already", id)
+		}
+	}
+	for _, id := range resources {
+		if fn := binaryOf(id, shared); !slices.Contains(fns, fn) {
+			t.Errorf("%s: `make build-%s` would build functions/%s, which is not in FUNCTIONS", id, id, fn)
+		}
 		props := mapAt(t, tmpl, "Resources", id, "Properties")
 		if mapAt(t, tmpl, "Resources", id, "Metadata")["BuildMethod"] != "makefile" || props["CodeUri"] != "." {
 			t.Errorf("%s is not built by the Makefile (BuildMethod makefile, CodeUri .)", id)
@@ -66,6 +109,89 @@ func TestEveryFunctionIsDeployed(t *testing.T) {
 		logs, ok := mapAt(t, props, "LoggingConfig")["LogGroup"].(map[string]any)
 		if !ok || resourceType(t, tmpl, logs["Ref"]) != "AWS::Logs::LogGroup" {
 			t.Errorf("%s logs to %v, want a log group of the stack's (with its retention)", id, logs)
+		}
+	}
+}
+
+// A function behind a Function URL streams (RESPONSE_STREAM) and starts the Function URL
+// handler (HELIX_LAMBDA_ENTRY=function_url); no other does. Its URL is an output, it is open
+// (the function verifies the token: it can, as the JWKS settings reach every function), and it
+// shares the environment of the function whose binary it runs, so the two answer alike. (Its
+// CORS: cors_test.go.)
+func TestStreamingFunctionURLs(t *testing.T) {
+	tmpl := loadTemplate(t)
+	shared := sharedBinaries(t)
+	outputs := mapAt(t, tmpl, "Outputs")
+	globals := mapAt(t, tmpl, "Globals", "Function", "Environment", "Variables")
+	for _, v := range []string{"HELIX_JWT_JWKS_URL", "HELIX_JWT_ISSUER", "HELIX_JWT_AUDIENCE"} {
+		if _, ok := globals[v].(map[string]any); !ok {
+			t.Errorf("Globals do not pass %s from a parameter: a Function URL's function could not verify tokens", v)
+		}
+	}
+	var streaming []string
+	for _, id := range resourcesOfType(t, tmpl, "AWS::Serverless::Function") {
+		props := mapAt(t, tmpl, "Resources", id, "Properties")
+		env, _ := props["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		urlConfig, hasURL := props["FunctionUrlConfig"].(map[string]any)
+		if entry := vars["HELIX_LAMBDA_ENTRY"]; hasURL != (entry == "function_url") {
+			t.Errorf("%s: FunctionUrlConfig %v but HELIX_LAMBDA_ENTRY %v: the handler would not match its events", id, hasURL, entry)
+		}
+		if !hasURL {
+			continue
+		}
+		streaming = append(streaming, id)
+		if urlConfig["InvokeMode"] != "RESPONSE_STREAM" || urlConfig["AuthType"] != "NONE" {
+			t.Errorf("%s: InvokeMode %v, AuthType %v; want RESPONSE_STREAM, NONE", id, urlConfig["InvokeMode"], urlConfig["AuthType"])
+		}
+		found := false
+		for _, o := range outputs {
+			v, _ := o.(map[string]any)["Value"].(map[string]any)
+			if att, _ := v["Fn::GetAtt"].([]any); slices.Equal(att, []any{id + "Url", "FunctionUrl"}) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no output gives %s's URL (!GetAtt %sUrl.FunctionUrl)", id, id)
+		}
+		twin, ok := shared[id]
+		if !ok {
+			t.Errorf("%s has no build rule of its own in the Makefile naming its binary", id)
+			continue
+		}
+		twinVars := mapAt(t, tmpl, "Resources", logicalID(twin), "Properties", "Environment", "Variables")
+		delete(vars, "HELIX_LAMBDA_ENTRY")
+		if !reflect.DeepEqual(vars, twinVars) {
+			missing, extra := setDiff(slices.Collect(maps.Keys(vars)), slices.Collect(maps.Keys(twinVars)))
+			t.Errorf("%s's environment differs from %s's (missing %v, extra %v, or a value)", id, logicalID(twin), missing, extra)
+		}
+	}
+	if !slices.Equal(streaming, []string{"ChatStreamFunction", "RouteStreamFunction"}) {
+		t.Errorf("functions behind streaming Function URLs: %v, want the chat and route twins", streaming)
+	}
+}
+
+// A budget hold outlives the invocation that took it: HELIX_RESERVATION_TTL is at least the
+// Timeout of every function that sets it (the streaming twins' long ones included). A hold
+// expires TTL after it was taken, never before the invocation started, so a TTL equal to the
+// Timeout (the synthesis function's 5m and 300 s) already ends no earlier than the invocation.
+func TestReservationsOutliveInvocations(t *testing.T) {
+	tmpl := loadTemplate(t)
+	globalTimeout := number(t, mapAt(t, tmpl, "Globals", "Function")["Timeout"])
+	for _, id := range resourcesOfType(t, tmpl, "AWS::Serverless::Function") {
+		props := mapAt(t, tmpl, "Resources", id, "Properties")
+		env, _ := props["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		ttl, ok := vars["HELIX_RESERVATION_TTL"].(string)
+		if !ok {
+			continue
+		}
+		timeout := globalTimeout
+		if v, ok := props["Timeout"]; ok {
+			timeout = number(t, v)
+		}
+		if d, err := time.ParseDuration(ttl); err != nil || d < time.Duration(timeout)*time.Second {
+			t.Errorf("%s: HELIX_RESERVATION_TTL %s (%v) must be at least its Timeout, %d s", id, ttl, err, timeout)
 		}
 	}
 }
@@ -210,7 +336,7 @@ func TestAlarms(t *testing.T) {
 
 func TestOutputs(t *testing.T) {
 	outs := mapAt(t, loadTemplate(t), "Outputs")
-	for _, name := range []string{"ApiUrl", "SynthesisQueueUrl", "SynthesisDeadLetterQueueUrl", "AlarmTopicArn"} {
+	for _, name := range []string{"ApiUrl", "RouteStreamUrl", "ChatStreamUrl", "SynthesisQueueUrl", "SynthesisDeadLetterQueueUrl", "AlarmTopicArn"} {
 		if _, ok := outs[name]; !ok {
 			t.Errorf("no output %s (have %v)", name, slices.Sorted(maps.Keys(outs)))
 		}
@@ -242,12 +368,14 @@ func TestSamconfigNamesTemplateParameters(t *testing.T) {
 }
 
 // make invoke and the bench run each function with its template memory size and timeout
-// (infra/lambdarun keeps a copy: Lambda's environment variables and deadlines depend on them).
+// (infra/lambdarun keeps a copy: Lambda's environment variables and deadlines depend on them),
+// and a streaming twin's events with the twin's.
 func TestLocalRunnerMatchesTemplateSizes(t *testing.T) {
 	tmpl := loadTemplate(t)
 	globals := mapAt(t, tmpl, "Globals", "Function")
-	for _, fn := range makeFunctions(t) {
-		props := mapAt(t, tmpl, "Resources", logicalID(fn), "Properties")
+	shared := sharedBinaries(t)
+	for _, id := range resourcesOfType(t, tmpl, "AWS::Serverless::Function") {
+		props := mapAt(t, tmpl, "Resources", id, "Properties")
 		mem, timeout := globals["MemorySize"], globals["Timeout"]
 		if v, ok := props["MemorySize"]; ok {
 			mem = v
@@ -255,9 +383,17 @@ func TestLocalRunnerMatchesTemplateSizes(t *testing.T) {
 		if v, ok := props["Timeout"]; ok {
 			timeout = v
 		}
+		fn := binaryOf(id, shared)
 		got := lambdarun.FunctionSettings(fn)
+		if _, twin := shared[id]; twin {
+			var ok bool
+			if got, ok = lambdarun.StreamSettings(fn); !ok {
+				t.Errorf("%s: infra/lambdarun has no streaming settings for %s", id, fn)
+				continue
+			}
+		}
 		if int64(got.MemoryMB) != number(t, mem) || int64(got.Timeout.Seconds()) != number(t, timeout) {
-			t.Errorf("%s: infra/lambdarun runs it with %d MB and %s, the template gives %v MB and %v s", fn, got.MemoryMB, got.Timeout, mem, timeout)
+			t.Errorf("%s (functions/%s): infra/lambdarun runs it with %d MB and %s, the template gives %v MB and %v s", id, fn, got.MemoryMB, got.Timeout, mem, timeout)
 		}
 	}
 }

@@ -73,6 +73,13 @@ type Send struct {
 	RequestID string
 	// ApprovalID re-sends a message held for approval, once an admin approved it.
 	ApprovalID string
+	// Stream, when set, is handed the reply's pieces as the model produces them (the pipeline's
+	// Call.Stream: until the first piece a failure fails over as for any call; after it the
+	// reply ends with the error). The reply is still stored whole, once complete, and Send still
+	// returns the pair; a reply that fails after some pieces is not stored, as any failed reply.
+	// Only a model's reply streams: a step-up message (answered by Helix, never by a model) and
+	// a resend that finds its reply stored hand nothing to Stream.
+	Stream func(execute.Piece) error
 }
 
 // Validate checks the message on its own.
@@ -180,6 +187,7 @@ func (s *Service) answer(ctx context.Context, in Send, b Begun) (Reply, error) {
 	res, err := s.Exec.Execute(ctx, execute.Call{
 		RequestID: in.RequestID, UserID: in.UserID, OperationID: s.Policy.Operation, Messages: msgs,
 		ApprovalID:  in.ApprovalID,
+		Stream:      in.Stream,
 		Fingerprint: []byte(in.ConversationID + "\x00" + b.Message.Content),
 		Summary:     "chat message in a session",
 	})

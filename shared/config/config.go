@@ -175,7 +175,21 @@ type HTTP struct {
 	CORSAllowOrigins []string
 	// Port is the dev server's port (PORT).
 	Port int
+	// LambdaEntry is what invokes the Lambda function (HELIX_LAMBDA_ENTRY): LambdaEntryHTTPAPI
+	// (the default), API Gateway's HTTP API, whose answers are sent whole; or
+	// LambdaEntryFunctionURL, a Function URL in RESPONSE_STREAM mode, whose answers stream.
+	// template.yaml's *StreamFunction resources set the second; the dev server ignores it.
+	LambdaEntry string
 }
+
+// The HELIX_LAMBDA_ENTRY values.
+const (
+	LambdaEntryHTTPAPI     = "http_api"
+	LambdaEntryFunctionURL = "function_url"
+)
+
+// LambdaEntries are the accepted HELIX_LAMBDA_ENTRY values.
+var LambdaEntries = []string{LambdaEntryHTTPAPI, LambdaEntryFunctionURL}
 
 // Auth configures token verification and the admin rule.
 type Auth struct {
@@ -345,6 +359,7 @@ func (r *reader) http() HTTP {
 		},
 		CORSAllowOrigins: r.list("HELIX_CORS_ALLOW_ORIGINS", []string{"*"}),
 		Port:             r.int("PORT", 3000, 1, 65535),
+		LambdaEntry:      r.oneOf("HELIX_LAMBDA_ENTRY", LambdaEntryHTTPAPI, LambdaEntries),
 	}
 	if h.Auth.HS256Secret == "" && h.Auth.JWKSURL == "" {
 		r.fail("set HELIX_JWT_SECRET (HS256) or HELIX_JWT_JWKS_URL (RS256/ES256), or both")

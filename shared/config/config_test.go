@@ -288,6 +288,38 @@ func TestHTTPSettings(t *testing.T) {
 	}
 }
 
+// HELIX_LAMBDA_ENTRY picks how a function is invoked: API Gateway by default, a streaming
+// Function URL when set so; anything else is refused at cold start.
+func TestLambdaEntry(t *testing.T) {
+	cases := []struct {
+		value string
+		want  string // "" when refused
+	}{
+		{"", config.LambdaEntryHTTPAPI},
+		{"http_api", config.LambdaEntryHTTPAPI},
+		{"function_url", config.LambdaEntryFunctionURL},
+		{" function_url ", config.LambdaEntryFunctionURL},
+		{"FUNCTION_URL", ""},
+		{"function-url", ""},
+		{"stream", ""},
+	}
+	for _, tc := range cases {
+		c, err := config.Load(env(map[string]string{"HELIX_LAMBDA_ENTRY": tc.value}), withHTTP)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("%q accepted as %q", tc.value, c.HTTP.LambdaEntry)
+		case tc.want == "" && !strings.Contains(err.Error(), "HELIX_LAMBDA_ENTRY"):
+			t.Errorf("%q refused without naming the variable: %v", tc.value, err)
+		case tc.want != "" && (err != nil || c.HTTP.LambdaEntry != tc.want):
+			t.Errorf("%q: entry %q, %v; want %q", tc.value, c.HTTP.LambdaEntry, err, tc.want)
+		}
+	}
+	// An event-driven function does not read it.
+	if _, err := config.Load(env(map[string]string{"HELIX_LAMBDA_ENTRY": "stream"}), config.Parts{}); err != nil {
+		t.Errorf("without the HTTP part: %v", err)
+	}
+}
+
 func TestProviderSettings(t *testing.T) {
 	c, err := config.Load(env(map[string]string{
 		"DEEPSEEK_API_KEY": "sk-1", "DEEPSEEK_BASE_URL": "https://ds.example/v1",

@@ -222,6 +222,103 @@ func WithoutAuthorizer(authorization string) func(*events.APIGatewayV2HTTPReques
 	}
 }
 
+// TokenPlaceholder stands for the bearer token in the Function URL sample events
+// ("authorization": "Bearer ${DEV_TOKEN}"): a Function URL has no authorizer, so the function
+// verifies the token, and a token written into a file would expire. LoadFunctionURL (and `make
+// invoke`, infra/invoke) put a freshly signed one in its place.
+const TokenPlaceholder = "${DEV_TOKEN}"
+
+// FunctionURLEvents is the folder, under Events, of the events a streaming Function URL sends the
+// function (payload 2.0 without routeKey or authorizer). They are kept apart from the API
+// Gateway events, which CheckEventFiles holds to one per route.
+const FunctionURLEvents = "function-url"
+
+// LoadFunctionURL reads the Function URL sample event name, checks it decodes into the Function
+// URL event type with no unknown fields and has the shape Lambda sends (the path twice, a
+// <url-id>.lambda-url.<region>.on.aws domain, an anonymous caller, a request id, the token
+// placeholder), and returns it as a payload with authorization in the placeholder's place.
+func (f Function) LoadFunctionURL(t testing.TB, name, authorization string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(f.Events, FunctionURLEvents, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.LambdaFunctionURLRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		t.Fatalf("%s is not a Function URL event: %v", name, err)
+	}
+	rc := ev.RequestContext
+	switch {
+	case ev.Version != "2.0":
+		t.Errorf("%s: version %q, want 2.0", name, ev.Version)
+	case rc.HTTP.Path != ev.RawPath || rc.HTTP.Method == "":
+		t.Errorf("%s: http.path %q, rawPath %q, method %q", name, rc.HTTP.Path, ev.RawPath, rc.HTTP.Method)
+	case !regexp.MustCompile(`^[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws$`).MatchString(rc.DomainName) ||
+		!strings.HasPrefix(rc.DomainName, rc.DomainPrefix+".lambda-url.") || rc.APIID != rc.DomainPrefix:
+		t.Errorf("%s: domain %q (prefix %q, apiId %q) is not a Function URL's", name, rc.DomainName, rc.DomainPrefix, rc.APIID)
+	case rc.Authorizer != nil || rc.AccountID != "anonymous":
+		t.Errorf("%s: an AuthType NONE URL has no authorizer and an anonymous caller", name)
+	case rc.RequestID == "" || rc.TimeEpoch == 0:
+		t.Errorf("%s: no requestId or timeEpoch", name)
+	case ev.Headers["authorization"] != "Bearer "+TokenPlaceholder:
+		t.Errorf("%s: authorization %q, want Bearer %s (headers are lower-case)", name, ev.Headers["authorization"], TokenPlaceholder)
+	}
+	for k := range ev.Headers {
+		if k != strings.ToLower(k) {
+			t.Errorf("%s: header %q: Function URLs lower-case header names", name, k)
+		}
+	}
+	if authorization == "" {
+		delete(ev.Headers, "authorization")
+	} else {
+		ev.Headers["authorization"] = authorization
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Streamed is a streaming Function URL answer as the runtime sent it: the prelude's status,
+// headers and cookies, then the body.
+type Streamed struct {
+	StatusCode int               `json:"statusCode"`
+	Headers    map[string]string `json:"headers"`
+	Cookies    []string          `json:"cookies"`
+	Body       string            `json:"-"`
+}
+
+// InvokeStream runs payload through h (a streaming handler) the way the Lambda runtime does, and
+// splits what it sends into the prelude and the body (8 zero bytes between them).
+func InvokeStream(t testing.TB, h lambda.Handler, payload []byte) Streamed {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out, err := h.Invoke(ctx, payload)
+	if err != nil {
+		t.Fatalf("Invoke: %v", err)
+	}
+	return SplitStream(t, out)
+}
+
+// SplitStream splits a streamed answer into its prelude and body.
+func SplitStream(t testing.TB, out []byte) Streamed {
+	t.Helper()
+	prelude, body, ok := bytes.Cut(out, make([]byte, 8))
+	if !ok {
+		t.Fatalf("not a streamed answer (no prelude): %q", out)
+	}
+	var s Streamed
+	if err := json.Unmarshal(prelude, &s); err != nil || s.StatusCode < 100 {
+		t.Fatalf("prelude %q: %v", prelude, err)
+	}
+	s.Body = string(body)
+	return s
+}
+
 // Invoke runs payload through h the way the Lambda runtime does and decodes the API Gateway
 // response.
 func Invoke(t testing.TB, h lambda.Handler, payload []byte) events.APIGatewayV2HTTPResponse {

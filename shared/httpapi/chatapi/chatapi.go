@@ -321,6 +321,8 @@ type ExchangeView struct {
 	Replayed bool `json:"replayed"`
 }
 
+// send stores a message and answers it with the reply: as JSON, or, when the request accepts
+// text/event-stream, as a stream of the reply's deltas ending with the stored pair (stream.go).
 func (h *handlers) send(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	id, err := sessionID(r)
 	if err != nil {
@@ -343,23 +345,46 @@ func (h *handlers) send(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if strings.ContainsRune(body.Content, 0) {
 		return fault.New(fault.InvalidField, "content must not contain NUL")
 	}
-	ex, err := h.Chat.Send(r.Context(), chat.Send{
+	in := chat.Send{
 		UserID: p.UserID, ConversationID: id, ClientMessageID: body.ClientMessageID,
 		Content: body.Content, RequestID: httpapi.RequestID(r.Context()), ApprovalID: body.ApprovalID,
-	})
+	}
+	var es *eventStream
+	if wantsStream(r) {
+		es = newEventStream(w)
+		in.Stream = es.delta
+	}
+	ex, err := h.Chat.Send(r.Context(), in)
+	if es != nil && es.started {
+		// The answer is a stream already: it ends with the stored pair or the error.
+		if err != nil {
+			es.fail(in.RequestID, err)
+		} else {
+			es.message(exchangeView(ex))
+		}
+		return nil
+	}
 	if execapi.WritePending(w, err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	if es != nil && !ex.Replayed {
+		es.message(exchangeView(ex)) // a reply no model produced (a step-up): nothing to stream before it
+		return nil
+	}
 	status := http.StatusCreated
 	if ex.Replayed {
 		status = http.StatusOK
 	}
 	w.Header().Set("X-Helix-Cost-Usd", ex.Assistant.Cost.String())
-	httpapi.WriteJSON(w, status, ExchangeView{User: messageView(ex.User), Assistant: messageView(ex.Assistant), Replayed: ex.Replayed})
+	httpapi.WriteJSON(w, status, exchangeView(ex))
 	return nil
+}
+
+func exchangeView(ex chat.Exchange) ExchangeView {
+	return ExchangeView{User: messageView(ex.User), Assistant: messageView(ex.Assistant), Replayed: ex.Replayed}
 }
 
 // MessageList is a page of messages; after it, continue with ?after=<last_seq>.

@@ -73,8 +73,9 @@ type gatedProvider struct {
 	llm.Provider
 	entered chan struct{}
 
-	mu   sync.Mutex
-	hold chan struct{}
+	mu    sync.Mutex
+	hold  chan struct{}
+	pause chan struct{}
 }
 
 func (g *gatedProvider) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
@@ -90,6 +91,60 @@ func (g *gatedProvider) Complete(ctx context.Context, req llm.Request) (llm.Resp
 		}
 	}
 	return g.Provider.Complete(ctx, req)
+}
+
+// Stream is the provider's stream behind the same gate as Complete; while a test pauses streams
+// (PauseAfterFirst), the stream stops after its first piece until the test resumes it or the
+// call's context ends.
+func (g *gatedProvider) Stream(ctx context.Context, req llm.Request) (llm.Stream, error) {
+	g.mu.Lock()
+	hold, pause := g.hold, g.pause
+	g.mu.Unlock()
+	if hold != nil {
+		g.entered <- struct{}{}
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s, err := g.Provider.(llm.Streamer).Stream(ctx, req)
+	if err != nil || pause == nil {
+		return s, err
+	}
+	return &pausedStream{Stream: s, ctx: ctx, pause: pause}, nil
+}
+
+// pausedStream waits for its pause to end before the piece after its first.
+type pausedStream struct {
+	llm.Stream
+	ctx   context.Context
+	pause chan struct{}
+	n     int
+}
+
+func (p *pausedStream) Next() (llm.Delta, error) {
+	if p.n++; p.n == 2 {
+		select {
+		case <-p.pause:
+		case <-p.ctx.Done():
+			return llm.Delta{}, &llm.Error{Provider: "deepseek", Kind: llm.KindTimeout, Message: "the call ended while paused", Err: p.ctx.Err()}
+		}
+	}
+	return p.Stream.Next()
+}
+
+// PauseAfterFirst makes streams opened from now on stop after their first piece until resume is
+// called (once; also at the test's end).
+func (g *gatedProvider) PauseAfterFirst(t *testing.T) (resume func()) {
+	ch := make(chan struct{})
+	g.mu.Lock()
+	g.pause = ch
+	g.mu.Unlock()
+	var once sync.Once
+	resume = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(resume)
+	return resume
 }
 
 // Hold makes model calls wait until release is called (once; also at the test's end).
@@ -136,6 +191,7 @@ type env struct {
 	app      *httpapp.App
 	url      string
 	deepseek *llmtest.Server
+	gemini   *llmtest.Server
 	model    *gatedProvider
 	queue    *fakeQueue
 
@@ -143,6 +199,7 @@ type env struct {
 
 	mu      sync.Mutex
 	arrived func(*http.Request) // called as each request reaches the server
+	served  func(*http.Request) // called as each request's handling ends
 }
 
 func newEnv(t *testing.T) *env {
@@ -153,6 +210,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{pool: pool, app: a, deepseek: llmtest.NewOpenAI(t), queue: &fakeQueue{},
 		alice: ctTokens.Token(t, "alice", nil), bob: ctTokens.Token(t, "bob", nil)}
 	gm, an := llmtest.NewGemini(t), llmtest.NewAnthropic(t)
+	e.gemini = gm
 	e.deepseek.RequireAPIKey(deepSeekKey)
 	gm.RequireAPIKey(geminiKey)
 	an.RequireAPIKey(anthropicKey)
@@ -177,6 +235,12 @@ func newEnv(t *testing.T) *env {
 			hook(r)
 		}
 		srv.ServeHTTP(w, r)
+		e.mu.Lock()
+		done := e.served
+		e.mu.Unlock()
+		if done != nil {
+			done(r)
+		}
 	}))
 	return e
 }
@@ -186,6 +250,13 @@ func (e *env) onArrival(f func(*http.Request)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.arrived = f
+}
+
+// onServed calls f with each request once the server has handled it (its answer written).
+func (e *env) onServed(f func(*http.Request)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.served = f
 }
 
 // do sends body (none when "") with the bearer token (none when "").

@@ -3,6 +3,7 @@ package openaiapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -101,7 +102,9 @@ func (s *sse) event(v any) error {
 		s.err = err
 		return err
 	}
-	if err := s.rc.Flush(); err != nil {
+	// A writer that cannot flush (the HTTP API's buffered Lambda adapter) still takes the
+	// answer whole: only a failed write means the client is gone.
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		s.err = err
 	}
 	return s.err
@@ -132,7 +135,7 @@ func (s *sse) fail(requestID string, err error) {
 func (s *sse) done() {
 	if s.err == nil {
 		if _, err := fmt.Fprint(s.w, "data: [DONE]\n\n"); err == nil {
-			_ = s.rc.Flush()
+			_ = s.rc.Flush() // ErrNotSupported included: the last line is written either way
 		}
 	}
 }
