@@ -24,7 +24,7 @@ const (
 // allSteps returns the selectable steps in run order.
 func allSteps() []string {
 	return []string{stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepRouter, stepLedger, stepSynthesis,
-		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda, stepSizes}
+		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda, stepStream, stepSizes}
 }
 
 // config is the bench's tunables, read from the environment.

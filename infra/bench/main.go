@@ -59,7 +59,15 @@
 //     function's handler duration per POST /v1/chat/completions (offline model, 1,000 calls):
 //     p50/p99 and its Lambda cost per million calls at 128 MB and the template's 256 MB, beside
 //     the LLM cost of the same call at DeepSeek's prices.
-//  15. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
+//  15. [stream] streamed POST /v1/chat/completions (stream: true, include_usage) against a mock
+//     upstream streaming 50 words at 20 ms each: the time to the first chunk with content through
+//     Helix and straight to the mock, at concurrency 1 and 64, the two alternating over 6 rounds
+//     (p50/p99 and what Helix adds), then a look in Postgres that every stream was logged and
+//     settled; then, with a slow mock (one word a second), 100, 500 and 1000 streams held open at
+//     once on a fresh dev server each (stopping at the first level with errors): the server's RSS
+//     before and with them open (memory per stream), whether every stream kept receiving, and the
+//     bench database's backends meanwhile (pg_stat_activity).
+//  16. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
 //
 // The dev server and the mock upstream are built into a temporary folder and started on free
 // ports; each is stopped when its step ends, and on every way out (a failed step, Ctrl-C).
@@ -80,7 +88,7 @@
 //	BENCH_AUDIT_V1_ROUNDS    runs of step 13 with auditing on, and as many off (default 3)
 //	BENCH_ONLY         run only these steps, comma-separated:
 //	                   route,gateway,chat,delivery,idle,router,ledger,synthesis,
-//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,monitoring,lambda,sizes (default: all)
+//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,monitoring,lambda,stream,sizes (default: all)
 //
 // BENCH_TIME is also the -benchtime of step 8; BENCH_GW_DURATION and BENCH_WARMUP are also
 // step 13's, per run.
@@ -216,11 +224,11 @@ func (b *bench) runSteps(ctx context.Context) {
 	// fail at once with the reason instead of piling up confusing errors.
 	var notReady error
 	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepLedger, stepSynthesis,
-		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda) &&
+		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda, stepStream) &&
 		!b.step(ctx, "postgres", "Postgres", b.postgres) {
 		notReady = errors.New("not run: Postgres is not available")
 	}
-	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepAuditV1) &&
+	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepAuditV1, stepStream) &&
 		!b.step(ctx, "build", "build the dev server and the mock upstream", b.build) && notReady == nil {
 		notReady = errors.New("not run: the build failed")
 	}
@@ -313,6 +321,10 @@ func (b *bench) runSteps(ctx context.Context) {
 	if b.cfg.wanted(stepLambda) {
 		b.step(ctx, stepLambda, fmt.Sprintf("Lambda functions' real binaries (infra/lambdarun): arm64 sizes, cold starts (median of %d), RSS after 1 and n invocations, /v1 handler duration over %d calls and its cost",
 			lambdaColdStarts, lambdaV1Calls), needs(b.lambda))
+	}
+	if b.cfg.wanted(stepStream) {
+		b.step(ctx, stepStream, fmt.Sprintf("streaming: time to first content through Helix vs the mock directly (%d words at %s), then open streams one dev server holds (one word a %s)",
+			streamTokens, streamTokenDelay, streamSlowDelay), needs(b.stream))
 	}
 	if b.cfg.wanted(stepSizes) {
 		b.step(ctx, stepSizes, "Lambda bootstrap sizes: make build (linux/arm64, target <= 15 MB each)", b.sizes)

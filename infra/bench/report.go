@@ -57,6 +57,10 @@ func (b *bench) summary(w io.Writer) {
 		lambdaTable(w, r.Lambda)
 		fmt.Fprintln(w)
 	}
+	if r.Stream != nil {
+		streamTable(w, r.Stream)
+		fmt.Fprintln(w)
+	}
 	if len(r.Sizes) > 0 {
 		fmt.Fprintln(w, "Lambda bootstrap sizes (linux/arm64, stripped; target <= 15 MB each)")
 		for _, s := range r.Sizes {

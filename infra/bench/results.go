@@ -31,6 +31,7 @@ type results struct {
 	Sizes        []bootstrapSize `json:"sizes,omitempty"`
 	Audit        *auditResult    `json:"audit,omitempty"`
 	Lambda       *lambdaResult   `json:"lambda,omitempty"`
+	Stream       *streamResult   `json:"stream,omitempty"`
 	Steps        []stepResult    `json:"steps"`
 	OK           bool            `json:"ok"`
 	Interrupted  bool            `json:"interrupted,omitempty"`

@@ -16,9 +16,9 @@ import (
 	"github.com/helixhq/helix/shared/llm/openaicompat"
 )
 
-func newTestServer(t *testing.T, delay time.Duration) (*mock, *httptest.Server) {
+func newTestServer(t *testing.T, o options) (*mock, *httptest.Server) {
 	t.Helper()
-	m, err := newMock(delay)
+	m, err := newMock(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func newTestServer(t *testing.T, delay time.Duration) (*mock, *httptest.Server) 
 
 // The DeepSeek adapter Helix uses reads the mock's answer as a normal provider answer.
 func TestAdapterReadsTheReply(t *testing.T) {
-	m, srv := newTestServer(t, 0)
+	m, srv := newTestServer(t, defaultOptions)
 	p := openaicompat.New(openaicompat.Config{Name: "deepseek", BaseURL: srv.URL, APIKey: "bench"})
 	for i := range 3 {
 		resp, err := p.Complete(context.Background(), llm.Request{
@@ -59,7 +59,7 @@ func TestAdapterReadsTheReply(t *testing.T) {
 }
 
 func TestRoutesAndStats(t *testing.T) {
-	_, srv := newTestServer(t, 0)
+	_, srv := newTestServer(t, defaultOptions)
 	do := func(method, path, body string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
@@ -112,7 +112,7 @@ func TestRoutesAndStats(t *testing.T) {
 	}
 
 	status, body := do(http.MethodGet, statsPath, "")
-	var stats struct{ Requests, Connections int64 }
+	var stats struct{ Requests, Connections, Streams int64 }
 	if err := json.Unmarshal([]byte(body), &stats); status != http.StatusOK || err != nil {
 		t.Fatalf("GET /stats = %d %s (%v)", status, body, err)
 	}
@@ -125,9 +125,9 @@ func TestRoutesAndStats(t *testing.T) {
 
 func TestDelay(t *testing.T) {
 	const delay = 30 * time.Millisecond
-	m, srv := newTestServer(t, delay)
+	m, srv := newTestServer(t, options{delay: delay, tokenDelay: time.Millisecond, streamTokens: 2})
 	slept := make(chan time.Duration, 10)
-	m.sleep = func(d time.Duration) { slept <- d }
+	m.wait = func(_ context.Context, d time.Duration) bool { slept <- d; return true }
 	post := func(path string) {
 		t.Helper()
 		resp, err := srv.Client().Post(srv.URL+path, "application/json", strings.NewReader("{}"))
@@ -153,7 +153,7 @@ func TestChatPathAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
-	m, err := newMock(0)
+	m, err := newMock(defaultOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestRunPrintsURLAndStops(t *testing.T) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", 0, pw) }()
+	go func() { done <- run(ctx, "127.0.0.1:0", defaultOptions, pw) }()
 
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
@@ -227,7 +227,7 @@ func TestRunPrintsURLAndStops(t *testing.T) {
 }
 
 func TestRunRejectsABadAddress(t *testing.T) {
-	if err := run(context.Background(), "not-an-address", 0, io.Discard); err == nil {
+	if err := run(context.Background(), "not-an-address", defaultOptions, io.Discard); err == nil {
 		t.Error("run with a bad address returned nil")
 	}
 }
