@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/execute"
@@ -26,6 +27,7 @@ type streamStep struct {
 	errBefore error      // Stream itself fails: nothing was sent
 	errAfter  int        // with err: Next fails after this many pieces
 	err       error
+	hangAfter int // > 0: after this many pieces Next waits for the call's context to end
 }
 
 // streamFake is a provider that streams scripted answers.
@@ -79,6 +81,10 @@ func (s *fakeStream) Next() (llm.Delta, error) {
 	}
 	if s.step.err != nil && s.next == s.step.errAfter {
 		return llm.Delta{}, s.step.err
+	}
+	if s.step.hangAfter > 0 && s.next == s.step.hangAfter {
+		<-s.ctx.Done()
+		return llm.Delta{}, &llm.Error{Kind: llm.KindTimeout, Message: "context ended", Err: s.ctx.Err()}
 	}
 	if s.next == len(s.step.pieces) {
 		return llm.Delta{}, io.EOF
@@ -278,5 +284,32 @@ func TestConcurrentStreamsNeverOverspend(t *testing.T) {
 	}
 	if rows := e.count(`SELECT count(*) FROM ai_operation_log WHERE user_id = 'u1'`); rows != int64(n) {
 		t.Errorf("%d log rows, want one per call (%d)", rows, n)
+	}
+}
+
+// The deadline passing mid-stream (a provider that stalls after two pieces): the call ends at
+// the deadline less the finish margin, is charged what was consumed, logged as a timeout, and
+// nothing stays reserved.
+func TestStreamDeadlinePassesMidStream(t *testing.T) {
+	e, ds, gm := streamEnv(t)
+	ds.def = streamStep{pieces: fivePieces, hangAfter: 2}
+	got := collect{}
+	c := composeCall("stream-deadline")
+	c.Stream = got.sink
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := e.p.Execute(ctx, c)
+	if !errors.Is(err, execute.ErrDeadline) {
+		t.Fatalf("error %v, want ErrDeadline", err)
+	}
+	want := money.Nano(inputBound()*deepseekIn + 2*deepseekOut)
+	if row := e.mustLog(c.RequestID); row.ErrorCode != "timeout" || row.Cost != int64(want) || row.Success {
+		t.Errorf("row %+v, want timeout at %d", row, want)
+	}
+	if d := e.day("u1"); d.Reserved != 0 || d.Spent != want {
+		t.Errorf("day %+v", d)
+	}
+	if len(got.pieces) != 2 || gm.Opened() != 0 {
+		t.Errorf("pieces %q, gemini opened %d", got.pieces, gm.Opened())
 	}
 }
