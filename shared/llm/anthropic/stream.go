@@ -37,25 +37,26 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request) (llm.Stream, err
 	caller := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	ctx, ex := wire.Track(ctx, false)
-	s := &stream{p: p, ctx: caller, cancel: cancel, ex: ex, sdk: p.client.Messages.NewStreaming(ctx, params)}
-	s.resp.Model = req.Model
-	s.resp.ProviderRequestID = ex.Header().Get("Request-Id")
+	s := &stream{p: p, cancel: cancel, ex: ex, sdk: p.client.Messages.NewStreaming(ctx, params)}
+	s.Stream = wire.Stream{Provider: p.name, Ctx: caller, Pull: s.pull, Release: s.release, Status: ex.Status}
+	s.Resp.Model = req.Model
+	s.Resp.ProviderRequestID = ex.Header().Get("Request-Id")
 	first, err := s.pull()
 	switch {
 	case err == io.EOF: // a whole answer without text (cut at max tokens before any)
-		s.err = err
+		s.Err = err
 		s.release()
 	case err != nil:
 		s.release()
 		return nil, err
 	}
-	s.pending = first
+	s.Pending = first
 	return s, nil
 }
 
 type stream struct {
+	wire.Stream
 	p      *Provider
-	ctx    context.Context // the caller's: its end is KindTimeout
 	cancel context.CancelFunc
 	ex     *wire.Exchange
 	sdk    *ssestream.Stream[sdk.MessageStreamEventUnion]
@@ -63,74 +64,12 @@ type stream struct {
 	acc     sdk.Usage // the usage reported so far, in Anthropic's terms
 	stop    sdk.StopReason
 	stopped bool // message_stop arrived
-
-	resp    llm.StreamResponse
-	pending string // the first text, read by Stream
-	err     error  // sticky: io.EOF or an *llm.Error
-	closed  bool
-}
-
-// Next implements llm.Stream.
-func (s *stream) Next() (llm.Delta, error) {
-	if s.err != nil {
-		return llm.Delta{}, s.err
-	}
-	if s.closed {
-		return llm.Delta{}, s.fail(&llm.Error{Provider: s.p.name, Kind: llm.KindTimeout, Message: "stream closed before its end"})
-	}
-	if err := s.ctx.Err(); err != nil {
-		return llm.Delta{}, s.fail(s.timeout(err))
-	}
-	text := s.pending
-	s.pending = ""
-	if text == "" {
-		var err error
-		if text, err = s.pull(); err == io.EOF {
-			s.err = err
-			s.release()
-			return llm.Delta{}, err
-		} else if err != nil {
-			return llm.Delta{}, s.fail(err.(*llm.Error))
-		}
-	}
-	s.resp.Text += text
-	s.resp.Chunks++
-	return llm.Delta{Text: text}, nil
-}
-
-// Response implements llm.Stream.
-func (s *stream) Response() llm.StreamResponse { return s.resp }
-
-// Close implements llm.Stream.
-func (s *stream) Close() error {
-	if !s.closed {
-		s.closed = true
-		s.release()
-	}
-	return nil
 }
 
 // release ends the HTTP exchange: the context first, so a read in progress ends too.
 func (s *stream) release() {
 	s.cancel()
 	_ = s.sdk.Close()
-}
-
-func (s *stream) fail(e *llm.Error) *llm.Error {
-	if s.resp.HasUsage && e.Usage == nil {
-		u := s.resp.Usage
-		e.Usage = &u
-	}
-	if e.RequestID == "" {
-		e.RequestID = s.resp.ProviderRequestID
-	}
-	s.err = e
-	s.release()
-	return e
-}
-
-func (s *stream) timeout(err error) *llm.Error {
-	return &llm.Error{Provider: s.p.name, Kind: llm.KindTimeout, StatusCode: s.ex.Status(), Message: "stream ended by the deadline or the caller", Err: err}
 }
 
 // deltaCacheCreation is message_delta's cache-write breakdown, which the SDK's
@@ -151,11 +90,11 @@ func (s *stream) pull() (string, error) {
 		switch ev.Type {
 		case "message_start":
 			m := ev.Message
-			if s.resp.ProviderRequestID == "" {
-				s.resp.ProviderRequestID = m.ID
+			if s.Resp.ProviderRequestID == "" {
+				s.Resp.ProviderRequestID = m.ID
 			}
 			if m.Model != "" {
-				s.resp.Model = string(m.Model)
+				s.Resp.Model = string(m.Model)
 			}
 			s.acc = m.Usage
 			s.report()
@@ -209,17 +148,17 @@ func (s *stream) merge(d sdk.MessageDeltaUsage) {
 }
 
 func (s *stream) report() {
-	s.resp.Usage = usage(s.acc)
-	s.resp.HasUsage = true
+	s.Resp.Usage = usage(s.acc)
+	s.Resp.HasUsage = true
 }
 
 // end judges a stream whose events ran out without an error: message_stop must have come, the
 // answer must not be a refusal, and there must be an answer.
 func (s *stream) end() error {
 	fail := func(kind llm.ErrorKind, msg string) *llm.Error {
-		e := &llm.Error{Provider: s.p.name, Kind: kind, StatusCode: s.ex.Status(), RequestID: s.resp.ProviderRequestID, Message: msg}
-		if s.resp.HasUsage {
-			u := s.resp.Usage
+		e := &llm.Error{Provider: s.p.name, Kind: kind, StatusCode: s.ex.Status(), RequestID: s.Resp.ProviderRequestID, Message: msg}
+		if s.Resp.HasUsage {
+			u := s.Resp.Usage
 			e.Usage = &u
 		}
 		return e
@@ -229,10 +168,10 @@ func (s *stream) end() error {
 		return fail(llm.KindUnavailable, "stream ended before message_stop")
 	case s.stop == sdk.StopReasonRefusal:
 		return fail(llm.KindContentFiltered, "Claude declined to answer (stop_reason refusal)")
-	case s.resp.Chunks == 0 && finishReason(s.stop) != "length": // called before any text
+	case s.Resp.Chunks == 0 && finishReason(s.stop) != "length": // called before any text
 		return fail(llm.KindBadResponse, "empty answer (stop_reason "+string(s.stop)+")")
 	}
-	s.resp.FinishReason = finishReason(s.stop)
+	s.Resp.FinishReason = finishReason(s.stop)
 	return io.EOF
 }
 
@@ -240,17 +179,17 @@ func (s *stream) end() error {
 // status (classified as Complete's); an error event, by its error type; a failure before any
 // response; a broken connection; or an event that could not be decoded.
 func (s *stream) readError(err error) *llm.Error {
-	if wire.IsTimeout(s.ctx, err) {
-		return s.timeout(err)
+	if wire.IsTimeout(s.Ctx, err) {
+		return s.Timeout(err)
 	}
 	var apiErr *sdk.Error
 	switch {
 	case errors.As(err, &apiErr) && apiErr.StatusCode >= 400:
-		return s.p.classify(s.ctx, err, s.ex)
+		return s.p.classify(s.Ctx, err, s.ex)
 	case apiErr != nil:
 		return s.eventError(apiErr)
 	case s.ex.Status() != http.StatusOK:
-		return wire.Fallback(s.p.name, s.ctx, err, s.ex)
+		return wire.Fallback(s.p.name, s.Ctx, err, s.ex)
 	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError

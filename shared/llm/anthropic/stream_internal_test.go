@@ -36,8 +36,8 @@ func TestMergeDeltaUsage(t *testing.T) {
 			}
 			s := &stream{acc: start}
 			s.merge(d)
-			if s.resp.Usage != tt.want || !s.resp.HasUsage {
-				t.Errorf("usage %+v, want %+v", s.resp.Usage, tt.want)
+			if s.Resp.Usage != tt.want || !s.Resp.HasUsage {
+				t.Errorf("usage %+v, want %+v", s.Resp.Usage, tt.want)
 			}
 		})
 	}

@@ -32,99 +32,38 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request) (llm.Stream, err
 	ctx, cancel := context.WithCancel(ctx)
 	ctx, ex := wire.Track(ctx, false)
 	next, stop := iter.Pull2(p.client.Models.GenerateContentStream(ctx, req.Model, contents, config))
-	s := &stream{p: p, ctx: caller, cancel: cancel, next: next, stop: stop, ex: ex, model: req.Model}
-	s.resp.Model = req.Model
+	s := &stream{p: p, cancel: cancel, next: next, stop: stop, ex: ex, model: req.Model}
+	s.Stream = wire.Stream{Provider: p.name, Ctx: caller, Pull: s.pull, Release: s.release, Status: ex.Status}
+	s.Resp.Model = req.Model
 	first, err := s.pull()
 	switch {
 	case err == io.EOF: // a whole answer without text (cut at max tokens before any)
-		s.err = err
+		s.Err = err
 		s.release()
 	case err != nil:
 		s.release()
 		return nil, err
 	}
-	s.pending = first
+	s.Pending = first
 	return s, nil
 }
 
 type stream struct {
-	p      *Provider
-	ctx    context.Context // the caller's: its end is KindTimeout
-	cancel context.CancelFunc
-	next   func() (*genai.GenerateContentResponse, error, bool)
-	stop   func()
-	ex     *wire.Exchange
-	model  string
-
-	resp    llm.StreamResponse
+	wire.Stream
+	p       *Provider
+	cancel  context.CancelFunc
+	next    func() (*genai.GenerateContentResponse, error, bool)
+	stop    func()
+	ex      *wire.Exchange
+	model   string
 	finish  genai.FinishReason
 	blocked genai.BlockedReason
-	pending string // the first text, read by Stream
-	err     error  // sticky: io.EOF or an *llm.Error
-	closed  bool
-}
-
-// Next implements llm.Stream.
-func (s *stream) Next() (llm.Delta, error) {
-	if s.err != nil {
-		return llm.Delta{}, s.err
-	}
-	if s.closed {
-		return llm.Delta{}, s.fail(&llm.Error{Provider: s.p.name, Kind: llm.KindTimeout, Message: "stream closed before its end"})
-	}
-	if err := s.ctx.Err(); err != nil {
-		return llm.Delta{}, s.fail(s.timeout(err))
-	}
-	text := s.pending
-	s.pending = ""
-	if text == "" {
-		var err error
-		if text, err = s.pull(); err == io.EOF {
-			s.err = err
-			s.release()
-			return llm.Delta{}, err
-		} else if err != nil {
-			return llm.Delta{}, s.fail(err.(*llm.Error))
-		}
-	}
-	s.resp.Text += text
-	s.resp.Chunks++
-	return llm.Delta{Text: text}, nil
-}
-
-// Response implements llm.Stream.
-func (s *stream) Response() llm.StreamResponse { return s.resp }
-
-// Close implements llm.Stream.
-func (s *stream) Close() error {
-	if !s.closed {
-		s.closed = true
-		s.release()
-	}
-	return nil
 }
 
 // release ends the HTTP exchange: the context first, then the iterator, which closes the body.
 func (s *stream) release() {
 	s.cancel()
 	s.stop()
-}
-
-func (s *stream) fail(e *llm.Error) *llm.Error {
-	if s.resp.HasUsage && e.Usage == nil {
-		u := s.resp.Usage
-		e.Usage = &u
-	}
-	if e.RequestID == "" {
-		e.RequestID = s.resp.ProviderRequestID
-	}
-	s.err = e
-	s.release()
-	return e
-}
-
-func (s *stream) timeout(err error) *llm.Error {
-	return &llm.Error{Provider: s.p.name, Kind: llm.KindTimeout, StatusCode: s.ex.Status(), Message: "stream ended by the deadline or the caller", Err: err}
 }
 
 // pull reads chunks until one carries text, and returns it; at the stream's end it returns
@@ -143,16 +82,16 @@ func (s *stream) pull() (string, error) {
 			continue
 		}
 		if resp.ResponseID != "" {
-			s.resp.ProviderRequestID = resp.ResponseID
-		} else if s.resp.ProviderRequestID == "" && resp.SDKHTTPResponse != nil {
-			s.resp.ProviderRequestID = resp.SDKHTTPResponse.Headers.Get("X-Request-Id")
+			s.Resp.ProviderRequestID = resp.ResponseID
+		} else if s.Resp.ProviderRequestID == "" && resp.SDKHTTPResponse != nil {
+			s.Resp.ProviderRequestID = resp.SDKHTTPResponse.Headers.Get("X-Request-Id")
 		}
 		if resp.ModelVersion != "" {
-			s.resp.Model = resp.ModelVersion
+			s.Resp.Model = resp.ModelVersion
 		}
 		if resp.UsageMetadata != nil {
-			s.resp.Usage = usage(resp.UsageMetadata)
-			s.resp.HasUsage = true
+			s.Resp.Usage = usage(resp.UsageMetadata)
+			s.Resp.HasUsage = true
 		}
 		if pf := resp.PromptFeedback; pf != nil && pf.BlockReason != "" {
 			s.blocked = pf.BlockReason
@@ -174,9 +113,9 @@ func (s *stream) pull() (string, error) {
 // have been blocked nor the answer withheld, and there must be an answer.
 func (s *stream) end() error {
 	fail := func(kind llm.ErrorKind, msg string) *llm.Error {
-		e := &llm.Error{Provider: s.p.name, Kind: kind, StatusCode: s.ex.Status(), RequestID: s.resp.ProviderRequestID, Message: msg}
-		if s.resp.HasUsage {
-			u := s.resp.Usage
+		e := &llm.Error{Provider: s.p.name, Kind: kind, StatusCode: s.ex.Status(), RequestID: s.Resp.ProviderRequestID, Message: msg}
+		if s.Resp.HasUsage {
+			u := s.Resp.Usage
 			e.Usage = &u
 		}
 		return e
@@ -188,10 +127,10 @@ func (s *stream) end() error {
 		return fail(llm.KindUnavailable, "stream ended before the answer finished")
 	case filtered(s.finish):
 		return fail(llm.KindContentFiltered, "answer stopped: "+string(s.finish))
-	case s.resp.Chunks == 0 && finishReason(s.finish) != "length": // called before any text
+	case s.Resp.Chunks == 0 && finishReason(s.finish) != "length": // called before any text
 		return fail(llm.KindBadResponse, "empty answer (finishReason "+string(s.finish)+")")
 	}
-	s.resp.FinishReason = finishReason(s.finish)
+	s.Resp.FinishReason = finishReason(s.finish)
 	return io.EOF
 }
 
@@ -199,13 +138,13 @@ func (s *stream) end() error {
 // an error object sent as an event (genai.APIError, classified as Complete's); a failure before
 // any response (connection refused); a broken connection; or an event that could not be decoded.
 func (s *stream) readError(err error) *llm.Error {
-	if wire.IsTimeout(s.ctx, err) {
-		return s.timeout(err)
+	if wire.IsTimeout(s.Ctx, err) {
+		return s.Timeout(err)
 	}
 	var apiErr genai.APIError
 	var apiErrPtr *genai.APIError
 	if errors.As(err, &apiErr) || errors.As(err, &apiErrPtr) || s.ex.Status() != http.StatusOK {
-		return s.p.classify(s.ctx, err, s.ex)
+		return s.p.classify(s.Ctx, err, s.ex)
 	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError

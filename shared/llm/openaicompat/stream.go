@@ -36,101 +36,39 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request) (llm.Stream, err
 		cancel()
 		return nil, p.classify(caller, err, ex)
 	}
-	s := &stream{p: p, ctx: caller, cancel: cancel, sdk: sdk}
+	s := &stream{p: p, cancel: cancel, sdk: sdk}
+	s.Stream = wire.Stream{Provider: p.name, Ctx: caller, Pull: s.pull, Release: s.release,
+		Status: func() int { return s.status }, RequestID: func() string { return s.reqID }}
 	s.reqID = sdk.Header().Get("X-Request-Id")
-	s.resp.ProviderRequestID = s.reqID
+	s.Resp.ProviderRequestID = s.reqID
 	s.status = ex.Status()
 	first, err := s.pull()
 	switch {
 	case err == io.EOF: // a whole answer without text (cut at max tokens before any)
-		s.err = err
+		s.Err = err
 		s.release()
 	case err != nil:
 		s.release()
 		return nil, err
 	}
-	s.pending = first
+	s.Pending = first
 	return s, nil
 }
 
 type stream struct {
+	wire.Stream
 	p      *Provider
-	ctx    context.Context // the caller's: its end is KindTimeout
 	cancel context.CancelFunc
 	sdk    *openai.ChatCompletionStream
 	reqID  string
 	status int
-
-	resp    llm.StreamResponse
-	finish  openai.FinishReason
-	pending string // the first text, read by Stream
-	err     error  // sticky: io.EOF or an *llm.Error
-	closed  bool
-}
-
-// Next implements llm.Stream.
-func (s *stream) Next() (llm.Delta, error) {
-	if s.err != nil {
-		return llm.Delta{}, s.err
-	}
-	if s.closed {
-		return llm.Delta{}, s.fail(&llm.Error{Provider: s.p.name, Kind: llm.KindTimeout, Message: "stream closed before its end"})
-	}
-	if err := s.ctx.Err(); err != nil {
-		return llm.Delta{}, s.fail(s.timeout(err))
-	}
-	text := s.pending
-	s.pending = ""
-	if text == "" {
-		var err error
-		if text, err = s.pull(); err == io.EOF {
-			s.err = err
-			s.release()
-			return llm.Delta{}, err
-		} else if err != nil {
-			return llm.Delta{}, s.fail(err.(*llm.Error))
-		}
-	}
-	s.resp.Text += text
-	s.resp.Chunks++
-	return llm.Delta{Text: text}, nil
-}
-
-// Response implements llm.Stream.
-func (s *stream) Response() llm.StreamResponse { return s.resp }
-
-// Close implements llm.Stream.
-func (s *stream) Close() error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	s.release()
-	return nil
+	finish openai.FinishReason
 }
 
 // release ends the HTTP exchange: the context first, so a read in progress ends too.
 func (s *stream) release() {
 	s.cancel()
 	_ = s.sdk.Close()
-}
-
-// fail records a terminal failure, with the usage reported so far, and releases the connection.
-func (s *stream) fail(e *llm.Error) *llm.Error {
-	if s.resp.HasUsage && e.Usage == nil {
-		u := s.resp.Usage
-		e.Usage = &u
-	}
-	if e.RequestID == "" {
-		e.RequestID = s.reqID
-	}
-	s.err = e
-	s.release()
-	return e
-}
-
-func (s *stream) timeout(err error) *llm.Error {
-	return &llm.Error{Provider: s.p.name, Kind: llm.KindTimeout, StatusCode: s.status, Message: "stream ended by the deadline or the caller", Err: err}
 }
 
 // pull reads chunks until one carries text, and returns it; at the stream's end it returns
@@ -152,14 +90,14 @@ func (s *stream) pull() (string, error) {
 		var extra rawUsage // the usage fields go-openai does not decode
 		_ = json.Unmarshal(raw, &extra)
 		if c.Model != "" {
-			s.resp.Model = c.Model
+			s.Resp.Model = c.Model
 		}
-		if s.resp.ProviderRequestID == "" {
-			s.resp.ProviderRequestID = c.ID
+		if s.Resp.ProviderRequestID == "" {
+			s.Resp.ProviderRequestID = c.ID
 		}
 		if c.Usage != nil {
-			s.resp.Usage = normalize(*c.Usage, extra.Usage.PromptCacheHitTokens)
-			s.resp.HasUsage = true
+			s.Resp.Usage = normalize(*c.Usage, extra.Usage.PromptCacheHitTokens)
+			s.Resp.HasUsage = true
 		}
 		if len(c.Choices) == 0 {
 			continue
@@ -179,8 +117,8 @@ func (s *stream) pull() (string, error) {
 func (s *stream) end() error {
 	fail := func(kind llm.ErrorKind, msg string) *llm.Error {
 		e := &llm.Error{Provider: s.p.name, Kind: kind, StatusCode: s.status, RequestID: s.reqID, Message: msg}
-		if s.resp.HasUsage {
-			u := s.resp.Usage
+		if s.Resp.HasUsage {
+			u := s.Resp.Usage
 			e.Usage = &u
 		}
 		return e
@@ -190,18 +128,18 @@ func (s *stream) end() error {
 		return fail(llm.KindUnavailable, "stream ended before the answer finished")
 	case s.finish == openai.FinishReasonContentFilter:
 		return fail(llm.KindContentFiltered, "answer withheld by the provider's content filter")
-	case s.resp.Chunks == 0 && s.finish != openai.FinishReasonLength: // called before any text
+	case s.Resp.Chunks == 0 && s.finish != openai.FinishReasonLength: // called before any text
 		return fail(llm.KindBadResponse, "empty answer (finish_reason "+string(s.finish)+")")
 	}
-	s.resp.FinishReason = string(s.finish)
+	s.Resp.FinishReason = string(s.finish)
 	return io.EOF
 }
 
 // readError classifies a failure while reading the stream: the caller's context, an error
 // object the server sent as an event, or a broken connection.
 func (s *stream) readError(err error) *llm.Error {
-	if wire.IsTimeout(s.ctx, err) {
-		return s.timeout(err)
+	if wire.IsTimeout(s.Ctx, err) {
+		return s.Timeout(err)
 	}
 	var apiErr *openai.APIError
 	if errors.As(err, &apiErr) {
