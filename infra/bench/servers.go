@@ -167,7 +167,18 @@ func (b *bench) startDevServerOn(ctx context.Context, name, dbURL string, extra 
 // startMock starts the mock upstream on a port of its choosing and reads its URL, the first line
 // it prints. The caller stops it.
 func (b *bench) startMock(ctx context.Context) (*server, error) {
-	s, err := b.startServer("mockllm", exec.Command(b.mock, "-addr", "127.0.0.1:0", "-delay", b.cfg.mockDelay.String()), os.Environ())
+	s, err := b.startMockWith(ctx, "mockllm", "-delay", b.cfg.mockDelay.String())
+	if err != nil {
+		return nil, err
+	}
+	b.printf("mock upstream on %s (pid %d, -delay %s)\n", s.url, s.cmd.Process.Pid, b.cfg.mockDelay)
+	return s, nil
+}
+
+// startMockWith starts the mock upstream as name with the flags args, on a port of its
+// choosing, and waits for its URL.
+func (b *bench) startMockWith(ctx context.Context, name string, args ...string) (*server, error) {
+	s, err := b.startServer(name, exec.Command(b.mock, append([]string{"-addr", "127.0.0.1:0"}, args...)...), os.Environ())
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +200,6 @@ func (b *bench) startMock(ctx context.Context) (*server, error) {
 			}
 		}
 	}
-	b.printf("mock upstream on %s (pid %d, -delay %s)\n", s.url, s.cmd.Process.Pid, b.cfg.mockDelay)
 	return s, nil
 }
 

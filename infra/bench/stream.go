@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -311,28 +310,9 @@ func streamMockStats(ctx context.Context, mockURL string) (streamMockCounters, e
 // startStreamMock starts the mock upstream streaming one word per tokenDelay, tokens words an
 // answer, and reads its URL (the first line it prints). The caller stops it.
 func (b *bench) startStreamMock(ctx context.Context, name string, tokenDelay time.Duration, tokens int) (*server, error) {
-	s, err := b.startServer(name, exec.Command(b.mock, "-addr", "127.0.0.1:0", "-delay", "0s",
-		"-token-delay", tokenDelay.String(), "-stream-tokens", strconv.Itoa(tokens)), os.Environ())
+	s, err := b.startMockWith(ctx, name, "-delay", "0s", "-token-delay", tokenDelay.String(), "-stream-tokens", strconv.Itoa(tokens))
 	if err != nil {
 		return nil, err
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for s.url == "" {
-		first, _, _ := strings.Cut(s.logText(), "\n")
-		switch {
-		case strings.HasPrefix(first, "http://"):
-			s.url = strings.TrimSpace(first)
-		case !s.running():
-			return nil, fmt.Errorf("the mock upstream exited: %s", s.logText())
-		case time.Now().After(deadline):
-			s.stop()
-			return nil, errors.New("the mock upstream printed no URL in 10s")
-		default:
-			if err := sleep(ctx, 100*time.Millisecond); err != nil {
-				s.stop()
-				return nil, err
-			}
-		}
 	}
 	b.printf("mock upstream on %s (pid %d, -token-delay %s, -stream-tokens %d)\n", s.url, s.cmd.Process.Pid, tokenDelay, tokens)
 	return s, nil
