@@ -21,7 +21,7 @@ const module = "github.com/helixhq/helix/"
 // so a new one must be given a role (and with it the rules below) when it is added.
 var roles = map[string]string{
 	// kernel: value types and error codes every layer may use; they import nothing of Helix.
-	"shared/fault": "kernel", "shared/ident": "kernel", "shared/money": "kernel",
+	"shared/fault": "kernel", "shared/ident": "kernel", "shared/money": "kernel", "shared/groupcommit": "kernel",
 
 	// platform: configuration, secrets and token verification; they import only the kernel.
 	"shared/config": "platform", "shared/secrets": "platform", "shared/auth": "platform",

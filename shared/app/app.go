@@ -22,6 +22,7 @@ import (
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/config"
 	"github.com/helixhq/helix/shared/emf"
+	"github.com/helixhq/helix/shared/groupcommit"
 	"github.com/helixhq/helix/shared/postgres"
 	"github.com/helixhq/helix/shared/postgres/auditstore"
 	"github.com/helixhq/helix/shared/secrets"
@@ -185,9 +186,28 @@ func (c *Core) Catalog() (*catalog.Cache, *postgres.Catalog) {
 	return catalog.NewCache(repo, c.Config.CatalogTTL, nil), repo
 }
 
-// Ledger returns the budget ledger over this core's pool.
+// Ledger returns the budget ledger over this core's pool, with group commit when configured.
 func (c *Core) Ledger() *postgres.Ledger {
-	return postgres.NewLedger(c.Pool, c.DefaultLimits(), nil)
+	l := postgres.NewLedger(c.Pool, c.DefaultLimits(), nil)
+	if c.Config.DB.GroupCommit {
+		l.GroupCommit(c.GroupCommitOptions())
+	}
+	return l
+}
+
+// Operations returns the operation log over this core's pool, with group commit when configured.
+func (c *Core) Operations() *postgres.Operations {
+	o := postgres.NewOperations(c.Pool, nil)
+	if c.Config.DB.GroupCommit {
+		o.GroupCommit(c.GroupCommitOptions())
+	}
+	return o
+}
+
+// GroupCommitOptions size the batchers to the pool: reservations and settlements may each have
+// half the pool's connections writing batches, the rest stays for everything else.
+func (c *Core) GroupCommitOptions() groupcommit.Options {
+	return groupcommit.Options{MaxBatch: 64, MaxInFlight: max(1, int(c.Config.DB.MaxConns)/2)}
 }
 
 // DefaultLimits are the budget of users without limits of their own.

@@ -115,6 +115,10 @@ type DB struct {
 	// connection and it works; PgBouncer in transaction mode would lose the notifications, so
 	// behind it this names the database itself or a session-mode pool.
 	ListenURL string
+	// GroupCommit (HELIX_DB_GROUP_COMMIT, on or off; on by default) writes the reservations and
+	// the settlements of concurrent requests in one process together, one statement and one
+	// commit per batch (shared/groupcommit). A lone request is written at once either way.
+	GroupCommit bool
 }
 
 // ExecModes are the accepted HELIX_DB_EXEC_MODE values (pgx's query execution modes). "exec" and
@@ -217,8 +221,9 @@ func Load(env map[string]string, parts Parts) (Config, error) {
 	r := reader{env: env}
 	c := Config{
 		DB: DB{
-			MaxConns: int32(r.int("HELIX_DB_MAX_CONNS", 4, 1, 1000)),
-			ExecMode: r.oneOf("HELIX_DB_EXEC_MODE", "exec", ExecModes),
+			MaxConns:    int32(r.int("HELIX_DB_MAX_CONNS", 4, 1, 1000)),
+			ExecMode:    r.oneOf("HELIX_DB_EXEC_MODE", "exec", ExecModes),
+			GroupCommit: r.oneOf("HELIX_DB_GROUP_COMMIT", "on", []string{"on", "off"}) == "on",
 		},
 		Budget: Budget{
 			DefaultDailyLimit: r.usd("HELIX_DEFAULT_DAILY_LIMIT_USD", money.MustUSD(50)),

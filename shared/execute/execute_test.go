@@ -595,13 +595,20 @@ func TestOfflineCostsNothing(t *testing.T) {
 	}
 }
 
-// 200 concurrent executions against a limit that fits only some of them.
+// 200 concurrent executions against a limit that fits only some of them, with each write its
+// own statement and with group commit (concurrent reservations and settlements batched).
 func TestBudgetRaceThroughThePipeline(t *testing.T) {
+	for _, gc := range []bool{false, true} {
+		t.Run(fmt.Sprint("group commit ", gc), func(t *testing.T) { budgetRaceThroughThePipeline(t, gc) })
+	}
+}
+
+func budgetRaceThroughThePipeline(t *testing.T, groupCommit bool) {
 	const n = 200
 	bound := inputBound()
 
 	t.Run("each call costs its whole hold: exactly limit/hold calls run", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnv(t, withGroupCommit(groupCommit))
 		// Pinned to DeepSeek, and the provider reports the worst case: every success spends
 		// exactly what it held, so the number of successes is determined.
 		hold := money.Nano(bound*deepseekIn + composeMaxOutput*deepseekOut)
@@ -613,7 +620,7 @@ func TestBudgetRaceThroughThePipeline(t *testing.T) {
 		}
 	})
 	t.Run("routed calls cost less than they hold", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnv(t, withGroupCommit(groupCommit))
 		hold := money.Nano(bound*claudeWorstIn + composeMaxOutput*claudeOut) // Claude is in the chain
 		actual := money.Nano(300*deepseekIn + 350*deepseekOut)
 		limit := 7 * hold

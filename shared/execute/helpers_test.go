@@ -17,6 +17,7 @@ import (
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/catalog"
 	"github.com/helixhq/helix/shared/execute"
+	"github.com/helixhq/helix/shared/groupcommit"
 	"github.com/helixhq/helix/shared/llm"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/postgres"
@@ -205,6 +206,8 @@ type env struct {
 	clock     *clock
 	ledger    *postgres.Ledger
 	approvals *postgres.Approvals
+	// groupCommit: the ledger and every instance's operation log batch concurrent writes.
+	groupCommit bool
 	fakes
 	*instance
 }
@@ -213,6 +216,8 @@ type options struct {
 	envToggles map[string]bool
 	policy     *execute.Policy
 	pool       *pgxpool.Pool
+	// groupCommit batches the ledger's and the operation log's writes (shared/groupcommit).
+	groupCommit bool
 }
 
 func newEnv(t *testing.T, opts ...func(*options)) *env {
@@ -227,9 +232,13 @@ func newEnv(t *testing.T, opts ...func(*options)) *env {
 	}
 	e := &env{
 		t: t, pool: pool, clock: &clock{},
-		ledger:    postgres.NewLedger(pool, defaultLimits, nil),
-		approvals: postgres.NewApprovals(pool, nil),
-		fakes:     newFakes(),
+		ledger:      postgres.NewLedger(pool, defaultLimits, nil),
+		approvals:   postgres.NewApprovals(pool, nil),
+		fakes:       newFakes(),
+		groupCommit: o.groupCommit,
+	}
+	if o.groupCommit {
+		e.ledger.GroupCommit(groupcommit.Options{MaxInFlight: 2})
 	}
 	policy := testPolicy()
 	if o.policy != nil {
@@ -242,6 +251,7 @@ func newEnv(t *testing.T, opts ...func(*options)) *env {
 func withEnvToggles(m map[string]bool) func(*options) { return func(o *options) { o.envToggles = m } }
 func withPolicy(p execute.Policy) func(*options)      { return func(o *options) { o.policy = &p } }
 func withPool(p *pgxpool.Pool) func(*options)         { return func(o *options) { o.pool = p } }
+func withGroupCommit(on bool) func(*options)          { return func(o *options) { o.groupCommit = on } }
 
 // newInstance builds another pipeline on the same database and clock, with empty caches.
 func (e *env) newInstance(providers execute.Providers, envToggles map[string]bool, policy execute.Policy) *instance {
@@ -250,12 +260,16 @@ func (e *env) newInstance(providers execute.Providers, envToggles map[string]boo
 		toggles:  toggles.NewService(postgres.NewToggles(e.pool), envToggles, stateTTL, e.clock.Now),
 		breakers: breaker.New(postgres.NewBreakers(e.pool), breakerPolicy, stateTTL, e.clock.Now),
 	}
+	log := postgres.NewOperations(e.pool, nil)
+	if e.groupCommit {
+		log.GroupCommit(groupcommit.Options{MaxInFlight: 2})
+	}
 	in.p = &execute.Pipeline{
 		Catalog:   in.catalog,
 		Toggles:   in.toggles,
 		Breakers:  in.breakers,
 		Ledger:    e.ledger,
-		Log:       postgres.NewOperations(e.pool, nil),
+		Log:       log,
 		Approvals: e.approvals,
 		Providers: providers,
 		Logger:    slog.New(slog.DiscardHandler),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/helixhq/helix/shared/auditlog"
 	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/groupcommit"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/postgres/auditstore"
 )
@@ -22,6 +23,8 @@ type Ledger struct {
 	pool     *pgxpool.Pool
 	defaults budget.Limits
 	now      func() time.Time
+	// reserves, when set, writes concurrent reservations together (GroupCommit).
+	reserves *groupcommit.Batcher[reserveItem, reserveRow]
 }
 
 var _ budget.Ledger = (*Ledger)(nil)
@@ -32,6 +35,14 @@ func NewLedger(pool *pgxpool.Pool, defaults budget.Limits, now func() time.Time)
 		now = time.Now
 	}
 	return &Ledger{pool: pool, defaults: defaults, now: now}
+}
+
+// GroupCommit makes the ledger write the reservations of concurrent callers in one statement
+// and one commit (shared/groupcommit); a lone reservation is written at once, as without it.
+// Call it before the ledger is shared.
+func (l *Ledger) GroupCommit(opts groupcommit.Options) *Ledger {
+	l.reserves = groupcommit.New(l.flushReserves, opts)
+	return l
 }
 
 // reserveSQL calls helix_reserve (migration 00004), the one statement that admits a
@@ -47,44 +58,63 @@ func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admi
 	if r.Amount < 0 {
 		return budget.Admission{}, errors.New("reserve: negative amount")
 	}
-	now := l.now()
-	date := budget.DateOf(now)
-	ttl := r.TTL
-	if ttl <= 0 {
-		ttl = 5 * time.Minute
+	it := reserveItem{r: r, now: l.now()}
+	var row reserveRow
+	var err error
+	if l.reserves == nil {
+		row, err = l.reserveOne(ctx, it)
+	} else {
+		row, err = l.reserves.Do(ctx, r.Abandon, it)
 	}
+	switch {
+	case errors.Is(err, groupcommit.ErrAbandoned):
+		return budget.Admission{}, budget.ErrAbandoned
+	case err != nil:
+		return budget.Admission{}, err
+	}
+	return admission(it, row)
+}
+
+// admission is what helix_reserve's answer for it means.
+func admission(it reserveItem, row reserveRow) (budget.Admission, error) {
+	day := budget.Day{
+		UserID:   it.r.UserID,
+		Date:     budget.DateOf(it.now),
+		Limits:   budget.Limits{DailyLimit: money.Nano(row.limit), Warning: money.Nano(row.warning)},
+		Spent:    money.Nano(row.spent),
+		Reserved: money.Nano(row.reserved),
+	}
+	switch {
+	case row.replayed:
+		return budget.Admission{Replayed: true, Day: day}, nil
+	case row.held:
+		return budget.Admission{Day: day}, nil
+	default:
+		return budget.Admission{}, &budget.ExceededError{Requested: it.r.Amount, Day: day}
+	}
+}
+
+// reserveOne writes one reservation with its own statement. Its wait for a connection is the
+// part the caller may abandon (Reservation.Abandon).
+func (l *Ledger) reserveOne(ctx context.Context, it reserveItem) (reserveRow, error) {
+	r := it.r
 	conn, err := l.acquire(ctx, r.Abandon)
 	if err != nil {
-		return budget.Admission{}, err
+		return reserveRow{}, err
 	}
 	defer conn.Release()
 	for attempt := 0; ; attempt++ {
-		var held, replayed bool
-		var limit, warning, spent, reserved int64
-		err := conn.QueryRow(ctx, reserveSQL, r.RequestID, r.UserID, pgDate(date), int64(r.Amount),
-			int64(l.defaults.DailyLimit), int64(l.defaults.Warning), now, now.Add(ttl)).
-			Scan(&held, &replayed, &limit, &warning, &spent, &reserved)
+		var row reserveRow
+		err := conn.QueryRow(ctx, reserveSQL, r.RequestID, r.UserID, pgDate(budget.DateOf(it.now)), int64(r.Amount),
+			int64(l.defaults.DailyLimit), int64(l.defaults.Warning), it.now, it.now.Add(ttlOf(r))).
+			Scan(&row.held, &row.replayed, &row.limit, &row.warning, &row.spent, &row.reserved)
 		if isUniqueViolation(err, "budget_reservations_pkey") && attempt == 0 {
 			continue // a concurrent twin reserved the same request id first: now it is a replay
 		}
 		if err != nil {
-			return budget.Admission{}, fmt.Errorf("reserve: %w", err)
+			return reserveRow{}, fmt.Errorf("reserve: %w", err)
 		}
-		day := budget.Day{
-			UserID:   r.UserID,
-			Date:     date,
-			Limits:   budget.Limits{DailyLimit: money.Nano(limit), Warning: money.Nano(warning)},
-			Spent:    money.Nano(spent),
-			Reserved: money.Nano(reserved),
-		}
-		switch {
-		case replayed:
-			return budget.Admission{Replayed: true, Day: day}, nil
-		case held:
-			return budget.Admission{Day: day}, nil
-		default:
-			return budget.Admission{}, &budget.ExceededError{Requested: r.Amount, Day: day}
-		}
+		return row, nil
 	}
 }
 

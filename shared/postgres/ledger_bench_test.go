@@ -8,11 +8,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/catalog"
+	"github.com/helixhq/helix/shared/groupcommit"
 	"github.com/helixhq/helix/shared/money"
+	"github.com/helixhq/helix/shared/oplog"
 	"github.com/helixhq/helix/shared/postgres"
 )
 
@@ -21,10 +25,16 @@ import (
 // a day row; the users=one variant sends every call to the same row, the ledger's contention point.
 const benchUsers = 4096
 
-// BenchmarkReserveSettle measures one Reserve followed by one Settle of the same request id (a
+// BenchmarkReserveSettle measures one Reserve followed by one settle of the same request id (a
 // "pair", what every AI call costs the ledger) against local Postgres, with conc goroutines each
-// doing whole pairs on a pool of conc connections. ns/op is wall time per pair across all
-// goroutines, so pairs/s = 1e9 / ns/op; it is also reported directly.
+// doing whole pairs. The settle is the call path's: Operations.Finish, which closes the
+// reservation and writes the call's ai_operation_log row in the same statement. ns/op is wall
+// time per pair across all goroutines, so pairs/s = 1e9 / ns/op; it is also reported directly.
+//
+// commit=each writes every reservation and settlement with its own statement and commit, on a
+// pool of conc connections; commit=group turns on group commit (shared/groupcommit) with the
+// functions' default pool of 4 connections and the batchers the functions build over it
+// (app.Core.GroupCommitOptions: two batches in flight each).
 //
 //	go test -run '^$' -bench BenchmarkReserveSettle -benchtime 3s ./shared/postgres/
 //
@@ -38,30 +48,41 @@ func BenchmarkReserveSettle(b *testing.B) {
 	var seq atomic.Int64 // request ids stay unique across sub-benchmarks and b.N rounds
 
 	for _, conc := range []int{1, 16, 64} {
-		pool, err := postgres.Open(context.Background(), postgres.PoolConfig{URL: url, MaxConns: int32(conc), ExecMode: mode})
-		if err != nil {
-			b.Fatalf("open pool: %v", err)
-		}
-		ledger := postgres.NewLedger(pool, limits, nil)
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			b.Run("users=many", func(b *testing.B) {
-				runPairs(b, pool, ledger, conc, &seq, func(i int64) string {
-					return "bench-u" + strconv.FormatInt(i%benchUsers, 10)
+		for _, commit := range []string{"each", "group"} {
+			conns := int32(conc)
+			if commit == "group" {
+				conns = 4
+			}
+			pool, err := postgres.Open(context.Background(), postgres.PoolConfig{URL: url, MaxConns: conns, ExecMode: mode})
+			if err != nil {
+				b.Fatalf("open pool: %v", err)
+			}
+			ledger, ops := postgres.NewLedger(pool, limits, nil), postgres.NewOperations(pool, nil)
+			if commit == "group" {
+				opts := groupcommit.Options{MaxBatch: 64, MaxInFlight: int(conns) / 2}
+				ledger.GroupCommit(opts)
+				ops.GroupCommit(opts)
+			}
+			b.Run(fmt.Sprintf("conc=%d/commit=%s", conc, commit), func(b *testing.B) {
+				b.Run("users=many", func(b *testing.B) {
+					runPairs(b, pool, ledger, ops, conc, &seq, func(i int64) string {
+						return "bench-u" + strconv.FormatInt(i%benchUsers, 10)
+					})
+				})
+				b.Run("users=one", func(b *testing.B) {
+					runPairs(b, pool, ledger, ops, conc, &seq, func(int64) string { return "bench-hot-user" })
 				})
 			})
-			b.Run("users=one", func(b *testing.B) {
-				runPairs(b, pool, ledger, conc, &seq, func(int64) string { return "bench-hot-user" })
-			})
-		})
-		pool.Close()
+			pool.Close()
+		}
 	}
 }
 
 // runPairs does b.N reserve+settle pairs from conc goroutines that take operation numbers from a
 // shared counter until b.N are taken.
-func runPairs(b *testing.B, pool *pgxpool.Pool, l *postgres.Ledger, conc int, seq *atomic.Int64, user func(int64) string) {
+func runPairs(b *testing.B, pool *pgxpool.Pool, l *postgres.Ledger, ops *postgres.Operations, conc int, seq *atomic.Int64, user func(int64) string) {
 	ctx := context.Background()
-	warm(b, pool, conc)
+	warm(b, pool, int(pool.Config().MaxConns))
 	amount := money.MustUSD(0.0005) // about a chat message's worst case
 	actual := money.MustUSD(0.0001)
 	var (
@@ -81,12 +102,15 @@ func runPairs(b *testing.B, pool *pgxpool.Pool, l *postgres.Ledger, conc int, se
 					return
 				}
 				id := "bench-" + strconv.FormatInt(seq.Add(1), 10)
-				adm, err := l.Reserve(ctx, budget.Reservation{RequestID: id, UserID: user(i), Amount: amount})
+				u := user(i)
+				adm, err := l.Reserve(ctx, budget.Reservation{RequestID: id, UserID: u, Amount: amount})
 				if err == nil && adm.Replayed {
 					err = fmt.Errorf("request id %s was already reserved", id)
 				}
 				if err == nil {
-					err = l.Settle(ctx, id, actual)
+					err = ops.Finish(ctx, oplog.Record{RequestID: id, OperationID: "chat_message", UserID: u,
+						Model: "deepseek", Provider: "deepseek", Usage: catalog.Usage{InputTokens: 200, OutputTokens: 150},
+						Cost: actual, PriceVersion: "bench", Latency: 300 * time.Millisecond, Success: true}, oplog.Settle)
 				}
 				if err != nil {
 					if failed.CompareAndSwap(false, true) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/groupcommit"
 	"github.com/helixhq/helix/shared/money"
 	"github.com/helixhq/helix/shared/postgres"
 )
@@ -180,27 +181,41 @@ func TestLedgerSweepsExpiredReservations(t *testing.T) {
 
 // TestLedgerConcurrentReservationsNeverOvershoot is the money race test: 500 concurrent
 // reservations against a $1.00 limit, at costs that do not divide it evenly.
+// With group commit, the same race goes through batches (the test checks that batches formed).
 func TestLedgerConcurrentReservationsNeverOvershoot(t *testing.T) {
-	t.Run("one cost", func(t *testing.T) {
-		// $0.003 does not divide $1.00: exactly 333 fit, with $0.001 left over.
-		admitted, total := raceReservations(t, []money.Nano{money.MustUSD(0.003)})
-		if admitted != 333 || total != money.MustUSD(0.999) {
-			t.Fatalf("admitted %d for $%s, want 333 for $0.999", admitted, total)
-		}
-	})
-	t.Run("mixed costs", func(t *testing.T) {
-		// $0.003, $0.007 and $0.011 in turn, none of which divides $1.00.
-		raceReservations(t, []money.Nano{money.MustUSD(0.003), money.MustUSD(0.007), money.MustUSD(0.011)})
-	})
+	for _, gc := range []bool{false, true} {
+		t.Run(fmt.Sprint("group commit ", gc), func(t *testing.T) {
+			t.Run("one cost", func(t *testing.T) {
+				// $0.003 does not divide $1.00: exactly 333 fit, with $0.001 left over.
+				admitted, total := raceReservations(t, gc, []money.Nano{money.MustUSD(0.003)})
+				if admitted != 333 || total != money.MustUSD(0.999) {
+					t.Fatalf("admitted %d for $%s, want 333 for $0.999", admitted, total)
+				}
+			})
+			t.Run("mixed costs", func(t *testing.T) {
+				// $0.003, $0.007 and $0.011 in turn, none of which divides $1.00.
+				raceReservations(t, gc, []money.Nano{money.MustUSD(0.003), money.MustUSD(0.007), money.MustUSD(0.011)})
+			})
+		})
+	}
 }
 
 // raceReservations runs 500 concurrent reservations at the given costs (in turn) against a
 // $1.00 limit, checks that exactly those that fit were admitted, then settles or releases each
 // admitted one twice, concurrently, and checks that the ledger counted each once.
-func raceReservations(t *testing.T, costs []money.Nano) (admitted int, admittedTotal money.Nano) {
+func raceReservations(t *testing.T, groupCommit bool, costs []money.Nano) (admitted int, admittedTotal money.Nano) {
 	ctx := context.Background()
 	pool := pg.NewPool(t)
 	l := postgres.NewLedger(pool, defaults, nil)
+	var batches batchSizes
+	if groupCommit {
+		postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: 2}, batches.observe)
+		defer func() {
+			if largest := batches.largest("reserve"); largest < 2 {
+				t.Errorf("group commit on, but no reservations were batched (largest batch %d)", largest)
+			}
+		}()
+	}
 	limit := money.MustUSD(1)
 	if _, err := l.SetLimits(ctx, "racer", budget.Limits{DailyLimit: limit, Warning: limit / 2}, "test"); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/helixhq/helix/shared/groupcommit"
 	"github.com/helixhq/helix/shared/money"
 
 	"github.com/helixhq/helix/shared/oplog"
@@ -16,6 +17,8 @@ import (
 type Operations struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	// finishes, when set, writes concurrent outcomes together (GroupCommit).
+	finishes *groupcommit.Batcher[finishItem, bool]
 }
 
 // NewOperations returns the operation log repository.
@@ -28,10 +31,36 @@ func NewOperations(pool *pgxpool.Pool, now func() time.Time) *Operations {
 
 var _ oplog.Writer = (*Operations)(nil)
 
+// GroupCommit makes Finish write the outcomes of concurrent calls in one statement and one
+// commit (shared/groupcommit); a lone one is written at once, as without it. Call it before the
+// repository is shared.
+func (o *Operations) GroupCommit(opts groupcommit.Options) *Operations {
+	o.finishes = groupcommit.New(o.flushFinishes, opts)
+	return o
+}
+
 // Finish records an operation's outcome and, with Settle or Release, closes the request's
 // reservation in the same statement (helix_finish, migration 00004). Replaying it changes
 // nothing: the reservation closes once and the log row is keyed by request id.
 func (o *Operations) Finish(ctx context.Context, rec oplog.Record, outcome oplog.Outcome) error {
+	name, err := outcomeName(outcome)
+	if err != nil {
+		return err
+	}
+	it := finishItem{outcome: name, rec: rec, now: o.now()}
+	if o.finishes == nil {
+		_, err = o.finishOne(ctx, it)
+	} else {
+		_, err = o.finishes.Do(ctx, nil, it)
+	}
+	if err != nil {
+		return fmt.Errorf("finish operation %s: %w", rec.RequestID, err)
+	}
+	return nil
+}
+
+// outcomeName is helix_finish's name of an outcome.
+func outcomeName(outcome oplog.Outcome) (string, error) {
 	var name string
 	switch outcome {
 	case oplog.Settle:
@@ -41,12 +70,9 @@ func (o *Operations) Finish(ctx context.Context, rec oplog.Record, outcome oplog
 	case oplog.NoReservation:
 		name = "log"
 	default:
-		return fmt.Errorf("finish: unknown outcome %d", outcome)
+		return "", fmt.Errorf("finish: unknown outcome %d", outcome)
 	}
-	if _, err := finish(ctx, o.pool, name, rec.RequestID, rec.Cost, o.now(), &rec); err != nil {
-		return fmt.Errorf("finish operation %s: %w", rec.RequestID, err)
-	}
-	return nil
+	return name, nil
 }
 
 // finish calls helix_finish; with rec nil it only closes the reservation (the ledger's Settle

@@ -23,7 +23,7 @@ func New(c *app.Core, cat *catalog.Cache, tg *toggles.Service, providers execute
 		Toggles:   tg,
 		Breakers:  c.Breakers(),
 		Ledger:    c.Ledger(),
-		Log:       postgres.NewOperations(c.Pool, nil),
+		Log:       c.Operations(),
 		Approvals: postgres.NewApprovals(c.Pool, nil),
 		Providers: providers,
 		Logger:    c.Log,

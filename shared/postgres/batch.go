@@ -1,0 +1,201 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/helixhq/helix/shared/budget"
+	"github.com/helixhq/helix/shared/groupcommit"
+	"github.com/helixhq/helix/shared/oplog"
+)
+
+// Group commit of the hot path (shared/groupcommit, migration 00014): a batch of one is the
+// single-item statement, unchanged; a larger batch is one call of the batch function; a batch
+// statement that Postgres refused (a *pgconn.PgError: it rolled back, nothing was written) is
+// written again one item at a time, so its error reaches only the item that caused it. Any other
+// error (a connection lost on the way back) is every item's: its outcome is unknown, and the
+// caller resolves it as it would alone, by sending the item again under the same request id.
+
+// reserveItem is one reservation as its caller made it, with its own clock reading.
+type reserveItem struct {
+	r   budget.Reservation
+	now time.Time
+}
+
+// reserveRow is helix_reserve's answer for one item.
+type reserveRow struct {
+	held, replayed                  bool
+	limit, warning, spent, reserved int64
+}
+
+const reserveBatchSQL = `SELECT o_index, o_held, o_replayed, o_limit, o_warning, o_spent, o_reserved
+  FROM helix_reserve_batch($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// flushReserves writes a batch of reservations.
+func (l *Ledger) flushReserves(ctx context.Context, items []reserveItem) []groupcommit.Result[reserveRow] {
+	out := make([]groupcommit.Result[reserveRow], len(items))
+	if len(items) == 1 {
+		out[0].Value, out[0].Err = l.reserveOne(ctx, items[0])
+		return out
+	}
+	n := len(items)
+	ids, users := make([]string, n), make([]string, n)
+	days, amounts := make([]pgtype.Date, n), make([]int64, n)
+	nows, expires := make([]time.Time, n), make([]time.Time, n)
+	for i, it := range items {
+		ids[i], users[i], amounts[i] = it.r.RequestID, it.r.UserID, int64(it.r.Amount)
+		days[i], nows[i], expires[i] = pgDate(budget.DateOf(it.now)), it.now, it.now.Add(ttlOf(it.r))
+	}
+	rows, err := l.pool.Query(ctx, reserveBatchSQL, ids, users, days, amounts,
+		int64(l.defaults.DailyLimit), int64(l.defaults.Warning), nows, expires)
+	if err == nil {
+		seen := 0
+		for rows.Next() {
+			var idx int
+			var row reserveRow
+			if err = rows.Scan(&idx, &row.held, &row.replayed, &row.limit, &row.warning, &row.spent, &row.reserved); err != nil {
+				break
+			}
+			if idx < 1 || idx > n {
+				err = errors.New("reserve batch: an index outside the batch")
+				break
+			}
+			out[idx-1].Value = row
+			seen++
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err == nil && seen != n {
+			err = errors.New("reserve batch: fewer rows than items")
+		}
+	}
+	if err == nil {
+		return out
+	}
+	return eachOnRefusal(ctx, items, err, l.reserveOne)
+}
+
+// finishItem is one Operations.Finish call.
+type finishItem struct {
+	outcome string
+	rec     oplog.Record
+	now     time.Time
+}
+
+const finishBatchSQL = `SELECT o_index, o_closed FROM helix_finish_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+  $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`
+
+// flushFinishes writes a batch of operation outcomes (each closing its reservation and writing
+// its log row, as helix_finish does alone).
+func (o *Operations) flushFinishes(ctx context.Context, items []finishItem) []groupcommit.Result[bool] {
+	out := make([]groupcommit.Result[bool], len(items))
+	if len(items) == 1 {
+		out[0].Value, out[0].Err = o.finishOne(ctx, items[0])
+		return out
+	}
+	n := len(items)
+	var c finishColumns
+	c.grow(n)
+	for _, it := range items {
+		c.add(it)
+	}
+	rows, err := o.pool.Query(ctx, finishBatchSQL, c.outcomes, c.requestIDs, c.costs, c.nows, c.operations,
+		c.users, c.models, c.providers, c.providerRequests, c.in, c.out, c.cached, c.reasoning,
+		c.priceVersions, c.latencies, c.successes, c.errorCodes, c.fallbacks, c.writes, c.writes1h, c.failed)
+	if err == nil {
+		seen := 0
+		for rows.Next() {
+			var idx int
+			var closed bool
+			if err = rows.Scan(&idx, &closed); err != nil {
+				break
+			}
+			if idx < 1 || idx > n {
+				err = errors.New("finish batch: an index outside the batch")
+				break
+			}
+			out[idx-1].Value = closed
+			seen++
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err == nil && seen != n {
+			err = errors.New("finish batch: fewer rows than items")
+		}
+	}
+	if err == nil {
+		return out
+	}
+	return eachOnRefusal(ctx, items, err, o.finishOne)
+}
+
+func (o *Operations) finishOne(ctx context.Context, it finishItem) (bool, error) {
+	return finish(ctx, o.pool, it.outcome, it.rec.RequestID, it.rec.Cost, it.now, &it.rec)
+}
+
+// finishColumns are helix_finish_batch's parameters, one array per column.
+type finishColumns struct {
+	outcomes, requestIDs, operations, users, models, providers, providerRequests []string
+	priceVersions, errorCodes                                                    []string
+	costs, in, out, cached, reasoning, latencies, writes, writes1h, failed       []int64
+	nows                                                                         []time.Time
+	successes, fallbacks                                                         []bool
+}
+
+func (c *finishColumns) grow(n int) {
+	c.outcomes, c.requestIDs, c.operations = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	c.users, c.models, c.providers = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	c.providerRequests, c.priceVersions, c.errorCodes = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	c.costs, c.in, c.out, c.cached = make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+	c.reasoning, c.latencies, c.writes = make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+	c.writes1h, c.failed = make([]int64, 0, n), make([]int64, 0, n)
+	c.nows, c.successes, c.fallbacks = make([]time.Time, 0, n), make([]bool, 0, n), make([]bool, 0, n)
+}
+
+// add appends one item's values, as finish passes them for a record.
+func (c *finishColumns) add(it finishItem) {
+	r, u := it.rec, it.rec.Usage
+	c.outcomes, c.requestIDs, c.costs = append(c.outcomes, it.outcome), append(c.requestIDs, r.RequestID), append(c.costs, int64(r.Cost))
+	c.nows, c.operations, c.users = append(c.nows, it.now), append(c.operations, r.OperationID), append(c.users, r.UserID)
+	c.models, c.providers = append(c.models, r.Model), append(c.providers, r.Provider)
+	c.providerRequests = append(c.providerRequests, r.ProviderRequestID)
+	c.in, c.out = append(c.in, u.InputTokens), append(c.out, u.OutputTokens)
+	c.cached, c.reasoning = append(c.cached, u.CachedInputTokens), append(c.reasoning, u.ReasoningTokens)
+	c.priceVersions, c.latencies = append(c.priceVersions, r.PriceVersion), append(c.latencies, r.Latency.Milliseconds())
+	c.successes, c.errorCodes = append(c.successes, r.Success), append(c.errorCodes, r.ErrorCode)
+	c.fallbacks, c.writes = append(c.fallbacks, r.FallbackUsed), append(c.writes, u.CacheWriteTokens)
+	c.writes1h, c.failed = append(c.writes1h, u.CacheWrite1hTokens), append(c.failed, int64(r.FailedAttemptsCost))
+}
+
+// eachOnRefusal answers a failed batch: when Postgres refused the statement (nothing of it was
+// written), each item is written alone, so only the item at fault fails; any other error leaves
+// the batch's outcome unknown and is every item's error.
+func eachOnRefusal[T, R any](ctx context.Context, items []T, err error, one func(context.Context, T) (R, error)) []groupcommit.Result[R] {
+	out := make([]groupcommit.Result[R], len(items))
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	for i, it := range items {
+		out[i].Value, out[i].Err = one(ctx, it)
+	}
+	return out
+}
+
+func ttlOf(r budget.Reservation) time.Duration {
+	if r.TTL <= 0 {
+		return 5 * time.Minute
+	}
+	return r.TTL
+}
