@@ -24,13 +24,14 @@ const (
 // allSteps returns the selectable steps in run order.
 func allSteps() []string {
 	return []string{stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepRouter, stepLedger, stepSynthesis,
-		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda, stepStream, stepSizes}
+		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda, stepStream, stepProfile, stepSizes}
 }
 
 // config is the bench's tunables, read from the environment.
 type config struct {
 	duration   time.Duration // BENCH_DURATION: measured load per /ai-router/route run
 	gwDuration time.Duration // BENCH_GW_DURATION: measured load per gateway run
+	gwRounds   int           // BENCH_GW_ROUNDS: interleaved rounds of the gateway step (direct, portkey, helix)
 	warmup     time.Duration // BENCH_WARMUP: unmeasured load before each run
 	benchTime  string        // BENCH_TIME: go test -benchtime of the reserve+settle benchmark (3s, 100x)
 	mockDelay  time.Duration // BENCH_MOCK_DELAY: the mock upstream's simulated provider latency
@@ -39,6 +40,7 @@ type config struct {
 	chatDuration     time.Duration // BENCH_CHAT_DURATION: measured load of the chat send run
 	deliveryMessages int           // BENCH_DELIVERY_MESSAGES: messages the delivery step times
 	idleWindow       time.Duration // BENCH_IDLE_WINDOW: how long the idle step counts
+	profileSeconds   int           // BENCH_PROFILE_SECONDS: the profile step's CPU profile length
 }
 
 // loadConfig reads the tunables, with run.sh's defaults, and reports every bad value at once.
@@ -65,11 +67,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.duration == 0 || c.gwDuration == 0 || c.chatDuration == 0 || c.idleWindow == 0 {
 		errs = append(errs, "BENCH_DURATION, BENCH_GW_DURATION, BENCH_CHAT_DURATION and BENCH_IDLE_WINDOW must be positive")
 	}
+	rounds := orDefault(getenv("BENCH_GW_ROUNDS"), "3")
+	if n, err := strconv.Atoi(rounds); err != nil || n < 1 {
+		errs = append(errs, fmt.Sprintf("BENCH_GW_ROUNDS=%q is not a positive number such as 3", rounds))
+	} else {
+		c.gwRounds = n
+	}
 	v := orDefault(getenv("BENCH_DELIVERY_MESSAGES"), "200")
 	if n, err := strconv.Atoi(v); err != nil || n < 1 {
 		errs = append(errs, fmt.Sprintf("BENCH_DELIVERY_MESSAGES=%q is not a positive number such as 200", v))
 	} else {
 		c.deliveryMessages = n
+	}
+	v = orDefault(getenv("BENCH_PROFILE_SECONDS"), "10")
+	if n, err := strconv.Atoi(v); err != nil || n < 1 {
+		errs = append(errs, fmt.Sprintf("BENCH_PROFILE_SECONDS=%q is not a positive number of seconds such as 10", v))
+	} else {
+		c.profileSeconds = n
 	}
 	for _, s := range strings.Split(orDefault(getenv("BENCH_ONLY"), strings.Join(allSteps(), ",")), ",") {
 		s = strings.TrimSpace(s)

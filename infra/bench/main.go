@@ -10,11 +10,21 @@
 //     infra/load, in process), once per query exec mode: HELIX_DB_EXEC_MODE=exec (the default,
 //     safe behind PgBouncer / RDS Proxy) and HELIX_DB_EXEC_MODE=cache_describe.
 //  2. [gateway] gateway overhead: POST /v1/chat/completions through Helix (auth, route, reserve,
-//     provider call, settle + log) against the same request sent straight to a local mock
-//     upstream (infra/mockllm), at concurrency 1 and 64 (at 64 once with one user, whose budget
-//     row every request shares, and once with 64 users, one per worker); then a look in Postgres
-//     that the load did what it claims (every answered request reserved, settled and logged, one
-//     provider call each), and the Postgres transactions per request.
+//     provider call, settle + log) and through Portkey's open-source gateway (npm
+//     @portkey-ai/gateway 1.15.2, installed on first use with `npm install --no-save --prefix
+//     bench-results/.tools/portkey-1.15.2` and run with node on a free port; routed to the mock
+//     by x-portkey-provider: openai and x-portkey-custom-host: <mock>/v1; without node or npm it
+//     is reported as not measured) against the same request sent straight to a local mock
+//     upstream (infra/mockllm), each checked first with one sample request that the mock counted.
+//     At concurrency 1 and 64, BENCH_GW_ROUNDS interleaved rounds of direct, Portkey, Helix (at 64
+//     Helix with 64 users, one per worker, then with one user, whose budget row every request
+//     shares): each target's medians over the rounds (req/s, p50, p99), the p50 each gateway adds,
+//     and Helix's req/s over Portkey's at 64 (targets: Helix adds <= 1 ms p50 at 1; at 64, >= 5x
+//     Portkey's req/s and p99 < 100 ms). Then a look in Postgres that the load did what it claims
+//     (every answered request reserved, settled and logged, one provider call each), and the
+//     commits per Helix request: the bench database's xact_commit from just before the first Helix
+//     run to 11 s after the last (backends report their counters within 10 s of going idle), over
+//     the Helix runs' successful requests, and pg_stat_wal's wal_sync (the cluster's) likewise.
 //  3. [chat] POST /chat/sessions/{id}/messages at concurrency 32 against the mock upstream, each
 //     worker a user with a session of its own and a fresh client_message_id per message: req/s,
 //     p50/p99; what the bench database's active backends waited for meanwhile (pg_stat_activity
@@ -68,6 +78,14 @@
 //     before and with them open (memory per stream), whether every stream kept receiving, and the
 //     bench database's backends meanwhile (pg_stat_activity).
 //  16. [sizes] each function's Lambda bootstrap size after `make build` (linux/arm64).
+//  17. [profile] (`make bench-profile`) where each request's CPU goes: step 2's load at
+//     concurrency 64 with 64 users on a dev server with its pprof listener
+//     (HELIX_DEV_PPROF_ADDR); during the measured load a CPU profile of BENCH_PROFILE_SECONDS
+//     (bench-results/<stamp>-devserver-cpu.pprof, shown by `go tool pprof -top` by flat and cum,
+//     its flat CPU grouped by area in µs per request), each process's CPU per request
+//     (/proc/<pid>/stat: dev server, all Postgres processes, mock, this process), and Postgres's
+//     side: pg_stat_statements' top statements (when the server preloads it, as infra/pg/ensure.sh's
+//     cluster does), commits and WAL records, bytes and fsyncs per request and per second.
 //
 // The dev server and the mock upstream are built into a temporary folder and started on free
 // ports; each is stopped when its step ends, and on every way out (a failed step, Ctrl-C).
@@ -77,6 +95,7 @@
 //
 //	BENCH_DURATION     load duration per run of step 1 (default 12s)
 //	BENCH_GW_DURATION  load duration per run of step 2 (default 12s)
+//	BENCH_GW_ROUNDS    interleaved rounds of step 2 (direct, Portkey, Helix) per concurrency (default 3)
 //	BENCH_WARMUP       unmeasured load before each run (default 2s)
 //	BENCH_TIME         -benchtime of the reserve+settle benchmark (default 3s)
 //	BENCH_MOCK_DELAY   simulated provider latency of the mock upstream (default 0s)
@@ -86,9 +105,10 @@
 //	BENCH_AUDIT_ENTRIES      operations in the audit log of steps 9-12 (default 1000000)
 //	BENCH_AUDIT_PROOFS       proofs step 11 times, of each kind (default 300)
 //	BENCH_AUDIT_V1_ROUNDS    runs of step 13 with auditing on, and as many off (default 3)
+//	BENCH_PROFILE_SECONDS    length of step 17's CPU profile, inside its load (default 10)
 //	BENCH_ONLY         run only these steps, comma-separated:
 //	                   route,gateway,chat,delivery,idle,router,ledger,synthesis,
-//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,monitoring,lambda,stream,sizes (default: all)
+//	                   audit_integrate,audit_verify,audit_proof,audit_run,audit_v1,monitoring,lambda,stream,profile,sizes (default: all)
 //
 // BENCH_TIME is also the -benchtime of step 8; BENCH_GW_DURATION and BENCH_WARMUP are also
 // step 13's, per run.
@@ -224,11 +244,11 @@ func (b *bench) runSteps(ctx context.Context) {
 	// fail at once with the reason instead of piling up confusing errors.
 	var notReady error
 	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepLedger, stepSynthesis,
-		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda, stepStream) &&
+		stepAuditIntegrate, stepAuditVerify, stepAuditProof, stepAuditRun, stepAuditV1, stepMonitoring, stepLambda, stepStream, stepProfile) &&
 		!b.step(ctx, "postgres", "Postgres", b.postgres) {
 		notReady = errors.New("not run: Postgres is not available")
 	}
-	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepAuditV1, stepStream) &&
+	if b.cfg.wanted(stepRoute, stepGateway, stepChat, stepDelivery, stepIdle, stepAuditV1, stepStream, stepProfile) &&
 		!b.step(ctx, "build", "build the dev server and the mock upstream", b.build) && notReady == nil {
 		notReady = errors.New("not run: the build failed")
 	}
@@ -325,6 +345,10 @@ func (b *bench) runSteps(ctx context.Context) {
 	if b.cfg.wanted(stepStream) {
 		b.step(ctx, stepStream, fmt.Sprintf("streaming: time to first content through Helix vs the mock directly (%d words at %s), then open streams one dev server holds (one word a %s)",
 			streamTokens, streamTokenDelay, streamSlowDelay), needs(b.stream))
+	}
+	if b.cfg.wanted(stepProfile) {
+		b.step(ctx, stepProfile, fmt.Sprintf("profile: where each POST /v1/chat/completions's CPU goes (Go pprof, processes, Postgres) at concurrency %d, %d users",
+			gatewayUsers, gatewayUsers), needs(b.profile))
 	}
 	if b.cfg.wanted(stepSizes) {
 		b.step(ctx, stepSizes, "Lambda bootstrap sizes: make build (linux/arm64, target <= 15 MB each)", b.sizes)

@@ -19,10 +19,6 @@ func (b *bench) summary(w io.Writer) {
 	if g := r.Gateway; g != nil {
 		b.gatewayTable(w)
 		fmt.Fprintln(w)
-		if g.PGTransactions > 0 {
-			fmt.Fprintf(w, "Postgres transactions per /v1/chat/completions request (start-up included): %.2f (issue 3's target: 3 or fewer round trips)\n\n",
-				g.PGTransactionsPerRequest)
-		}
 	}
 	if r.Chat != nil {
 		b.chatTable(w)
@@ -88,42 +84,109 @@ func (b *bench) routeTable(w io.Writer) {
 	}
 }
 
-// gatewayTable shows req/s, p50 and p99 both ways, and what Helix adds, per concurrency and users.
+// gatewayTable shows each target's medians over the interleaved rounds, what Helix and Portkey
+// add to the direct p50, Helix's throughput over Portkey's, and Helix's commits per request.
 func (b *bench) gatewayTable(w io.Writer) {
 	g := b.res.Gateway
-	fmt.Fprintf(w, "gateway overhead: /v1/chat/completions through Helix vs the mock upstream directly (mock -delay %s)\n", g.MockDelay)
-	fmt.Fprintf(w, "  %4s  %-16s %10s %10s %10s\n", "-c", "path", "req/s", "p50 ms", "p99 ms")
-	gatewayRows(w, g, 1, "helix-c1", "helix, 1 user", true)
-	gatewayRows(w, g, 64, "helix-c64", "helix, 1 user", true)
-	gatewayRows(w, g, gatewayUsers, fmt.Sprintf("helix-c%d-users", gatewayUsers), fmt.Sprintf("helix, %d users", gatewayUsers), false)
-	fmt.Fprintf(w, "  added = helix minus direct at the same -c; targets at -c 64: added p50 <= %.0f ms, p99 <= %.0f ms\n",
-		load.Millis(targetAddedP50), load.Millis(targetAddedP99))
-}
-
-// gatewayRows writes the direct row (when showDirect), the Helix row and the difference against
-// the direct run at the same concurrency.
-func gatewayRows(w io.Writer, g *gatewayResult, c int, helixRun, label string, showDirect bool) {
-	d, h := g.run(fmt.Sprintf("direct-c%d", c)), g.run(helixRun)
-	if d == nil || h == nil {
-		fmt.Fprintf(w, "  %4d  %-16s (no result)\n", c, label)
-		return
+	fmt.Fprintf(w, "gateway: /v1/chat/completions through Helix and through Portkey %s vs the mock upstream directly (mock -delay %s)\n",
+		portkeyVersion, g.MockDelay)
+	fmt.Fprintf(w, "  medians over %d interleaved rounds (direct, portkey, helix) of %s each, per concurrency\n", g.Rounds, g.Duration)
+	fmt.Fprintf(w, "  %4s  %-16s %6s %10s %10s %10s %12s\n", "-c", "target", "rounds", "req/s", "p50 ms", "p99 ms", "added p50")
+	portkeyMissing := "not measured"
+	if g.Portkey != nil && g.Portkey.Reason != "" {
+		portkeyMissing = "not measured: " + clip(g.Portkey.Reason, 100)
 	}
-	row := func(label string, s load.Summary) {
-		fmt.Fprintf(w, "  %4d  %-16s %10.0f %10.3f %10.3f\n", c, label, s.RPS, load.Millis(s.P50), load.Millis(s.P99))
-	}
-	if showDirect {
-		row("direct", d.Summary)
-	}
-	row(label, h.Summary)
-	added50, added99 := h.Summary.P50-d.Summary.P50, h.Summary.P99-d.Summary.P99
-	verdict := ""
-	if c == 64 {
-		verdict = "   target missed"
-		if added50 <= targetAddedP50 && added99 <= targetAddedP99 {
-			verdict = "   target met"
+	for _, c := range concurrencies() {
+		rows := []struct {
+			path  string
+			users int
+			label string
+		}{{pathDirect, 0, "direct"}, {pathPortkey, 0, "portkey " + portkeyVersion}}
+		if c == gatewayUsers {
+			rows = append(rows, struct {
+				path  string
+				users int
+				label string
+			}{pathHelix, gatewayUsers, fmt.Sprintf("helix, %d users", gatewayUsers)})
+		}
+		rows = append(rows, struct {
+			path  string
+			users int
+			label string
+		}{pathHelix, 1, "helix, 1 user"})
+		for _, row := range rows {
+			m := g.median(row.path, c, row.users)
+			if m == nil {
+				why := "(no result)"
+				if row.path == pathPortkey {
+					why = portkeyMissing
+				}
+				fmt.Fprintf(w, "  %4d  %-16s %s\n", c, row.label, why)
+				continue
+			}
+			added := ""
+			if m.AddedP50MS != nil {
+				added = fmt.Sprintf("%+.3f", *m.AddedP50MS)
+			}
+			fmt.Fprintf(w, "  %4d  %-16s %6d %10.0f %10.3f %10.3f %12s\n", c, row.label, m.Rounds, m.RPS, m.P50MS, m.P99MS, added)
 		}
 	}
-	fmt.Fprintf(w, "  %4d  %-16s %10s %+10.3f %+10.3f%s\n", c, "  added", "", load.Millis(added50), load.Millis(added99), verdict)
+	fmt.Fprintf(w, "  added p50 = the target's median p50 minus the direct runs' median p50 at the same -c, in ms\n")
+	for _, line := range gatewayVerdicts(g) {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+	if p := g.PG; p != nil {
+		fmt.Fprintf(w, "  Postgres: %.3f commits per Helix request (%d xact_commit on the bench database for %d successful requests of the Helix runs, probes and warm-ups included; %d rollbacks)\n",
+			p.CommitsPerRequest, p.Commits, p.Requests, p.Rollbacks)
+		fmt.Fprintf(w, "    counted from just before the first Helix run to %s after the last (%.0fs, the direct and Portkey runs in between included, when the dev server does only its background work: %d commits in the %.0fs before the first Helix run)\n",
+			statsFlushWait, p.Seconds, p.Background, p.BackgroundSeconds)
+		if p.WALError == "" {
+			fmt.Fprintf(w, "  WAL fsyncs: %.3f per Helix request (pg_stat_wal.wal_sync %d over the same window; the whole cluster's, other databases' included)\n",
+				p.WALSyncsPerRequest, p.WALSyncs)
+		} else {
+			fmt.Fprintf(w, "  WAL fsyncs: not read (%s)\n", p.WALError)
+		}
+		for _, c := range p.ByConcurrency {
+			wal := ""
+			if p.WALError == "" {
+				wal = fmt.Sprintf(", %.3f WAL fsyncs", c.WALSyncsPerRequest)
+			}
+			fmt.Fprintf(w, "    -c %d: %.3f commits%s per request (%d commits, %d requests, %.0fs)\n",
+				c.Concurrency, c.CommitsPerRequest, wal, c.Commits, c.Requests, c.Seconds)
+		}
+	}
+}
+
+// gatewayVerdicts are the lines on issue 3's targets: Helix adds at most 1 ms to the p50 at
+// concurrency 1, and at 64 (64 users) serves 5 times Portkey's req/s with a p99 under 100 ms.
+func gatewayVerdicts(g *gatewayResult) []string {
+	verdict := func(ok bool) string {
+		if ok {
+			return "target met"
+		}
+		return "target missed"
+	}
+	var out []string
+	if h := g.median(pathHelix, 1, 1); h != nil && h.AddedP50MS != nil {
+		out = append(out, fmt.Sprintf("-c 1: Helix adds %+.3f ms to the p50 (target <= %.1f ms): %s", *h.AddedP50MS,
+			load.Millis(targetAddedP50C1), verdict(*h.AddedP50MS <= load.Millis(targetAddedP50C1))))
+	}
+	if p := g.median(pathPortkey, 1, 0); p != nil && p.AddedP50MS != nil {
+		out = append(out, fmt.Sprintf("-c 1: Portkey adds %+.3f ms to the p50", *p.AddedP50MS))
+	}
+	h := g.median(pathHelix, gatewayUsers, gatewayUsers)
+	if h == nil {
+		return out
+	}
+	if g.HelixOverPortkey > 0 {
+		out = append(out, fmt.Sprintf("-c %d: Helix (%d users) req/s / Portkey req/s = %.2fx (target >= %.0fx): %s", gatewayUsers, gatewayUsers,
+			g.HelixOverPortkey, targetOverPortkeyRP, verdict(g.HelixOverPortkey >= targetOverPortkeyRP)))
+	} else {
+		out = append(out, fmt.Sprintf("-c %d: Helix req/s / Portkey req/s: Portkey not measured", gatewayUsers))
+	}
+	out = append(out, fmt.Sprintf("-c %d: Helix (%d users) p99 %.3f ms (target < %.0f ms): %s", gatewayUsers, gatewayUsers,
+		h.P99MS, load.Millis(targetP99C64), verdict(h.P99MS < load.Millis(targetP99C64))))
+	return out
 }
 
 // targetSynthesisMS is issue 7's target for the database time of one synthesis job.

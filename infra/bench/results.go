@@ -32,6 +32,7 @@ type results struct {
 	Audit        *auditResult    `json:"audit,omitempty"`
 	Lambda       *lambdaResult   `json:"lambda,omitempty"`
 	Stream       *streamResult   `json:"stream,omitempty"`
+	Profile      *profileResult  `json:"profile,omitempty"`
 	Steps        []stepResult    `json:"steps"`
 	OK           bool            `json:"ok"`
 	Interrupted  bool            `json:"interrupted,omitempty"`
@@ -72,6 +73,7 @@ type machine struct {
 type settings struct {
 	Duration   string   `json:"duration"`
 	GWDuration string   `json:"gateway_duration"`
+	GWRounds   int      `json:"gateway_rounds"`
 	Warmup     string   `json:"warmup"`
 	BenchTime  string   `json:"benchtime"`
 	MockDelay  string   `json:"mock_delay"`
@@ -83,7 +85,7 @@ type settings struct {
 }
 
 func settingsOf(c config) settings {
-	return settings{Duration: c.duration.String(), GWDuration: c.gwDuration.String(), Warmup: c.warmup.String(),
+	return settings{Duration: c.duration.String(), GWDuration: c.gwDuration.String(), GWRounds: c.gwRounds, Warmup: c.warmup.String(),
 		BenchTime: c.benchTime, MockDelay: c.mockDelay.String(), Only: c.only,
 		ChatDuration: c.chatDuration.String(), DeliveryMessages: c.deliveryMessages, IdleWindow: c.idleWindow.String()}
 }
@@ -122,8 +124,8 @@ func (b *bench) header(ctx context.Context) {
 	b.printf("cpu      %d x %s\n", m.CPUs, m.CPUModel)
 	b.printf("load     %s (1/5/15 min; anything else running skews every number below)\n", m.LoadAvg)
 	b.printf("note     the load generator (in this process), the dev server, the mock upstream and Postgres all share these CPUs\n")
-	b.printf("settings BENCH_DURATION=%s BENCH_GW_DURATION=%s BENCH_WARMUP=%s BENCH_TIME=%s BENCH_MOCK_DELAY=%s\n",
-		b.cfg.duration, b.cfg.gwDuration, b.cfg.warmup, b.cfg.benchTime, b.cfg.mockDelay)
+	b.printf("settings BENCH_DURATION=%s BENCH_GW_DURATION=%s BENCH_GW_ROUNDS=%d BENCH_WARMUP=%s BENCH_TIME=%s BENCH_MOCK_DELAY=%s\n",
+		b.cfg.duration, b.cfg.gwDuration, b.cfg.gwRounds, b.cfg.warmup, b.cfg.benchTime, b.cfg.mockDelay)
 	b.printf("         BENCH_CHAT_DURATION=%s BENCH_DELIVERY_MESSAGES=%d BENCH_IDLE_WINDOW=%s BENCH_ONLY=%s\n",
 		b.cfg.chatDuration, b.cfg.deliveryMessages, b.cfg.idleWindow, strings.Join(b.cfg.only, ","))
 }

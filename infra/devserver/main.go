@@ -1,6 +1,7 @@
 // Command devserver runs Helix on a laptop: every HTTP function's handlers in one process on
 // 127.0.0.1:$PORT (default 3000), against DATABASE_URL, after applying the migrations.
-// `make dev` starts it with a Postgres it finds or starts itself.
+// `make dev` starts it with a Postgres it finds or starts itself. With HELIX_DEV_PPROF_ADDR set
+// (say 127.0.0.1:0) it also serves net/http/pprof on a listener of its own at that address.
 package main
 
 import (
@@ -57,6 +58,13 @@ func run(ctx context.Context, environ []string, out, errOut io.Writer) error {
 	}
 	if url == "" {
 		return errors.New("DATABASE_URL is required (make dev sets it)")
+	}
+	if addr := envValue(environ, pprofEnv); addr != "" {
+		stopPprof, err := startPprof(addr, errOut)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 	if err := migrations.Up(ctx, url, nil); err != nil {
 		return err

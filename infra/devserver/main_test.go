@@ -78,7 +78,7 @@ func TestDevServer(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"DATABASE_URL=" + pg.NewDatabase(t), "PORT=" + port,
-			"HELIX_CORS_ALLOW_ORIGINS=https://app.example.com"}, &out, &announce)
+			"HELIX_CORS_ALLOW_ORIGINS=https://app.example.com", pprofEnv + "=127.0.0.1:0"}, &out, &announce)
 	}()
 	defer func() {
 		cancel()
@@ -106,6 +106,19 @@ func TestDevServer(t *testing.T) {
 	if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
 		!strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "authorization") {
 		t.Fatalf("preflight: %d %v", res.StatusCode, res.Header)
+	}
+
+	// The profiles are on their own listener, never on the API's port.
+	if !strings.Contains(announce.String(), "pprof on http://127.0.0.1:") {
+		t.Errorf("no pprof listener announced:\n%s", announce.String())
+	}
+	res, err = http.Get(base + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode == http.StatusOK {
+		t.Errorf("the API port serves /debug/pprof/cmdline")
 	}
 
 	res, err = http.Get(base + "/healthz")

@@ -16,6 +16,7 @@
 // workers with 64 tokens give each worker a user of its own). Options.URLs does the same for the
 // URL (each worker its own resource, say a chat session), and Options.BodyFunc makes every
 // request's body anew (say with a fresh idempotency key), where Body sends the same one each time.
+// Options.Headers adds headers to every request (say a gateway's routing headers).
 package load
 
 import (
@@ -43,6 +44,9 @@ type Options struct {
 	Token  string   // bearer token of every worker, or "" for none
 	Tokens []string // instead of Token: worker i sends Tokens[i%len(Tokens)]
 	Body   string   // request body, sent as application/json
+	// Headers are sent with every request, after Content-Type (so they may replace it). An
+	// Authorization header excludes Token and Tokens.
+	Headers http.Header
 	// BodyFunc, instead of Body, returns the body of worker's next request, sent as
 	// application/json; it is called once per request (the first probe and the warm-up
 	// included), from the workers' goroutines at once, so it must be safe for concurrent use.
@@ -77,6 +81,8 @@ func (o Options) Check() error {
 		return errors.New("the timeout must not be negative")
 	case o.Token != "" && len(o.Tokens) > 0:
 		return errors.New("a token and a token list exclude each other")
+	case o.headers().Get("Authorization") != "" && (o.Token != "" || len(o.Tokens) > 0):
+		return errors.New("an Authorization header and a token exclude each other")
 	}
 	return nil
 }
@@ -127,6 +133,17 @@ func (o Options) authHeaders() []string {
 			h[w] = "Bearer " + o.Tokens[w%len(o.Tokens)]
 		case o.Token != "":
 			h[w] = "Bearer " + o.Token
+		}
+	}
+	return h
+}
+
+// headers returns o.Headers with canonical keys, so a request can take them without copying.
+func (o Options) headers() http.Header {
+	h := http.Header{}
+	for k, vs := range o.Headers {
+		for _, v := range vs {
+			h.Add(k, v)
 		}
 	}
 	return h
@@ -245,6 +262,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 func newSender(ctx context.Context, client *http.Client, o Options, auth []string) sendFunc {
 	method := o.method()
 	urls := o.urls()
+	headers := o.headers()
 	return func(worker int) (string, bool) {
 		var body io.Reader
 		hasBody := o.Body != ""
@@ -260,6 +278,9 @@ func newSender(ctx context.Context, client *http.Client, o Options, auth []strin
 		}
 		if hasBody {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		for k, v := range headers {
+			req.Header[k] = v // canonical keys; the values are only read
 		}
 		if auth[worker] != "" {
 			req.Header.Set("Authorization", auth[worker])

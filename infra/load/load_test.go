@@ -342,3 +342,48 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// Options.Headers reach the server on every request, whatever the case of their names, beside the
+// body's Content-Type; an Authorization header there excludes a token.
+func TestRunSendsHeaders(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := strings.Join([]string{r.Header.Get("X-Portkey-Provider"), r.Header.Get("x-portkey-custom-host"),
+			r.Header.Get("Authorization"), r.Header.Get("Content-Type"), strings.Join(r.Header.Values("X-Multi"), "+")}, "|")
+		mu.Lock()
+		seen[key]++
+		mu.Unlock()
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer srv.Close()
+
+	h := http.Header{"x-portkey-provider": {"openai"}, "X-Portkey-Custom-Host": {"http://mock/v1"},
+		"Authorization": {"Bearer bench"}, "X-Multi": {"a", "b"}}
+	s, err := Run(context.Background(), Options{URL: srv.URL, Body: "{}", Headers: h, Concurrency: 3,
+		Duration: 50 * time.Millisecond, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "openai|http://mock/v1|Bearer bench|application/json|a+b"
+	if len(seen) != 1 || seen[want] != s.Sent {
+		t.Errorf("server saw %v, want %d requests with %q", seen, s.Sent, want)
+	}
+
+	for name, o := range map[string]Options{
+		"token":      {Token: "t"},
+		"token list": {Tokens: []string{"t"}},
+	} {
+		o.URL, o.Concurrency, o.Duration = "http://x", 1, time.Second
+		o.Headers = http.Header{"authorization": {"Bearer x"}}
+		if err := o.Check(); err == nil {
+			t.Errorf("Check accepted an Authorization header with a %s", name)
+		}
+	}
+	ok := Options{URL: "http://x", Concurrency: 1, Duration: time.Second, Token: "t", Headers: http.Header{"X-Other": {"1"}}}
+	if err := ok.Check(); err != nil {
+		t.Errorf("Check refused a token with another header: %v", err)
+	}
+}

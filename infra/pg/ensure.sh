@@ -7,6 +7,10 @@
 #      on 127.0.0.1:$HELIX_PG_PORT (default 54329): reused when running, created and started when
 #      not. The binaries come from Debian's postgresql package, installed with apt-get when missing
 #      and we are root. Postgres refuses to run as root, so as root the cluster runs as `postgres`.
+#      The cluster preloads pg_stat_statements (tracking statements inside functions too) and
+#      times I/O, for `make bench-profile`. An existing cluster whose postgresql.conf sets no
+#      shared_preload_libraries gets those settings appended, and is restarted if it runs (which
+#      closes every open connection): once, the first time this script sees it.
 #
 # With --database NAME it also creates that database when missing and prints its URL instead.
 # Concurrent callers (parallel test packages) are serialized with flock.
@@ -99,6 +103,43 @@ if [[ -z "$port" ]]; then
 fi
 url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
 
+# stats_conf: the settings `make bench-profile` reads Postgres's side with (pg_stat_statements,
+# I/O timings), when this Postgres ships the library; nothing otherwise (preloading a library
+# that is not there would keep the server from starting).
+stats_conf() {
+	if [[ ! -f "$("$bindir/pg_config" --pkglibdir 2>/dev/null || echo "$bindir/../lib")/pg_stat_statements.so" ]]; then
+		return 0
+	fi
+	cat <<CONF
+# helix: statement and I/O statistics for make bench-profile
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+track_io_timing = on
+CONF
+	# track_wal_io_timing is Postgres 14's.
+	local major
+	major=$("$bindir/pg_config" --version 2>/dev/null | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+	if [[ -n "$major" && "$major" -ge 14 ]]; then echo "track_wal_io_timing = on"; fi
+}
+
+# has_preload: the cluster's configuration sets shared_preload_libraries (to anything: a value
+# someone chose is left alone).
+has_preload() {
+	grep -Eqs '^[[:space:]]*shared_preload_libraries[[:space:]]*=' "$data/postgresql.conf" "$data/postgresql.auto.conf"
+}
+
+if [[ -s "$data/PG_VERSION" ]] && ! has_preload; then
+	conf=$(stats_conf)
+	if [[ -n "$conf" ]]; then
+		log "adding pg_stat_statements and I/O timing to $data/postgresql.conf"
+		printf '%s\n' "$conf" >>"$data/postgresql.conf"
+		if running; then
+			log "restarting Postgres on 127.0.0.1:$port to load pg_stat_statements (its open connections are closed)"
+			as_pg "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -m fast -w -t 60 restart >/dev/null 9>&-
+		fi
+	fi
+fi
+
 if ! running; then
 	if [[ ! -s "$data/PG_VERSION" ]]; then
 		log "creating a cluster in $data on port $port"
@@ -114,6 +155,7 @@ unix_socket_directories = ''
 max_connections = 300
 shared_buffers = 256MB
 CONF
+		stats_conf >>"$data/postgresql.conf"
 	fi
 	if ! port_free "$port"; then
 		log "port $port is taken; set HELIX_PG_PORT, or HELIX_PG_URL to use a running server"
