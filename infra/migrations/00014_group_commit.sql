@@ -10,6 +10,10 @@
 -- Items run ordered by user id, and within a user in arrival order: every batch locks the
 -- budget_days rows it touches in the same order, so two batches (of this process or another)
 -- cannot deadlock on them, and one user's reservations are admitted in the order they came.
+-- A finishing batch first locks all its reservation rows, in request id order, and only then
+-- the day rows: a replayed settle in one batch and its twin in another (or alone) would
+-- otherwise take the reservation and the day row in opposite orders and deadlock (an item
+-- alone takes its reservation, then its day row: the same order).
 -- Backward compatible: the previous release never calls these functions.
 
 -- +goose StatementBegin
@@ -49,6 +53,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
 BEGIN
+    PERFORM 1 FROM budget_reservations r
+      WHERE r.request_id = ANY (p_request_ids)
+      ORDER BY r.request_id
+        FOR UPDATE;
     FOR i IN SELECT u.ord FROM unnest(p_user_ids) WITH ORDINALITY AS u(uid, ord) ORDER BY u.uid, u.ord LOOP
         o_index := i;
         o_closed := helix_finish(p_outcomes[i], p_request_ids[i], p_costs[i], p_nows[i],

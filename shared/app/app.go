@@ -190,7 +190,7 @@ func (c *Core) Catalog() (*catalog.Cache, *postgres.Catalog) {
 func (c *Core) Ledger() *postgres.Ledger {
 	l := postgres.NewLedger(c.Pool, c.DefaultLimits(), nil)
 	if c.Config.DB.GroupCommit {
-		l.GroupCommit(c.GroupCommitOptions())
+		l.GroupCommit(c.GroupCommitOptions(), nil)
 	}
 	return l
 }
@@ -199,7 +199,7 @@ func (c *Core) Ledger() *postgres.Ledger {
 func (c *Core) Operations() *postgres.Operations {
 	o := postgres.NewOperations(c.Pool, nil)
 	if c.Config.DB.GroupCommit {
-		o.GroupCommit(c.GroupCommitOptions())
+		o.GroupCommit(c.GroupCommitOptions(), nil)
 	}
 	return o
 }

@@ -238,7 +238,7 @@ func newEnv(t *testing.T, opts ...func(*options)) *env {
 		groupCommit: o.groupCommit,
 	}
 	if o.groupCommit {
-		e.ledger.GroupCommit(groupcommit.Options{MaxInFlight: 2})
+		e.ledger.GroupCommit(groupcommit.Options{MaxInFlight: 2}, nil)
 	}
 	policy := testPolicy()
 	if o.policy != nil {
@@ -262,7 +262,7 @@ func (e *env) newInstance(providers execute.Providers, envToggles map[string]boo
 	}
 	log := postgres.NewOperations(e.pool, nil)
 	if e.groupCommit {
-		log.GroupCommit(groupcommit.Options{MaxInFlight: 2})
+		log.GroupCommit(groupcommit.Options{MaxInFlight: 2}, nil)
 	}
 	in.p = &execute.Pipeline{
 		Catalog:   in.catalog,

@@ -368,3 +368,45 @@ func TestConcurrentCallersEachGetTheirOwnResult(t *testing.T) {
 	}
 	t.Logf("largest batch %d, peak writes at once %d", largest, peak.Load())
 }
+
+// Items of different shards never share a batch; items of one shard do.
+func TestShardedBatchesNeverMixShards(t *testing.T) {
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var batches [][]int
+	started := make(chan struct{}, 16)
+	s := NewSharded(func(i int) string { return fmt.Sprint(i % 2) }, func(_ context.Context, items []int) []Result[int] {
+		mu.Lock()
+		batches = append(batches, slices.Clone(items))
+		mu.Unlock()
+		started <- struct{}{}
+		<-gate
+		return make([]Result[int], len(items))
+	}, Options{MaxInFlight: 1})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for _, first := range []int{0, 1} { // one write in flight per shard
+		wg.Go(func() { _, _ = s.Do(ctx, nil, first) })
+		<-started
+	}
+	for i := 2; i < 10; i++ {
+		wg.Go(func() { _, _ = s.Do(ctx, nil, i) })
+	}
+	for _, b := range s.batchers {
+		queued(t, b, 4)
+	}
+	close(gate)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(batches) != 4 {
+		t.Fatalf("batches %v, want 4 (one lone and one of four per shard)", batches)
+	}
+	for _, b := range batches {
+		for _, it := range b {
+			if it%2 != b[0]%2 {
+				t.Fatalf("batch %v mixes shards", b)
+			}
+		}
+	}
+}

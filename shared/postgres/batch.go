@@ -199,3 +199,11 @@ func ttlOf(r budget.Reservation) time.Duration {
 	}
 	return r.TTL
 }
+
+// byUser is a batcher's shard function from a user's shard (nil when there is one database).
+func byUser[T any](shardOf func(string) string, user func(T) string) func(T) string {
+	if shardOf == nil {
+		return nil
+	}
+	return func(it T) string { return shardOf(user(it)) }
+}

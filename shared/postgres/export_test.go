@@ -50,13 +50,13 @@ func FinishBatch(ctx context.Context, o *Operations, recs []oplog.Record, outcom
 // batch's size to observe, so a test can tell that batches did form.
 func ObserveGroupCommit(l *Ledger, o *Operations, opts groupcommit.Options, observe func(kind string, n int)) {
 	if l != nil {
-		l.reserves = groupcommit.New(func(ctx context.Context, items []reserveItem) []groupcommit.Result[reserveRow] {
+		l.reserves = groupcommit.NewSharded(nil, func(ctx context.Context, items []reserveItem) []groupcommit.Result[reserveRow] {
 			observe("reserve", len(items))
 			return l.flushReserves(ctx, items)
 		}, opts)
 	}
 	if o != nil {
-		o.finishes = groupcommit.New(func(ctx context.Context, items []finishItem) []groupcommit.Result[bool] {
+		o.finishes = groupcommit.NewSharded(nil, func(ctx context.Context, items []finishItem) []groupcommit.Result[bool] {
 			observe("finish", len(items))
 			return o.flushFinishes(ctx, items)
 		}, opts)

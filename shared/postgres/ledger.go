@@ -24,7 +24,7 @@ type Ledger struct {
 	defaults budget.Limits
 	now      func() time.Time
 	// reserves, when set, writes concurrent reservations together (GroupCommit).
-	reserves *groupcommit.Batcher[reserveItem, reserveRow]
+	reserves *groupcommit.Sharded[reserveItem, reserveRow]
 }
 
 var _ budget.Ledger = (*Ledger)(nil)
@@ -39,9 +39,11 @@ func NewLedger(pool *pgxpool.Pool, defaults budget.Limits, now func() time.Time)
 
 // GroupCommit makes the ledger write the reservations of concurrent callers in one statement
 // and one commit (shared/groupcommit); a lone reservation is written at once, as without it.
-// Call it before the ledger is shared.
-func (l *Ledger) GroupCommit(opts groupcommit.Options) *Ledger {
-	l.reserves = groupcommit.New(l.flushReserves, opts)
+// shardOf names the database shard of a user (nil: one database): users of different shards
+// never share a batch, so a batch is never a cross-shard transaction. Call it before the
+// ledger is shared.
+func (l *Ledger) GroupCommit(opts groupcommit.Options, shardOf func(userID string) string) *Ledger {
+	l.reserves = groupcommit.NewSharded(byUser[reserveItem](shardOf, func(it reserveItem) string { return it.r.UserID }), l.flushReserves, opts)
 	return l
 }
 

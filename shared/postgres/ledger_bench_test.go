@@ -60,8 +60,8 @@ func BenchmarkReserveSettle(b *testing.B) {
 			ledger, ops := postgres.NewLedger(pool, limits, nil), postgres.NewOperations(pool, nil)
 			if commit == "group" {
 				opts := groupcommit.Options{MaxBatch: 64, MaxInFlight: int(conns) / 2}
-				ledger.GroupCommit(opts)
-				ops.GroupCommit(opts)
+				ledger.GroupCommit(opts, nil)
+				ops.GroupCommit(opts, nil)
 			}
 			b.Run(fmt.Sprintf("conc=%d/commit=%s", conc, commit), func(b *testing.B) {
 				b.Run("users=many", func(b *testing.B) {

@@ -18,7 +18,7 @@ type Operations struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
 	// finishes, when set, writes concurrent outcomes together (GroupCommit).
-	finishes *groupcommit.Batcher[finishItem, bool]
+	finishes *groupcommit.Sharded[finishItem, bool]
 }
 
 // NewOperations returns the operation log repository.
@@ -32,10 +32,10 @@ func NewOperations(pool *pgxpool.Pool, now func() time.Time) *Operations {
 var _ oplog.Writer = (*Operations)(nil)
 
 // GroupCommit makes Finish write the outcomes of concurrent calls in one statement and one
-// commit (shared/groupcommit); a lone one is written at once, as without it. Call it before the
-// repository is shared.
-func (o *Operations) GroupCommit(opts groupcommit.Options) *Operations {
-	o.finishes = groupcommit.New(o.flushFinishes, opts)
+// commit (shared/groupcommit); a lone one is written at once, as without it. shardOf is as for
+// Ledger.GroupCommit. Call it before the repository is shared.
+func (o *Operations) GroupCommit(opts groupcommit.Options, shardOf func(userID string) string) *Operations {
+	o.finishes = groupcommit.NewSharded(byUser[finishItem](shardOf, func(it finishItem) string { return it.rec.UserID }), o.flushFinishes, opts)
 	return o
 }
 
