@@ -271,7 +271,7 @@ func (b *bench) runSteps(ctx context.Context) {
 		b.routeTable(b.out)
 	}
 	if b.cfg.wanted(stepGateway) {
-		b.step(ctx, stepGateway, "gateway overhead: POST /v1/chat/completions through Helix vs straight to the mock upstream",
+		b.step(ctx, stepGateway, "gateway overhead: POST /v1/chat/completions through Helix and through Portkey vs straight to the mock upstream",
 			needs(b.gateway))
 	}
 	if b.cfg.wanted(stepChat) {

@@ -112,13 +112,16 @@ type server struct {
 // droppedEnv are variables of the caller's environment the dev server must not see: provider
 // settings (no run may reach a real provider; HELIX_OFFLINE unset is the dev server's default,
 // only providers without a key answer from the offline model), kill-switch overrides and chat
-// settings (they would change what is measured), and the variables each run sets itself.
+// settings (they would change what is measured), the pprof listener (only the profile step
+// starts one: a listener of the caller's would clash between servers and cost what it profiles),
+// and the variables each run sets itself.
 func droppedEnv(name string) bool {
 	switch name {
 	case "HELIX_OFFLINE", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "GEMINI_API_KEY", "GEMINI_BASE_URL",
 		"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "HELIX_OPENAI_COMPAT_PROVIDERS", "ENABLE_MAINTENANCE_MODE",
 		"PORT", "DATABASE_URL", "HELIX_LOG_LEVEL", "HELIX_DB_MAX_CONNS", "HELIX_DB_EXEC_MODE",
-		"HELIX_SYNTHESIZE_EVERY", "HELIX_SYNTHESIS_IDLE", "HELIX_CHAT_HISTORY_TOKENS", "HELIX_CHAT_MEMORY_TOKENS":
+		"HELIX_SYNTHESIZE_EVERY", "HELIX_SYNTHESIS_IDLE", "HELIX_CHAT_HISTORY_TOKENS", "HELIX_CHAT_MEMORY_TOKENS",
+		"HELIX_DEV_PPROF_ADDR":
 		return true
 	}
 	return strings.HasPrefix(name, "DISABLE_")
