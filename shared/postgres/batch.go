@@ -32,8 +32,15 @@ type reserveRow struct {
 	limit, warning, spent, reserved int64
 }
 
-const reserveBatchSQL = `SELECT o_index, o_held, o_replayed, o_limit, o_warning, o_spent, o_reserved
+// The batch statements: the set-based functions serve the common batch (every item a
+// different user and request id for reservations, a different request id for settlements);
+// the *_batch functions, item by item, serve any batch.
+const (
+	reserveBatchSQL = `SELECT o_index, o_held, o_replayed, o_limit, o_warning, o_spent, o_reserved
   FROM helix_reserve_batch($1, $2, $3, $4, $5, $6, $7, $8)`
+	reserveSetSQL = `SELECT o_index, o_held, o_replayed, o_limit, o_warning, o_spent, o_reserved
+  FROM helix_reserve_set($1, $2, $3, $4, $5, $6, $7, $8)`
+)
 
 // flushReserves writes a batch of reservations.
 func (l *Ledger) flushReserves(ctx context.Context, items []reserveItem) []groupcommit.Result[reserveRow] {
@@ -50,7 +57,11 @@ func (l *Ledger) flushReserves(ctx context.Context, items []reserveItem) []group
 		ids[i], users[i], amounts[i] = it.r.RequestID, it.r.UserID, int64(it.r.Amount)
 		days[i], nows[i], expires[i] = pgDate(budget.DateOf(it.now)), it.now, it.now.Add(ttlOf(it.r))
 	}
-	rows, err := l.pool.Query(ctx, reserveBatchSQL, ids, users, days, amounts,
+	sql := reserveBatchSQL
+	if distinct(ids) && distinct(users) {
+		sql = reserveSetSQL
+	}
+	rows, err := l.pool.Query(ctx, sql, ids, users, days, amounts,
 		int64(l.defaults.DailyLimit), int64(l.defaults.Warning), nows, expires)
 	if err == nil {
 		seen := 0
@@ -78,7 +89,7 @@ func (l *Ledger) flushReserves(ctx context.Context, items []reserveItem) []group
 	if err == nil {
 		return out
 	}
-	return eachOnRefusal(ctx, items, err, l.reserveOne)
+	return eachOnRefusal(ctx, items, err, l.reserveOne, l.batchRefused)
 }
 
 // finishItem is one Operations.Finish call.
@@ -88,8 +99,12 @@ type finishItem struct {
 	now     time.Time
 }
 
-const finishBatchSQL = `SELECT o_index, o_closed FROM helix_finish_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+const (
+	finishBatchSQL = `SELECT o_index, o_closed FROM helix_finish_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
   $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`
+	finishSetSQL = `SELECT o_index, o_closed FROM helix_finish_set($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+  $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`
+)
 
 // flushFinishes writes a batch of operation outcomes (each closing its reservation and writing
 // its log row, as helix_finish does alone).
@@ -105,7 +120,11 @@ func (o *Operations) flushFinishes(ctx context.Context, items []finishItem) []gr
 	for _, it := range items {
 		c.add(it)
 	}
-	rows, err := o.pool.Query(ctx, finishBatchSQL, c.outcomes, c.requestIDs, c.costs, c.nows, c.operations,
+	sql := finishBatchSQL
+	if distinct(c.requestIDs) {
+		sql = finishSetSQL
+	}
+	rows, err := o.pool.Query(ctx, sql, c.outcomes, c.requestIDs, c.costs, c.nows, c.operations,
 		c.users, c.models, c.providers, c.providerRequests, c.in, c.out, c.cached, c.reasoning,
 		c.priceVersions, c.latencies, c.successes, c.errorCodes, c.fallbacks, c.writes, c.writes1h, c.failed)
 	if err == nil {
@@ -134,7 +153,7 @@ func (o *Operations) flushFinishes(ctx context.Context, items []finishItem) []gr
 	if err == nil {
 		return out
 	}
-	return eachOnRefusal(ctx, items, err, o.finishOne)
+	return eachOnRefusal(ctx, items, err, o.finishOne, o.batchRefused)
 }
 
 func (o *Operations) finishOne(ctx context.Context, it finishItem) (bool, error) {
@@ -178,7 +197,9 @@ func (c *finishColumns) add(it finishItem) {
 // eachOnRefusal answers a failed batch: when Postgres refused the statement (nothing of it was
 // written), each item is written alone, so only the item at fault fails; any other error leaves
 // the batch's outcome unknown and is every item's error.
-func eachOnRefusal[T, R any](ctx context.Context, items []T, err error, one func(context.Context, T) (R, error)) []groupcommit.Result[R] {
+// refused, when set, is told of each refused batch (tests watch that a batch that should pass
+// did pass, rather than succeed item by item after a refusal).
+func eachOnRefusal[T, R any](ctx context.Context, items []T, err error, one func(context.Context, T) (R, error), refused func(error)) []groupcommit.Result[R] {
 	out := make([]groupcommit.Result[R], len(items))
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -186,6 +207,9 @@ func eachOnRefusal[T, R any](ctx context.Context, items []T, err error, one func
 			out[i].Err = err
 		}
 		return out
+	}
+	if refused != nil {
+		refused(err)
 	}
 	for i, it := range items {
 		out[i].Value, out[i].Err = one(ctx, it)
@@ -206,4 +230,16 @@ func byUser[T any](shardOf func(string) string, user func(T) string) func(T) str
 		return nil
 	}
 	return func(it T) string { return shardOf(user(it)) }
+}
+
+// distinct reports whether no value repeats.
+func distinct(vs []string) bool {
+	seen := make(map[string]struct{}, len(vs))
+	for _, v := range vs {
+		if _, dup := seen[v]; dup {
+			return false
+		}
+		seen[v] = struct{}{}
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,12 @@ import (
 	"github.com/helixhq/helix/shared/oplog"
 	"github.com/helixhq/helix/shared/postgres"
 )
+
+// noRefusals fails t if Postgres refuses any batch of l or o: a batch that should pass must
+// pass as a batch, not succeed item by item after the refusal.
+func noRefusals(t *testing.T, l *postgres.Ledger, o *postgres.Operations) {
+	postgres.WatchRefusals(l, o, func(err error) { t.Errorf("a batch was refused: %v", err) })
+}
 
 // batchSizes records the batches group commit wrote, by kind.
 type batchSizes struct {
@@ -46,6 +53,7 @@ func TestReserveBatchGivesEachItemItsOwnOutcome(t *testing.T) {
 	ctx := context.Background()
 	pool := pg.NewPool(t)
 	l := postgres.NewLedger(pool, defaults, nil)
+	noRefusals(t, l, nil)
 	if _, err := l.SetLimits(ctx, "ann", budget.Limits{DailyLimit: money.MustUSD(1), Warning: money.MustUSD(0.5)}, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +107,13 @@ func TestReserveBatchGivesEachItemItsOwnOutcome(t *testing.T) {
 func TestReserveBatchStatementErrorFailsOnlyItsItem(t *testing.T) {
 	ctx := context.Background()
 	l := postgres.NewLedger(pg.NewPool(t), defaults, nil)
+	var refusals atomic.Int32
+	postgres.WatchRefusals(l, nil, func(error) { refusals.Add(1) })
+	defer func() {
+		if n := refusals.Load(); n != 1 {
+			t.Errorf("%d refused batches, want 1", n)
+		}
+	}()
 	batch := []budget.Reservation{
 		{RequestID: "a", UserID: "u1", Amount: 100},
 		{RequestID: "bad", UserID: "u\xff", Amount: 100},
@@ -185,6 +200,7 @@ func TestGroupCommitConcurrentSettlementsAndReplays(t *testing.T) {
 	ops := postgres.NewOperations(pool, nil)
 	var batches batchSizes
 	postgres.ObserveGroupCommit(l, ops, groupcommit.Options{MaxInFlight: 2}, batches.observe)
+	noRefusals(t, l, ops)
 	const users, perUser = 16, 20
 	var wg sync.WaitGroup
 	for u := range users {
@@ -224,5 +240,131 @@ func TestGroupCommitConcurrentSettlementsAndReplays(t *testing.T) {
 	}
 	if batches.largest("reserve") < 2 || batches.largest("finish") < 2 {
 		t.Errorf("no batches formed: largest reserve %d, finish %d", batches.largest("reserve"), batches.largest("finish"))
+	}
+}
+
+// A batch of different users and request ids takes the set-based statement: a refused
+// reservation, a replay, a user with a day row and one without each get their own answer.
+func TestReserveSetGivesEachItemItsOwnOutcome(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	l := postgres.NewLedger(pool, defaults, nil)
+	noRefusals(t, l, nil)
+	if _, err := l.SetLimits(ctx, "ann", budget.Limits{DailyLimit: money.MustUSD(1), Warning: money.MustUSD(0.5)}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []budget.Reservation{
+		{RequestID: "ann-old", UserID: "ann", Amount: money.MustUSD(0.9)},
+		{RequestID: "cat-old", UserID: "cat", Amount: money.MustUSD(3)},
+		{RequestID: "bob-old", UserID: "bob", Amount: money.MustUSD(1)},
+	} {
+		if _, err := l.Reserve(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := []budget.Reservation{
+		{RequestID: "ann-new", UserID: "ann", Amount: money.MustUSD(0.5)}, // $0.1 remains: refused
+		{RequestID: "cat-old", UserID: "cat", Amount: money.MustUSD(3)},   // a replay
+		{RequestID: "bob-new", UserID: "bob", Amount: money.MustUSD(2)},   // fits beside bob-old
+		{RequestID: "dan-new", UserID: "dan", Amount: money.MustUSD(4)},   // no day row yet
+	}
+	adms, errs := postgres.ReserveBatch(ctx, l, batch)
+	var ex *budget.ExceededError
+	if !errors.As(errs[0], &ex) || ex.Day.Reserved != money.MustUSD(0.9) || ex.Day.Limits.DailyLimit != money.MustUSD(1) {
+		t.Errorf("refused item: %v (%+v)", errs[0], ex)
+	}
+	if errs[1] != nil || !adms[1].Replayed || adms[1].Day.Reserved != money.MustUSD(3) {
+		t.Errorf("replay: %+v, %v", adms[1], errs[1])
+	}
+	if errs[2] != nil || adms[2].Replayed || adms[2].Day.Reserved != money.MustUSD(3) {
+		t.Errorf("bob: %+v, %v; want $3 reserved", adms[2], errs[2])
+	}
+	if errs[3] != nil || adms[3].Day.Reserved != money.MustUSD(4) || adms[3].Day.Limits.DailyLimit != defaults.DailyLimit {
+		t.Errorf("dan: %+v, %v; want $4 reserved under the default limit", adms[3], errs[3])
+	}
+	for user, want := range map[string]money.Nano{"ann": money.MustUSD(0.9), "cat": money.MustUSD(3), "bob": money.MustUSD(3), "dan": money.MustUSD(4)} {
+		if d := today(t, l, user); d.Reserved != want {
+			t.Errorf("%s reserved $%s, want $%s", user, d.Reserved, want)
+		}
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM budget_reservations`).Scan(&rows); err != nil || rows != 5 {
+		t.Errorf("%d reservation rows (%v), want 5", rows, err)
+	}
+}
+
+// A settlement that arrives after the sweep expired its reservation, in a set-based batch,
+// records the spend without freeing the amount a second time (the sweep freed it).
+func TestFinishSetSettlesAnExpiredReservation(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	clk := newClock(xsT0)
+	l := postgres.NewLedger(pool, defaults, clk.now)
+	ops := postgres.NewOperations(pool, clk.now)
+	noRefusals(t, l, ops)
+	for _, id := range []string{"late", "on-time"} {
+		if _, err := l.Reserve(ctx, budget.Reservation{RequestID: id, UserID: "u1", Amount: 1000, TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE budget_reservations SET expires_at = $1 WHERE request_id = 'late'`, xsT0.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.SweepExpired(ctx, 10); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	closed, errs := postgres.FinishBatch(ctx, ops, []oplog.Record{xsRecord("late"), xsRecord("on-time")}, []oplog.Outcome{oplog.Settle, oplog.Settle})
+	for i := range closed {
+		if errs[i] != nil || !closed[i] {
+			t.Errorf("item %d: closed %v, %v", i, closed[i], errs[i])
+		}
+	}
+	if d := today(t, l, "u1"); d.Spent != 800 || d.Reserved != 0 {
+		t.Errorf("day = spent %d reserved %d, want 800 / 0", d.Spent, d.Reserved)
+	}
+}
+
+// Many users at once through group commit, so that most batches hold different users (the
+// set-based statement) while each user's reservations race in different batches: each user
+// gets exactly what fits in their own limit.
+func TestGroupCommitManyUsersRaceEachWithinTheirLimit(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	l := postgres.NewLedger(pool, budget.Limits{DailyLimit: money.MustUSD(1), Warning: money.MustUSD(0.5)}, nil)
+	var batches batchSizes
+	postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: 2}, batches.observe)
+	noRefusals(t, l, nil)
+	const users, each = 64, 10
+	var admitted [users]atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range each {
+		for u := range users {
+			wg.Go(func() {
+				<-start
+				_, err := l.Reserve(ctx, budget.Reservation{RequestID: fmt.Sprintf("m-%d-%d", u, i), UserID: fmt.Sprint("m-u", u), Amount: money.MustUSD(0.3)})
+				var ex *budget.ExceededError
+				switch {
+				case err == nil:
+					admitted[u].Add(1)
+				case !errors.As(err, &ex):
+					t.Errorf("reserve: %v", err)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	for u := range users {
+		// $0.30 three times fits in $1.00, a fourth does not.
+		if n := admitted[u].Load(); n != 3 {
+			t.Errorf("user %d: %d admitted, want 3", u, n)
+		}
+		if d := today(t, l, fmt.Sprint("m-u", u)); d.Reserved != money.MustUSD(0.9) {
+			t.Errorf("user %d reserved $%s, want $0.90", u, d.Reserved)
+		}
+	}
+	if batches.largest("reserve") < 2 {
+		t.Error("no batches formed")
 	}
 }

@@ -62,3 +62,14 @@ func ObserveGroupCommit(l *Ledger, o *Operations, opts groupcommit.Options, obse
 		}, opts)
 	}
 }
+
+// WatchRefusals tells f of every batch Postgres refuses (whose items were then written one by
+// one), for l and o (either may be nil).
+func WatchRefusals(l *Ledger, o *Operations, f func(error)) {
+	if l != nil {
+		l.batchRefused = f
+	}
+	if o != nil {
+		o.batchRefused = f
+	}
+}

@@ -25,6 +25,8 @@ type Ledger struct {
 	now      func() time.Time
 	// reserves, when set, writes concurrent reservations together (GroupCommit).
 	reserves *groupcommit.Sharded[reserveItem, reserveRow]
+	// batchRefused is told of each batch Postgres refused (tests only).
+	batchRefused func(error)
 }
 
 var _ budget.Ledger = (*Ledger)(nil)

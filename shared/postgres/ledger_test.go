@@ -210,6 +210,7 @@ func raceReservations(t *testing.T, groupCommit bool, costs []money.Nano) (admit
 	var batches batchSizes
 	if groupCommit {
 		postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: 2}, batches.observe)
+		postgres.WatchRefusals(l, nil, func(err error) { t.Errorf("a batch was refused: %v", err) })
 		defer func() {
 			if largest := batches.largest("reserve"); largest < 2 {
 				t.Errorf("group commit on, but no reservations were batched (largest batch %d)", largest)

@@ -19,6 +19,8 @@ type Operations struct {
 	now  func() time.Time
 	// finishes, when set, writes concurrent outcomes together (GroupCommit).
 	finishes *groupcommit.Sharded[finishItem, bool]
+	// batchRefused is told of each batch Postgres refused (tests only).
+	batchRefused func(error)
 }
 
 // NewOperations returns the operation log repository.

@@ -8,6 +8,7 @@
 package openaicompat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,8 +186,10 @@ func (p *Provider) response(resp openai.ChatCompletionResponse, ex *wire.Exchang
 // hits as prompt_cache_hit_tokens (with prompt_cache_miss_tokens = prompt_tokens − hits); OpenAI
 // and others as prompt_tokens_details.cached_tokens. The DeepSeek field wins when present.
 func usage(u openai.Usage, body []byte) llm.Usage {
+	// go-openai has decoded the body already; a second full decode is only worth it when the
+	// DeepSeek field is there (a byte search is far cheaper than a decode).
 	var raw rawUsage
-	if body != nil && json.Unmarshal(body, &raw) == nil {
+	if bytes.Contains(body, []byte(`"prompt_cache_hit_tokens"`)) && json.Unmarshal(body, &raw) == nil {
 		return normalize(u, raw.Usage.PromptCacheHitTokens)
 	}
 	return normalize(u, nil)
