@@ -204,10 +204,13 @@ func (c *Core) Operations() *postgres.Operations {
 	return o
 }
 
-// GroupCommitOptions size the batchers to the pool: reservations and settlements may each have
-// half the pool's connections writing batches, the rest stays for everything else.
+// GroupCommitOptions are the batchers' settings: one batch of reservations and one of
+// settlements in flight at a time, the rest of the pool for everything else. One writer per kind
+// batches best: with two, every item that found the second writer free went alone, a commit of
+// its own (make bench, gateway step at -c 64: 2,900 req/s and 0.73 commits per request with two,
+// 4,000 and 0.14 with one). A lone request still goes at once.
 func (c *Core) GroupCommitOptions() groupcommit.Options {
-	return groupcommit.Options{MaxBatch: 64, MaxInFlight: max(1, int(c.Config.DB.MaxConns)/2)}
+	return groupcommit.Options{MaxBatch: 64, MaxInFlight: 1}
 }
 
 // DefaultLimits are the budget of users without limits of their own.

@@ -5,8 +5,8 @@
 //
 // How it batches: a request whose item finds no batch being written writes its item at once,
 // alone; there is no timer on that path, so a lone request (the usual Lambda case: one request
-// per instance) waits for nothing. Items that arrive while every one of MaxInFlight batches is
-// being written queue up, and the next free writer takes the whole queue (up to MaxBatch) as one
+// per instance) waits for nothing. Items that arrive while the MaxInFlight batches (one by
+// default) are being written queue up, and the next free writer takes the whole queue (up to MaxBatch) as one
 // batch. The window is therefore the time a commit takes, adaptive by construction: the busier
 // the process, the larger the batches. Linger, when set, lets a writer that starts while other
 // batches are in flight wait that long for more items (never a lone one).
@@ -41,8 +41,9 @@ type Flush[T, R any] func(ctx context.Context, items []T) []Result[R]
 type Options struct {
 	// MaxBatch bounds the items of one batch (default 64).
 	MaxBatch int
-	// MaxInFlight bounds the batches being written at once (default 2): a new item waits only
-	// when that many are in flight.
+	// MaxInFlight bounds the batches being written at once (default 1): a new item waits only
+	// when that many are in flight. One batches best; more let a slow batch not hold up the
+	// next, at the price of more lone writes.
 	MaxInFlight int
 	// Linger is how long a writer that starts while another batch is in flight waits for more
 	// items before writing (default 0: it writes at once). A writer with no batch in flight
@@ -85,7 +86,7 @@ func New[T, R any](flush Flush[T, R], opts Options) *Batcher[T, R] {
 		opts.MaxBatch = 64
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 2
+		opts.MaxInFlight = 1
 	}
 	if opts.After == nil {
 		opts.After = time.After

@@ -34,7 +34,7 @@ const benchUsers = 4096
 // commit=each writes every reservation and settlement with its own statement and commit, on a
 // pool of conc connections; commit=group turns on group commit (shared/groupcommit) with the
 // functions' default pool of 4 connections and the batchers the functions build over it
-// (app.Core.GroupCommitOptions: two batches in flight each).
+// (app.Core.GroupCommitOptions: one batch in flight of each kind).
 //
 //	go test -run '^$' -bench BenchmarkReserveSettle -benchtime 3s ./shared/postgres/
 //
@@ -59,7 +59,7 @@ func BenchmarkReserveSettle(b *testing.B) {
 			}
 			ledger, ops := postgres.NewLedger(pool, limits, nil), postgres.NewOperations(pool, nil)
 			if commit == "group" {
-				opts := groupcommit.Options{MaxBatch: 64, MaxInFlight: int(conns) / 2}
+				opts := groupcommit.Options{MaxBatch: 64, MaxInFlight: 1}
 				ledger.GroupCommit(opts, nil)
 				ops.GroupCommit(opts, nil)
 			}
