@@ -54,7 +54,9 @@ func (l *Ledger) GroupCommit(opts groupcommit.Options, shardOf func(userID strin
 const reserveSQL = `SELECT o_held, o_replayed, o_limit, o_warning, o_spent, o_reserved
   FROM helix_reserve($1, $2, $3, $4, $5, $6, $7, $8)`
 
-// Reserve implements budget.Ledger.
+// Reserve implements budget.Ledger. With group commit, r.Abandon ends the wait while the
+// reservation is queued for a batch; a batch then waits for its connection under the batch's
+// own context (it holds other callers' items too), so Abandon no longer covers that wait.
 func (l *Ledger) Reserve(ctx context.Context, r budget.Reservation) (budget.Admission, error) {
 	if r.RequestID == "" || r.UserID == "" {
 		return budget.Admission{}, errors.New("reserve: request id and user id are required")
