@@ -1,9 +1,10 @@
 -- +goose Up
 -- Group commit (shared/groupcommit): the reservations, and the settlements with their log rows,
--- of concurrent requests in one process written by one statement and one commit. Each batch
--- function applies the single-item function (00004, 00006) to its items one by one, so every
--- item is checked against its own user's latest budget row exactly as it would be alone, and
--- each returns its own outcome (a refused reservation is a row with o_held false, not an
+-- of concurrent requests in one process written by one statement and one commit. The *_batch
+-- functions apply the single-item function (00004, 00006) to their items one by one; the *_set
+-- functions below do the same in one set-based statement for the usual batch (no user or
+-- request id twice). Either way every item is checked against its own user's latest budget row
+-- exactly as it would be alone, and each returns its own outcome (a refused reservation is a row with o_held false, not an
 -- error). An error in any item fails the whole statement and commits nothing; the caller then
 -- writes the items one at a time, so the error reaches only the item that caused it.
 --

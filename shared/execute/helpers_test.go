@@ -238,7 +238,7 @@ func newEnv(t *testing.T, opts ...func(*options)) *env {
 		groupCommit: o.groupCommit,
 	}
 	if o.groupCommit {
-		e.ledger.GroupCommit(groupcommit.Options{MaxInFlight: 2}, nil)
+		e.ledger.GroupCommit(groupcommit.Options{MaxBatch: 64, MaxInFlight: 1}, nil)
 	}
 	policy := testPolicy()
 	if o.policy != nil {
@@ -262,7 +262,7 @@ func (e *env) newInstance(providers execute.Providers, envToggles map[string]boo
 	}
 	log := postgres.NewOperations(e.pool, nil)
 	if e.groupCommit {
-		log.GroupCommit(groupcommit.Options{MaxInFlight: 2}, nil)
+		log.GroupCommit(groupcommit.Options{MaxBatch: 64, MaxInFlight: 1}, nil)
 	}
 	in.p = &execute.Pipeline{
 		Catalog:   in.catalog,

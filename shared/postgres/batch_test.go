@@ -194,12 +194,18 @@ func TestFinishBatchGivesEachItemItsOwnOutcome(t *testing.T) {
 // of a lost answer): every reservation closes once, each user's day balances, each call has
 // one log row, and the batches did form.
 func TestGroupCommitConcurrentSettlementsAndReplays(t *testing.T) {
+	for _, inFlight := range []int{1, 2} {
+		t.Run(fmt.Sprint("batches in flight ", inFlight), func(t *testing.T) { runGroupCommitConcurrentSettlementsAndReplays(t, inFlight) })
+	}
+}
+
+func runGroupCommitConcurrentSettlementsAndReplays(t *testing.T, inFlight int) {
 	ctx := context.Background()
 	pool := pg.NewPool(t)
 	l := postgres.NewLedger(pool, defaults, nil)
 	ops := postgres.NewOperations(pool, nil)
 	var batches batchSizes
-	postgres.ObserveGroupCommit(l, ops, groupcommit.Options{MaxInFlight: 2}, batches.observe)
+	postgres.ObserveGroupCommit(l, ops, groupcommit.Options{MaxInFlight: inFlight}, batches.observe)
 	noRefusals(t, l, ops)
 	const users, perUser = 16, 20
 	var wg sync.WaitGroup
@@ -328,11 +334,17 @@ func TestFinishSetSettlesAnExpiredReservation(t *testing.T) {
 // set-based statement) while each user's reservations race in different batches: each user
 // gets exactly what fits in their own limit.
 func TestGroupCommitManyUsersRaceEachWithinTheirLimit(t *testing.T) {
+	for _, inFlight := range []int{1, 2} {
+		t.Run(fmt.Sprint("batches in flight ", inFlight), func(t *testing.T) { runGroupCommitManyUsersRaceEachWithinTheirLimit(t, inFlight) })
+	}
+}
+
+func runGroupCommitManyUsersRaceEachWithinTheirLimit(t *testing.T, inFlight int) {
 	ctx := context.Background()
 	pool := pg.NewPool(t)
 	l := postgres.NewLedger(pool, budget.Limits{DailyLimit: money.MustUSD(1), Warning: money.MustUSD(0.5)}, nil)
 	var batches batchSizes
-	postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: 2}, batches.observe)
+	postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: inFlight}, batches.observe)
 	noRefusals(t, l, nil)
 	const users, each = 64, 10
 	var admitted [users]atomic.Int32

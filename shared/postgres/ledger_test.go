@@ -209,7 +209,7 @@ func raceReservations(t *testing.T, groupCommit bool, costs []money.Nano) (admit
 	l := postgres.NewLedger(pool, defaults, nil)
 	var batches batchSizes
 	if groupCommit {
-		postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: 2}, batches.observe)
+		postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxBatch: 64, MaxInFlight: 1}, batches.observe) // the functions' settings
 		postgres.WatchRefusals(l, nil, func(err error) { t.Errorf("a batch was refused: %v", err) })
 		defer func() {
 			if largest := batches.largest("reserve"); largest < 2 {
