@@ -153,7 +153,7 @@ func (b *Batcher[T, R]) linger(full chan struct{}) []*waiter[T, R] {
 	return b.takeQueueLocked()
 }
 
-// takeQueueLocked takes up to MaxBatch queued items, skipping the ones whose callers left.
+// takeQueueLocked takes up to MaxBatch queued items (callers who left are no longer queued).
 func (b *Batcher[T, R]) takeQueueLocked() []*waiter[T, R] {
 	n := min(len(b.queue), b.opts.MaxBatch)
 	batch := b.queue[:n:n]
