@@ -14,6 +14,9 @@ type Sharded[T, R any] struct {
 	flush Flush[T, R]
 	opts  Options
 
+	// one serves every item when there is no shard function (one database): no lookup per item.
+	one *Batcher[T, R]
+
 	mu       sync.Mutex
 	batchers map[string]*Batcher[T, R]
 }
@@ -21,13 +24,16 @@ type Sharded[T, R any] struct {
 // NewSharded returns batchers keyed by shard(item); a nil shard puts every item in one shard.
 func NewSharded[T, R any](shard func(T) string, flush Flush[T, R], opts Options) *Sharded[T, R] {
 	if shard == nil {
-		shard = func(T) string { return "" }
+		return &Sharded[T, R]{one: New(flush, opts)}
 	}
 	return &Sharded[T, R]{shard: shard, flush: flush, opts: opts, batchers: map[string]*Batcher[T, R]{}}
 }
 
 // Do is Batcher.Do on the item's shard.
 func (s *Sharded[T, R]) Do(ctx, abandon context.Context, item T) (R, error) {
+	if s.one != nil {
+		return s.one.Do(ctx, abandon, item)
+	}
 	key := s.shard(item)
 	s.mu.Lock()
 	b, ok := s.batchers[key]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -64,30 +65,11 @@ func (l *Ledger) flushReserves(ctx context.Context, items []reserveItem) []group
 	rows, err := l.pool.Query(ctx, sql, ids, users, days, amounts,
 		int64(l.defaults.DailyLimit), int64(l.defaults.Warning), nows, expires)
 	if err == nil {
-		seen := 0
-		for rows.Next() {
-			var idx int
-			var row reserveRow
-			if err = rows.Scan(&idx, &row.held, &row.replayed, &row.limit, &row.warning, &row.spent, &row.reserved); err != nil {
-				break
-			}
-			if idx < 1 || idx > n {
-				err = errors.New("reserve batch: an index outside the batch")
-				break
-			}
-			out[idx-1].Value = row
-			seen++
+		if err = collectIndexed(rows, out, func(row *reserveRow) []any {
+			return []any{&row.held, &row.replayed, &row.limit, &row.warning, &row.spent, &row.reserved}
+		}); err == nil {
+			return out
 		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-		if err == nil && seen != n {
-			err = errors.New("reserve batch: fewer rows than items")
-		}
-	}
-	if err == nil {
-		return out
 	}
 	return eachOnRefusal(ctx, items, err, l.reserveOne, l.batchRefused)
 }
@@ -128,30 +110,9 @@ func (o *Operations) flushFinishes(ctx context.Context, items []finishItem) []gr
 		c.users, c.models, c.providers, c.providerRequests, c.in, c.out, c.cached, c.reasoning,
 		c.priceVersions, c.latencies, c.successes, c.errorCodes, c.fallbacks, c.writes, c.writes1h, c.failed)
 	if err == nil {
-		seen := 0
-		for rows.Next() {
-			var idx int
-			var closed bool
-			if err = rows.Scan(&idx, &closed); err != nil {
-				break
-			}
-			if idx < 1 || idx > n {
-				err = errors.New("finish batch: an index outside the batch")
-				break
-			}
-			out[idx-1].Value = closed
-			seen++
+		if err = collectIndexed(rows, out, func(closed *bool) []any { return []any{closed} }); err == nil {
+			return out
 		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-		if err == nil && seen != n {
-			err = errors.New("finish batch: fewer rows than items")
-		}
-	}
-	if err == nil {
-		return out
 	}
 	return eachOnRefusal(ctx, items, err, o.finishOne, o.batchRefused)
 }
@@ -192,6 +153,32 @@ func (c *finishColumns) add(it finishItem) {
 	c.successes, c.errorCodes = append(c.successes, r.Success), append(c.errorCodes, r.ErrorCode)
 	c.fallbacks, c.writes = append(c.fallbacks, r.FallbackUsed), append(c.writes, u.CacheWriteTokens)
 	c.writes1h, c.failed = append(c.writes1h, u.CacheWrite1hTokens), append(c.failed, int64(r.FailedAttemptsCost))
+}
+
+// collectIndexed reads a batch function's rows, each its item's 1-based index (o_index) and
+// then the columns dest names, into out; every item must have exactly one row.
+func collectIndexed[R any](rows pgx.Rows, out []groupcommit.Result[R], dest func(*R) []any) error {
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var idx int
+		var v R
+		if err := rows.Scan(append([]any{&idx}, dest(&v)...)...); err != nil {
+			return err
+		}
+		if idx < 1 || idx > len(out) {
+			return errors.New("batch: a row for an index outside the batch")
+		}
+		out[idx-1].Value = v
+		seen++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if seen != len(out) {
+		return errors.New("batch: fewer rows than items")
+	}
+	return nil
 }
 
 // eachOnRefusal answers a failed batch: when Postgres refused the statement (nothing of it was
