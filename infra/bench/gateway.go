@@ -438,23 +438,16 @@ func (r *gatewayRunner) direct(ctx context.Context, at gatewayRound, o load.Opti
 // answered must have been one call to the mock. It returns an error only when the counters cannot
 // be read.
 func (r *gatewayRunner) portkey(ctx context.Context, at gatewayRound, o load.Options) error {
-	before, err := mockStats(ctx, r.mock)
-	if err != nil {
-		return err
-	}
 	o.Warmup = r.b.cfg.warmup
-	s, loadErr := r.b.runLoad(ctx, o, fmt.Sprintf("load: POST %s -body '%s' -c %d -d %s -warmup %s %s",
-		o.URL, o.Body, o.Concurrency, o.Duration, o.Warmup, headerLine(o.Headers)))
-	r.errs = append(r.errs, loadErr)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	after, err := mockStats(ctx, r.mock)
+	s, up, err := r.aroundMock(ctx, func() (load.Summary, error) {
+		return r.b.runLoad(ctx, o, fmt.Sprintf("load: POST %s -body '%s' -c %d -d %s -warmup %s %s",
+			o.URL, o.Body, o.Concurrency, o.Duration, o.Warmup, headerLine(o.Headers)))
+	})
 	if err != nil {
 		return err
 	}
 	run := gatewayRun{Name: fmt.Sprintf("portkey-c%d-r%d", at.c, at.round), Path: pathPortkey, Round: at.round, Summary: s,
-		UpstreamCalls: after.Requests - before.Requests, UpstreamConns: after.Connections - before.Connections}
+		UpstreamCalls: up.Requests, UpstreamConns: up.Connections}
 	if s.Requests > 0 {
 		r.g.Runs = append(r.g.Runs, run)
 	}
@@ -481,17 +474,11 @@ func (r *gatewayRunner) helix(ctx context.Context, at gatewayRound, users int, o
 		}
 		r.pgMarks = append(r.pgMarks, pgMark{c: at.c, stats: s, at: time.Now()})
 	}
-	before, err := mockStats(ctx, r.mock)
-	if err != nil {
-		return err
-	}
-	s, loadErr := r.b.load(ctx, o)
-	r.lastHelix = time.Now()
-	r.errs = append(r.errs, loadErr)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	after, err := mockStats(ctx, r.mock)
+	s, up, err := r.aroundMock(ctx, func() (load.Summary, error) {
+		s, err := r.b.load(ctx, o)
+		r.lastHelix = time.Now()
+		return s, err
+	})
 	if err != nil {
 		return err
 	}
@@ -500,7 +487,7 @@ func (r *gatewayRunner) helix(ctx context.Context, at gatewayRound, users int, o
 		name = fmt.Sprintf("helix-c%d-users-r%d", at.c, at.round)
 	}
 	run := gatewayRun{Name: name, Path: pathHelix, Round: at.round, Users: users, Summary: s,
-		UpstreamCalls: after.Requests - before.Requests, UpstreamConns: after.Connections - before.Connections}
+		UpstreamCalls: up.Requests, UpstreamConns: up.Connections}
 	if s.Requests > 0 {
 		r.g.Runs = append(r.g.Runs, run)
 	}
@@ -510,6 +497,27 @@ func (r *gatewayRunner) helix(ctx context.Context, at gatewayRound, users int, o
 	r.g.UpstreamConns += run.UpstreamConns
 	r.b.printf("  upstream: %d calls from Helix on %d new TCP connections\n", run.UpstreamCalls, run.UpstreamConns)
 	return nil
+}
+
+// aroundMock runs a load and reads the mock's counters around it: what it returns is the calls
+// and new connections the mock saw meanwhile. The load's own error joins r.errs (a failed load
+// still counts what it did); the error returned is a counter that could not be read, or the
+// step's end.
+func (r *gatewayRunner) aroundMock(ctx context.Context, run func() (load.Summary, error)) (load.Summary, stats, error) {
+	before, err := mockStats(ctx, r.mock)
+	if err != nil {
+		return load.Summary{}, stats{}, err
+	}
+	s, loadErr := run()
+	r.errs = append(r.errs, loadErr)
+	if err := ctx.Err(); err != nil {
+		return s, stats{}, err
+	}
+	after, err := mockStats(ctx, r.mock)
+	if err != nil {
+		return s, stats{}, err
+	}
+	return s, stats{Requests: after.Requests - before.Requests, Connections: after.Connections - before.Connections}, nil
 }
 
 // settle waits until the dev server has been idle for statsFlushWait.

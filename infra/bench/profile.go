@@ -150,13 +150,9 @@ func (b *bench) profile(ctx context.Context) error {
 	}
 
 	prefix := "bench-prof-" + strings.ToLower(b.stamp)
-	users := make([]string, gatewayUsers)
-	tokens := make([]string, gatewayUsers)
-	for i := range users {
-		users[i] = fmt.Sprintf("%s-u%02d", prefix, i+1)
-		if tokens[i], err = b.tokens.token(users[i]); err != nil {
-			return err
-		}
+	users, tokens, err := b.usersWithTokens(prefix, gatewayUsers)
+	if err != nil {
+		return err
 	}
 	if err := b.setBudgets(ctx, users); err != nil {
 		return fmt.Errorf("set the bench users' budgets: %w", err)

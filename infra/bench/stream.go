@@ -318,8 +318,8 @@ func (b *bench) startStreamMock(ctx context.Context, name string, tokenDelay tim
 	return s, nil
 }
 
-// streamUsers are n users of this run (prefix-u0001...) and their tokens.
-func (b *bench) streamUsers(prefix string, n int) (users, tokens []string, err error) {
+// usersWithTokens are n users of this run (prefix-u0001...) and their tokens.
+func (b *bench) usersWithTokens(prefix string, n int) (users, tokens []string, err error) {
 	users = make([]string, n)
 	tokens = make([]string, n)
 	for i := range users {
@@ -356,7 +356,7 @@ func (b *bench) streamTTFB(ctx context.Context, r *streamResult, prefix string) 
 		return err
 	}
 	defer mock.stop()
-	users, tokens, err := b.streamUsers(prefix, 64)
+	users, tokens, err := b.usersWithTokens(prefix, 64)
 	if err != nil {
 		return err
 	}
@@ -520,7 +520,7 @@ func (b *bench) streamHold(ctx context.Context, r *streamResult, prefix string) 
 	}
 	defer mock.stop()
 	top := slices.Max(streamHoldLevels)
-	users, tokens, err := b.streamUsers(prefix, top+1)
+	users, tokens, err := b.usersWithTokens(prefix, top+1)
 	if err != nil {
 		return err
 	}
