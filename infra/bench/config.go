@@ -41,6 +41,7 @@ type config struct {
 	deliveryMessages int           // BENCH_DELIVERY_MESSAGES: messages the delivery step times
 	idleWindow       time.Duration // BENCH_IDLE_WINDOW: how long the idle step counts
 	profileSeconds   int           // BENCH_PROFILE_SECONDS: the profile step's CPU profile length
+	profileWorkers   int           // BENCH_PROFILE_CONCURRENCY: the profile step's concurrency (and users)
 }
 
 // loadConfig reads the tunables, with run.sh's defaults, and reports every bad value at once.
@@ -84,6 +85,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, fmt.Sprintf("BENCH_PROFILE_SECONDS=%q is not a positive number of seconds such as 10", v))
 	} else {
 		c.profileSeconds = n
+	}
+	v = orDefault(getenv("BENCH_PROFILE_CONCURRENCY"), strconv.Itoa(gatewayUsers))
+	if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 1024 {
+		errs = append(errs, fmt.Sprintf("BENCH_PROFILE_CONCURRENCY=%q is not a concurrency from 1 to 1024 such as %d", v, gatewayUsers))
+	} else {
+		c.profileWorkers = n
 	}
 	for _, s := range strings.Split(orDefault(getenv("BENCH_ONLY"), strings.Join(allSteps(), ",")), ",") {
 		s = strings.TrimSpace(s)

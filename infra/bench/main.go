@@ -348,7 +348,7 @@ func (b *bench) runSteps(ctx context.Context) {
 	}
 	if b.cfg.wanted(stepProfile) {
 		b.step(ctx, stepProfile, fmt.Sprintf("profile: where each POST /v1/chat/completions's CPU goes (Go pprof, processes, Postgres) at concurrency %d, %d users",
-			gatewayUsers, gatewayUsers), needs(b.profile))
+			b.cfg.profileWorkers, b.cfg.profileWorkers), needs(b.profile))
 	}
 	if b.cfg.wanted(stepSizes) {
 		b.step(ctx, stepSizes, "Lambda bootstrap sizes: make build (linux/arm64, target <= 15 MB each)", b.sizes)

@@ -123,7 +123,7 @@ type pgStatement struct {
 // listener, a CPU profile and the processes' and Postgres's counters over a window inside the
 // measured load.
 func (b *bench) profile(ctx context.Context) error {
-	p := &profileResult{Concurrency: gatewayUsers, Users: gatewayUsers, ProfileSeconds: b.cfg.profileSeconds}
+	p := &profileResult{Concurrency: b.cfg.profileWorkers, Users: b.cfg.profileWorkers, ProfileSeconds: b.cfg.profileSeconds}
 	b.res.Profile = p
 	mock, err := b.startMock(ctx)
 	if err != nil {
@@ -150,7 +150,7 @@ func (b *bench) profile(ctx context.Context) error {
 	}
 
 	prefix := "bench-prof-" + strings.ToLower(b.stamp)
-	users, tokens, err := b.usersWithTokens(prefix, gatewayUsers)
+	users, tokens, err := b.usersWithTokens(prefix, p.Users)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func (b *bench) profile(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p.Load, loadErr = b.load(ctx, load.Options{URL: helix, Body: helixBody, Tokens: tokens, Concurrency: gatewayUsers,
+		p.Load, loadErr = b.load(ctx, load.Options{URL: helix, Body: helixBody, Tokens: tokens, Concurrency: p.Concurrency,
 			Duration: window + 3*time.Second})
 	}()
 	defer wg.Wait()

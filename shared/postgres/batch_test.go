@@ -380,3 +380,63 @@ func runGroupCommitManyUsersRaceEachWithinTheirLimit(t *testing.T, inFlight int)
 		t.Error("no batches formed")
 	}
 }
+
+// A set-based settlement batch writes its audit events with one statement-level trigger
+// (migration 00015): one event per log row the batch inserted, none for a replay whose row
+// exists, in the log's id order, each naming its row and its user.
+func TestFinishSetAuditsEachNewLogRowOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	l := postgres.NewLedger(pool, defaults, nil)
+	ops := postgres.NewOperations(pool, func() time.Time { return xsT0 })
+	noRefusals(t, l, ops)
+	users := map[string]string{"a1": "ann", "b1": "bob", "c1": "cat"}
+	for id, user := range users {
+		if _, err := l.Reserve(ctx, budget.Reservation{RequestID: id, UserID: user, Amount: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(id string) oplog.Record {
+		r := xsRecord(id)
+		r.UserID = users[id]
+		return r
+	}
+	if err := ops.Finish(ctx, record("b1"), oplog.Settle); err != nil { // logged and audited before the batch
+		t.Fatal(err)
+	}
+	closed, errs := postgres.FinishBatch(ctx, ops,
+		[]oplog.Record{record("c1"), record("b1"), record("a1")}, []oplog.Outcome{oplog.Settle, oplog.Settle, oplog.Release})
+	for i, want := range []bool{true, false, true} {
+		if errs[i] != nil || closed[i] != want {
+			t.Errorf("item %d: closed %v, %v; want %v", i, closed[i], errs[i], want)
+		}
+	}
+	rows, err := pool.Query(ctx, `
+		SELECT l.request_id, p.actor, p.kind
+		  FROM audit_pending p JOIN ai_operation_log l ON l.id = p.op_id
+		 ORDER BY p.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type event struct{ request, actor, kind string }
+	var got []event
+	for rows.Next() {
+		var e event
+		if err := rows.Scan(&e.request, &e.actor, &e.kind); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// b1 first (its own Finish), then the batch's new rows in the batch's order (c1, a1).
+	want := []event{{"b1", "bob", "operation"}, {"c1", "cat", "operation"}, {"a1", "ann", "operation"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("audit events %v, want %v", got, want)
+	}
+	var orphans int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_pending WHERE op_id IS NULL AND kind = 'operation'`).Scan(&orphans); err != nil || orphans != 0 {
+		t.Errorf("%d operation events without a log row (%v)", orphans, err)
+	}
+}
