@@ -56,7 +56,7 @@ template-check: ## validate template.yaml against the official SAM schema (copy 
 bench: ## benchmarks (infra/bench, tunables BENCH_*, BENCH_ONLY=step,...): routing, reserve+settle at concurrency 1/16/64, HTTP load, /v1 gateway overhead, chat sends, delivery to a waiting device, idle long-polls, synthesis DB time, the audit log (sequencing, verification and proofs over 1M entries, one audit minute, /v1 with auditing on vs off), bootstrap sizes
 	go run ./infra/bench
 
-bench-profile: ## where each /v1/chat/completions request's CPU goes at concurrency 64 (bench step profile): the dev server's CPU profile by area, each process's CPU per request, pg_stat_statements, commits and WAL per request (tunable BENCH_PROFILE_SECONDS)
+bench-profile: ## where each /v1/chat/completions request's CPU goes at concurrency 64 (bench step profile): the dev server's CPU profile by area, each process's CPU per request, pg_stat_statements, commits and WAL per request (tunable BENCH_PROFILE_SECONDS, BENCH_PROFILE_CONCURRENCY)
 	BENCH_ONLY=profile go run ./infra/bench
 
 build: $(addprefix build-,$(FUNCTIONS)) ## cross-compile each function to bin/<fn>/bootstrap (linux/arm64), zip it to bin/<fn>.zip, print the sizes
