@@ -311,3 +311,35 @@ func TestPprofOfARealProfile(t *testing.T) {
 		t.Fatalf("flat %v, grouped %v, total %v:\n%s", flat, grouped, total, out)
 	}
 }
+
+// BENCH_PROFILE_CONCURRENCY picks the profile step's concurrency (64 by default, one user per
+// worker); a value that is not a concurrency from 1 to 1024 is named in the error.
+func TestLoadProfileConcurrency(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    int
+		wantErr bool
+	}{
+		{"", gatewayUsers, false},
+		{"1", 1, false},
+		{"1024", 1024, false},
+		{"0", 0, true},
+		{"1025", 0, true},
+		{"many", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run("value="+tt.value, func(t *testing.T) {
+			vars := map[string]string{}
+			if tt.value != "" {
+				vars["BENCH_PROFILE_CONCURRENCY"] = tt.value
+			}
+			c, err := loadConfig(env(vars))
+			switch {
+			case tt.wantErr && (err == nil || !strings.Contains(err.Error(), "BENCH_PROFILE_CONCURRENCY")):
+				t.Errorf("loadConfig = %v, want an error naming BENCH_PROFILE_CONCURRENCY", err)
+			case !tt.wantErr && (err != nil || c.profileWorkers != tt.want):
+				t.Errorf("profile concurrency = %d, %v; want %d", c.profileWorkers, err, tt.want)
+			}
+		})
+	}
+}
