@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/helixhq/helix/shared/budget"
 	"github.com/helixhq/helix/shared/groupcommit"
 	"github.com/helixhq/helix/shared/money"
@@ -418,16 +420,9 @@ func TestFinishSetAuditsEachNewLogRowOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type event struct{ request, actor, kind string }
-	var got []event
-	for rows.Next() {
-		var e event
-		if err := rows.Scan(&e.request, &e.actor, &e.kind); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, e)
-	}
-	if err := rows.Err(); err != nil {
+	type event struct{ Request, Actor, Kind string }
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
+	if err != nil {
 		t.Fatal(err)
 	}
 	// b1 first (its own Finish), then the batch's new rows in the batch's order (c1, a1).

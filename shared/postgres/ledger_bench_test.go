@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,21 +99,23 @@ func seedHistory(b *testing.B, url string) {
 		b.Fatalf("open pool: %v", err)
 	}
 	defer pool.Close()
-	for _, q := range []string{
-		`INSERT INTO budget_days (user_id, day, limit_nano, spent_nano, reserved_nano)
-		 SELECT 'bench-u' || u, current_date - 1, 1000000000000000, 0, 0 FROM generate_series(0, $1 - 1) u`,
-		`INSERT INTO budget_reservations (request_id, user_id, day, amount_nano, status, actual_nano, created_at, expires_at, closed_at)
-		 SELECT 'history-' || g, 'bench-u' || (g % $1), current_date - 1, 500000, 'settled', 100000, now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
-		   FROM generate_series(1, $2) g`,
-		`INSERT INTO ai_operation_log (request_id, operation_id, user_id, model_used, provider, input_tokens, output_tokens, cost_nano, price_version, latency_ms, success, created_at)
-		 SELECT 'history-' || g, 'chat_message', 'bench-u' || (g % $1), 'deepseek', 'deepseek', 200, 150, 100000, 'bench', 300, true, now() - interval '1 day'
-		   FROM generate_series(1, $2) g`,
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO budget_days (user_id, day, limit_nano, spent_nano, reserved_nano)
+		  SELECT 'bench-u' || u, current_date - 1, 1000000000000000, 0, 0 FROM generate_series(0, $1 - 1) u`,
+			[]any{benchUsers}},
+		{`INSERT INTO budget_reservations (request_id, user_id, day, amount_nano, status, actual_nano, created_at, expires_at, closed_at)
+		  SELECT 'history-' || g, 'bench-u' || (g % $1), current_date - 1, 500000, 'settled', 100000, now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
+		    FROM generate_series(1, $2) g`,
+			[]any{benchUsers, historyCalls}},
+		{`INSERT INTO ai_operation_log (request_id, operation_id, user_id, model_used, provider, input_tokens, output_tokens, cost_nano, price_version, latency_ms, success, created_at)
+		  SELECT 'history-' || g, 'chat_message', 'bench-u' || (g % $1), 'deepseek', 'deepseek', 200, 150, 100000, 'bench', 300, true, now() - interval '1 day'
+		    FROM generate_series(1, $2) g`,
+			[]any{benchUsers, historyCalls}},
 	} {
-		args := []any{benchUsers}
-		if strings.Contains(q, "$2") {
-			args = append(args, historyCalls)
-		}
-		if _, err := pool.Exec(ctx, q, args...); err != nil {
+		if _, err := pool.Exec(ctx, q.sql, q.args...); err != nil {
 			b.Fatalf("seed history: %v", err)
 		}
 	}
