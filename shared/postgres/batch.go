@@ -211,6 +211,50 @@ func ttlOf(r budget.Reservation) time.Duration {
 	return r.TTL
 }
 
+// todayItem is one Ledger.Today call: whose day, and which.
+type todayItem struct {
+	userID string
+	date   time.Time // budget.DateOf the call's time
+}
+
+// todayRow is a user's day as helix_budget_today gives it.
+type todayRow struct{ limit, warning, spent, reserved int64 }
+
+// todayBatchSQL is helix_budget_today (migration 00004) for many users at once: the same
+// defaults for users without their own limits, zeros for a day without a row. It is a plain
+// query rather than a function, so each batch is planned with its own arrays (no plan kept from
+// when the tables were small); both joins are by primary key.
+const todayBatchSQL = `
+SELECT k.ord::integer,
+       COALESCE(ub.daily_limit_nano, $3), COALESCE(ub.warning_threshold_nano, $4),
+       COALESCE(d.spent_nano, 0::bigint), COALESCE(d.reserved_nano, 0::bigint)
+  FROM unnest($1::text[], $2::date[]) WITH ORDINALITY AS k(user_id, day, ord)
+  LEFT JOIN user_budgets ub ON ub.user_id = k.user_id
+  LEFT JOIN budget_days d ON d.user_id = k.user_id AND d.day = k.day`
+
+// flushTodays reads a batch of budget days with one query (a lone read with the single-user
+// one). A read changes nothing, so a refused batch is simply read again one user at a time.
+func (l *Ledger) flushTodays(ctx context.Context, items []todayItem) []groupcommit.Result[todayRow] {
+	out := make([]groupcommit.Result[todayRow], len(items))
+	if len(items) == 1 {
+		out[0].Value, out[0].Err = l.todayOne(ctx, items[0])
+		return out
+	}
+	users, days := make([]string, len(items)), make([]pgtype.Date, len(items))
+	for i, it := range items {
+		users[i], days[i] = it.userID, pgDate(it.date)
+	}
+	rows, err := l.pool.Query(ctx, todayBatchSQL, users, days, int64(l.defaults.DailyLimit), int64(l.defaults.Warning))
+	if err == nil {
+		if err = collectIndexed(rows, out, func(row *todayRow) []any {
+			return []any{&row.limit, &row.warning, &row.spent, &row.reserved}
+		}); err == nil {
+			return out
+		}
+	}
+	return eachOnRefusal(ctx, items, err, l.todayOne, l.batchRefused)
+}
+
 // byUser is a batcher's shard function from a user's shard (nil when there is one database).
 func byUser[T any](shardOf func(string) string, user func(T) string) func(T) string {
 	if shardOf == nil {

@@ -435,3 +435,86 @@ func TestFinishSetAuditsEachNewLogRowOnce(t *testing.T) {
 		t.Errorf("%d operation events without a log row (%v)", orphans, err)
 	}
 }
+
+// A batch of budget reads gives each user what a read of their own gives: their own limits or
+// the defaults, their day's spend and holds or zeros, the same user twice alike.
+func TestTodayBatchGivesEachUserTheirDay(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	l := postgres.NewLedger(pool, defaults, nil)
+	noRefusals(t, l, nil)
+	if _, err := l.SetLimits(ctx, "ann", budget.Limits{DailyLimit: money.MustUSD(1), Warning: money.MustUSD(0.5)}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []budget.Reservation{
+		{RequestID: "ann-1", UserID: "ann", Amount: money.MustUSD(0.9)},
+		{RequestID: "bob-1", UserID: "bob", Amount: money.MustUSD(2)},
+	} {
+		if _, err := l.Reserve(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops := postgres.NewOperations(pool, nil)
+	settled := xsRecord("bob-1")
+	settled.UserID = "bob"
+	if err := ops.Finish(ctx, settled, oplog.Settle); err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"ann", "bob", "dan", "ann"} // dan has no rows at all
+	days, errs := postgres.TodayBatch(ctx, l, users)
+	for i, u := range users {
+		if errs[i] != nil {
+			t.Errorf("%s: %v", u, errs[i])
+			continue
+		}
+		if alone := today(t, l, u); days[i] != alone {
+			t.Errorf("%s in a batch: %+v, alone: %+v", u, days[i], alone)
+		}
+	}
+	want := map[string][3]money.Nano{ // limit, spent, reserved
+		"ann": {money.MustUSD(1), 0, money.MustUSD(0.9)},
+		"bob": {defaults.DailyLimit, settled.Cost, 0},
+		"dan": {defaults.DailyLimit, 0, 0},
+	}
+	for i, u := range users {
+		if got := [3]money.Nano{days[i].Limits.DailyLimit, days[i].Spent, days[i].Reserved}; got != want[u] {
+			t.Errorf("%s: limit, spent, reserved = %v, want %v", u, got, want[u])
+		}
+	}
+}
+
+// Concurrent reads through group commit share queries, and each still sees the caller's own
+// reservation, committed before it asked.
+func TestGroupCommitConcurrentTodaysSeeTheirOwnWrites(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	l := postgres.NewLedger(pool, defaults, nil)
+	var batches batchSizes
+	postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: 1}, batches.observe)
+	noRefusals(t, l, nil)
+	const users, rounds = 32, 5
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for u := range users {
+		wg.Go(func() {
+			<-start
+			user := fmt.Sprint("r-u", u)
+			for i := range rounds {
+				if _, err := l.Reserve(ctx, budget.Reservation{RequestID: fmt.Sprintf("r-%d-%d", u, i), UserID: user, Amount: 100}); err != nil {
+					t.Errorf("reserve: %v", err)
+					return
+				}
+				d, err := l.Today(ctx, user)
+				if err != nil || d.Reserved != money.Nano(100*(i+1)) || d.UserID != user {
+					t.Errorf("%s after %d reservations: %+v, %v", user, i+1, d, err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if batches.largest("today") < 2 {
+		t.Error("no read batches formed")
+	}
+}

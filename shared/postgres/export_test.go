@@ -46,6 +46,20 @@ func FinishBatch(ctx context.Context, o *Operations, recs []oplog.Record, outcom
 	return closed, errs
 }
 
+// TodayBatch reads users' days as one batch, as the group-commit batcher hands it over.
+func TodayBatch(ctx context.Context, l *Ledger, users []string) ([]budget.Day, []error) {
+	items := make([]todayItem, len(users))
+	for i, u := range users {
+		items[i] = todayItem{userID: u, date: budget.DateOf(l.now())}
+	}
+	res := l.flushTodays(ctx, items)
+	days, errs := make([]budget.Day, len(users)), make([]error, len(users))
+	for i, r := range res {
+		days[i], errs[i] = r.Value.day(items[i]), r.Err
+	}
+	return days, errs
+}
+
 // ObserveGroupCommit turns on group commit for l and o (either may be nil) and reports each
 // batch's size to observe, so a test can tell that batches did form.
 func ObserveGroupCommit(l *Ledger, o *Operations, opts groupcommit.Options, observe func(kind string, n int)) {
@@ -53,6 +67,10 @@ func ObserveGroupCommit(l *Ledger, o *Operations, opts groupcommit.Options, obse
 		l.reserves = groupcommit.NewSharded(nil, func(ctx context.Context, items []reserveItem) []groupcommit.Result[reserveRow] {
 			observe("reserve", len(items))
 			return l.flushReserves(ctx, items)
+		}, opts)
+		l.todays = groupcommit.NewSharded(nil, func(ctx context.Context, items []todayItem) []groupcommit.Result[todayRow] {
+			observe("today", len(items))
+			return l.flushTodays(ctx, items)
 		}, opts)
 	}
 	if o != nil {

@@ -25,6 +25,8 @@ type Ledger struct {
 	now      func() time.Time
 	// reserves, when set, writes concurrent reservations together (GroupCommit).
 	reserves *groupcommit.Sharded[reserveItem, reserveRow]
+	// todays, when set, reads concurrent callers' budget days with one query (GroupCommit).
+	todays *groupcommit.Sharded[todayItem, todayRow]
 	// batchRefused is told of each batch Postgres refused (tests only).
 	batchRefused func(error)
 }
@@ -40,12 +42,13 @@ func NewLedger(pool *pgxpool.Pool, defaults budget.Limits, now func() time.Time)
 }
 
 // GroupCommit makes the ledger write the reservations of concurrent callers in one statement
-// and one commit (shared/groupcommit); a lone reservation is written at once, as without it.
-// shardOf names the database shard of a user (nil: one database): users of different shards
-// never share a batch, so a batch is never a cross-shard transaction. Call it before the
-// ledger is shared.
+// and one commit (shared/groupcommit), and read their budget days (Today) with one query; a
+// lone reservation or read goes to the database at once, as without it. shardOf names the
+// database shard of a user (nil: one database): users of different shards never share a
+// batch, so a batch is never a cross-shard transaction. Call it before the ledger is shared.
 func (l *Ledger) GroupCommit(opts groupcommit.Options, shardOf func(userID string) string) *Ledger {
 	l.reserves = groupcommit.NewSharded(byUser[reserveItem](shardOf, func(it reserveItem) string { return it.r.UserID }), l.flushReserves, opts)
+	l.todays = groupcommit.NewSharded(byUser[todayItem](shardOf, func(it todayItem) string { return it.userID }), l.flushTodays, opts)
 	return l
 }
 
@@ -185,22 +188,41 @@ func (l *Ledger) closedOrMissing(ctx context.Context, requestID string) error {
 
 const todaySQL = `SELECT o_limit, o_warning, o_spent, o_reserved FROM helix_budget_today($1, $2, $3, $4)`
 
-// Today implements budget.Ledger.
+// Today implements budget.Ledger. With group commit, reads of concurrent callers share one
+// query; a read that arrives while one is in flight waits for the next, so it still sees every
+// write committed before it was asked.
 func (l *Ledger) Today(ctx context.Context, userID string) (budget.Day, error) {
-	date := budget.DateOf(l.now())
-	var limit, warning, spent, reserved int64
-	err := l.pool.QueryRow(ctx, todaySQL, userID, pgDate(date), int64(l.defaults.DailyLimit), int64(l.defaults.Warning)).
-		Scan(&limit, &warning, &spent, &reserved)
+	it := todayItem{userID: userID, date: budget.DateOf(l.now())}
+	var row todayRow
+	var err error
+	if l.todays == nil {
+		row, err = l.todayOne(ctx, it)
+	} else {
+		row, err = l.todays.Do(ctx, nil, it)
+	}
 	if err != nil {
 		return budget.Day{}, fmt.Errorf("read budget: %w", err)
 	}
+	return row.day(it), nil
+}
+
+// day is the budget.Day the row says for it.
+func (row todayRow) day(it todayItem) budget.Day {
 	return budget.Day{
-		UserID:   userID,
-		Date:     date,
-		Limits:   budget.Limits{DailyLimit: money.Nano(limit), Warning: money.Nano(warning)},
-		Spent:    money.Nano(spent),
-		Reserved: money.Nano(reserved),
-	}, nil
+		UserID:   it.userID,
+		Date:     it.date,
+		Limits:   budget.Limits{DailyLimit: money.Nano(row.limit), Warning: money.Nano(row.warning)},
+		Spent:    money.Nano(row.spent),
+		Reserved: money.Nano(row.reserved),
+	}
+}
+
+// todayOne reads one user's day with helix_budget_today.
+func (l *Ledger) todayOne(ctx context.Context, it todayItem) (todayRow, error) {
+	var row todayRow
+	err := l.pool.QueryRow(ctx, todaySQL, it.userID, pgDate(it.date), int64(l.defaults.DailyLimit), int64(l.defaults.Warning)).
+		Scan(&row.limit, &row.warning, &row.spent, &row.reserved)
+	return row, err
 }
 
 // SetLimits implements budget.Ledger.
