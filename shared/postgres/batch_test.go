@@ -383,6 +383,117 @@ func runGroupCommitManyUsersRaceEachWithinTheirLimit(t *testing.T, inFlight int)
 	}
 }
 
+// The first reservations of a day, many users at once, with several batches in flight: some
+// batches repeat a user (the item-by-item function) and some do not (the set-based one), and
+// the day rows are being created while they run. Every batch of every kind must take the day
+// rows in one order, whether a row exists yet or not; a deadlock shows up as a refused batch.
+// Each round starts a new day, so every round creates its rows afresh.
+func TestGroupCommitFirstReservationsOfADayNeverDeadlock(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	clk := newClock(xsT0)
+	l := postgres.NewLedger(pool, budget.Limits{DailyLimit: money.MustUSD(1), Warning: money.MustUSD(0.5)}, clk.now)
+	var batches batchSizes
+	postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: 4, MaxBatch: 16}, batches.observe)
+	noRefusals(t, l, nil)
+	const rounds, users, each = 12, 24, 3
+	for round := range rounds {
+		clk.set(xsT0.AddDate(0, 0, round))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range each {
+			for u := range users {
+				wg.Go(func() {
+					<-start
+					id := fmt.Sprintf("d%d-u%d-%d", round, u, i)
+					if _, err := l.Reserve(ctx, budget.Reservation{RequestID: id, UserID: fmt.Sprint("d-u", u), Amount: money.MustUSD(0.3)}); err != nil {
+						t.Errorf("reserve %s: %v", id, err)
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		for u := range users {
+			if d := today(t, l, fmt.Sprint("d-u", u)); d.Reserved != money.MustUSD(0.9) {
+				t.Errorf("round %d, user %d: reserved $%s, want $0.90", round, u, d.Reserved)
+			}
+		}
+	}
+	if batches.largest("reserve") < 2 {
+		t.Error("no batches formed")
+	}
+}
+
+// The sweep and settlement batches race over the same users' day rows: half the
+// reservations are overdue, so the sweep expires them while batches settle every reservation.
+// Both must take the day rows in one order (a deadlock shows up as a refused batch or a sweep
+// error), and the money must come out right: everything spent, nothing left reserved.
+func TestSweepAndSettleBatchesRaceOverTheSameDays(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	clk := newClock(xsT0)
+	l := postgres.NewLedger(pool, defaults, clk.now)
+	ops := postgres.NewOperations(pool, clk.now)
+	noRefusals(t, l, ops)
+	const rounds, users, each, batches = 6, 16, 6, 7 // 7 batches: each holds items of most users
+	for round := range rounds {
+		clk.set(xsT0.AddDate(0, 0, round))
+		var recs []oplog.Record
+		for i := range each {
+			for u := range users {
+				r := xsRecord(fmt.Sprintf("s%d-u%d-%d", round, u, i))
+				r.UserID = fmt.Sprint("s-u", u)
+				if _, err := l.Reserve(ctx, budget.Reservation{RequestID: r.RequestID, UserID: r.UserID, Amount: 1000, TTL: time.Minute}); err != nil {
+					t.Fatal(err)
+				}
+				recs = append(recs, r)
+			}
+		}
+		if _, err := pool.Exec(ctx, `UPDATE budget_reservations SET expires_at = $1 WHERE request_id LIKE $2 AND right(request_id, 1) IN ('0', '2', '4')`,
+			clk.now().Add(-time.Second), fmt.Sprintf("s%d-%%", round)); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			for range 50 {
+				if _, err := l.SweepExpired(ctx, 16); err != nil {
+					t.Errorf("sweep: %v", err)
+					return
+				}
+			}
+		})
+		for b := range batches {
+			wg.Go(func() {
+				<-start
+				var part []oplog.Record
+				for i := b; i < len(recs); i += batches {
+					part = append(part, recs[i])
+				}
+				outcomes := make([]oplog.Outcome, len(part))
+				for i := range outcomes {
+					outcomes[i] = oplog.Settle
+				}
+				closed, errs := postgres.FinishBatch(ctx, ops, part, outcomes)
+				for i := range part {
+					if errs[i] != nil || !closed[i] {
+						t.Errorf("settle %s: closed %v, %v", part[i].RequestID, closed[i], errs[i])
+					}
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		for u := range users {
+			if d := today(t, l, fmt.Sprint("s-u", u)); d.Spent != each*400 || d.Reserved != 0 {
+				t.Errorf("round %d, user %d: spent %d reserved %d, want %d / 0", round, u, d.Spent, d.Reserved, each*400)
+			}
+		}
+	}
+}
+
 // A set-based settlement batch writes its audit events with one statement-level trigger
 // (migration 00015): one event per log row the batch inserted, none for a replay whose row
 // exists, in the log's id order, each naming its row and its user.

@@ -318,7 +318,10 @@ func nullableNano(n *money.Nano) *int64 {
 }
 
 // sweepSQL expires overdue reservations in batches. SKIP LOCKED leaves alone the ones a settle
-// or release holds right now; a settle that arrives after expiry still records its spend.
+// or release holds right now; a settle that arrives after expiry still records its spend. The
+// day rows are locked in (user, day) order before they are updated, the order every reserve
+// and settle batch takes them in: a batch holding several users' rows and a sweep updating them
+// in the join's order could otherwise each wait for the other.
 const sweepSQL = `
 WITH due AS (
     SELECT request_id FROM budget_reservations
@@ -334,11 +337,17 @@ WITH due AS (
     RETURNING b.user_id, b.day, b.amount_nano
 ), per_day AS (
     SELECT user_id, day, sum(amount_nano)::bigint AS amount FROM expired GROUP BY user_id, day
+), locked AS MATERIALIZED (
+    SELECT d.user_id, d.day, p.amount
+      FROM budget_days d
+      JOIN per_day p ON d.user_id = p.user_id AND d.day = p.day
+     ORDER BY d.user_id, d.day
+       FOR UPDATE OF d
 ), freed AS (
     UPDATE budget_days d
-       SET reserved_nano = d.reserved_nano - per_day.amount, updated_at = now()
-      FROM per_day
-     WHERE d.user_id = per_day.user_id AND d.day = per_day.day
+       SET reserved_nano = d.reserved_nano - locked.amount, updated_at = now()
+      FROM locked
+     WHERE d.user_id = locked.user_id AND d.day = locked.day
     RETURNING 1
 )
 SELECT count(*) FROM expired`
