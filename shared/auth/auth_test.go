@@ -766,3 +766,22 @@ func TestVerifyReasons(t *testing.T) {
 		})
 	}
 }
+
+// A token verified once is answered from the cache on the next request, without allocating:
+// the cache sits in front of every authenticated request.
+func TestVerifyCacheHitDoesNotAllocate(t *testing.T) {
+	a := newAuth(t, auth.Config{HS256Secret: hsSecret})
+	token := mint(t, jwa.HS256(), hsSecret, "", claims())
+	if _, err := a.Verify(context.Background(), token); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(200, func() {
+		if p, err := a.Verify(ctx, token); err != nil || p.UserID != "alice" {
+			t.Fatalf("cached verify: %+v, %v", p, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a cache hit allocates %.1f times, want 0", allocs)
+	}
+}
