@@ -45,6 +45,13 @@ func TestSetFunctionsLookUpByKeyAfterTheTablesGrow(t *testing.T) {
 		if _, err := q.Exec(ctx, planFinishSQL, ids, users); err != nil {
 			return fmt.Errorf("finish set: %w", err)
 		}
+		// The single-item functions, the path of every Lambda call, keep plans the same way.
+		id, user := fmt.Sprintf("plan-%d-one", round), "plan-one"
+		for _, step := range []string{planReserveOneSQL, planFinishOneSQL, planTodaySQL} {
+			if _, err := q.Exec(ctx, step, id, user); err != nil {
+				return fmt.Errorf("single item: %w", err)
+			}
+		}
 		return nil
 	}
 	for round := range 10 { // past PL/pgSQL's five custom plans: the generic ones are kept
@@ -85,7 +92,8 @@ func TestSetFunctionsLookUpByKeyAfterTheTablesGrow(t *testing.T) {
 	}
 	for _, r := range got {
 		t.Logf("%s: %d sequential scans, %d rows read by them, %d by index", r.Table, r.SeqScans, r.SeqRows, r.Idx)
-		// A batch of 4 reads a handful of rows per table by key; the grown tables hold 20,000.
+		// A batch of 4 and one single item read a handful of rows per table by key; the grown
+		// tables hold 20,000.
 		if r.SeqScans != 0 || r.SeqRows+r.Idx > 100 {
 			t.Errorf("%s: %d sequential scans, %d rows read by them, %d by index, for one batch of %d", r.Table, r.SeqScans, r.SeqRows, r.Idx, size)
 		}
@@ -99,6 +107,14 @@ SELECT count(*) FROM helix_reserve_set($1::text[], $2::text[],
        array_fill(1000::bigint, ARRAY[cardinality($1::text[])]), 1000000000000, 100000000000,
        array_fill(now(), ARRAY[cardinality($1::text[])]),
        array_fill(now() + interval '1 hour', ARRAY[cardinality($1::text[])]))`
+
+// planReserveOneSQL, planFinishOneSQL and planTodaySQL reserve, settle and read one item ($1
+// of user $2) with the single-item functions.
+const (
+	planReserveOneSQL = `SELECT * FROM helix_reserve($1, $2, current_date, 1000, 1000000000000, 100000000000, now(), now() + interval '1 hour')`
+	planFinishOneSQL  = `SELECT helix_finish('settle', $1, 500, now(), 'email-compose', $2, 'deepseek', 'deepseek', '', 10, 5, 0, 0, 'v1', 1, true, NULL, false, 0, 0, 0)`
+	planTodaySQL      = `SELECT * FROM helix_budget_today($2, current_date, 1000000000000, 100000000000) WHERE $1::text IS NOT NULL`
+)
 
 // planFinishSQL settles them with helix_finish_set, each with its log row.
 const planFinishSQL = `
