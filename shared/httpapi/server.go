@@ -223,8 +223,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if info.code == fault.Internal {
 			level = slog.LevelError
 		}
-		// Typed attributes on a stack array: this line is written for every request, and
-		// boxing each value into an `any` cost an allocation apiece.
+		// Typed attributes (LogAttrs): this line is written for every request, and boxing
+		// each value into an `any` cost an allocation apiece.
 		var buf [9]slog.Attr
 		attrs := append(buf[:0], slog.String("request_id", id), slog.String("method", r.Method),
 			slog.String("route", r.Pattern), slog.String("path", r.URL.Path),
