@@ -14,7 +14,7 @@
 --   - helix_finish_set's reads are already keyed: its locks by = ANY on the request ids, its
 --     updates joined to the batch's rows, probed by primary key. Adding = ANY conditions there
 --     too cost 0.4 ms per batch of 25 (pgbench), so it only has sequential scans off.
--- TestSetFunctionsLookUpByKeyAfterTheTablesGrow warms one session's plans on empty tables,
+-- TestHotPathFunctionsLookUpByKeyAfterTheTablesGrow warms one session's plans on empty tables,
 -- grows the tables to 20,000 rows behind its back, and counts the rows one batch then reads.
 
 -- +goose StatementBegin
