@@ -334,80 +334,50 @@ func TestFinishSetSettlesAnExpiredReservation(t *testing.T) {
 
 // Many users at once through group commit, so that most batches hold different users (the
 // set-based statement) while each user's reservations race in different batches: each user
-// gets exactly what fits in their own limit.
+// gets exactly what fits in their own limit. The last case runs several rounds, each on a new
+// day, with four batches in flight: the day rows are being created while batches of both kinds
+// (set-based, and item by item for a batch that repeats a user) run, and every batch must take
+// them in one order whether a row exists yet or not (a deadlock shows up as a refused batch).
 func TestGroupCommitManyUsersRaceEachWithinTheirLimit(t *testing.T) {
-	for _, inFlight := range []int{1, 2} {
-		t.Run(fmt.Sprint("batches in flight ", inFlight), func(t *testing.T) { runGroupCommitManyUsersRaceEachWithinTheirLimit(t, inFlight) })
+	for _, tt := range []struct {
+		name                string
+		opts                groupcommit.Options
+		rounds, users, each int
+	}{
+		{"batches in flight 1", groupcommit.Options{MaxInFlight: 1}, 1, 64, 10},
+		{"batches in flight 2", groupcommit.Options{MaxInFlight: 2}, 1, 64, 10},
+		{"first reservations of new days, 4 batches of 16 in flight", groupcommit.Options{MaxInFlight: 4, MaxBatch: 16}, 12, 24, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			runGroupCommitManyUsersRaceEachWithinTheirLimit(t, tt.opts, tt.rounds, tt.users, tt.each)
+		})
 	}
 }
 
-func runGroupCommitManyUsersRaceEachWithinTheirLimit(t *testing.T, inFlight int) {
-	ctx := context.Background()
-	pool := pg.NewPool(t)
-	l := postgres.NewLedger(pool, budget.Limits{DailyLimit: money.MustUSD(1), Warning: money.MustUSD(0.5)}, nil)
-	var batches batchSizes
-	postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: inFlight}, batches.observe)
-	noRefusals(t, l, nil)
-	const users, each = 64, 10
-	var admitted [users]atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range each {
-		for u := range users {
-			wg.Go(func() {
-				<-start
-				_, err := l.Reserve(ctx, budget.Reservation{RequestID: fmt.Sprintf("m-%d-%d", u, i), UserID: fmt.Sprint("m-u", u), Amount: money.MustUSD(0.3)})
-				var ex *budget.ExceededError
-				switch {
-				case err == nil:
-					admitted[u].Add(1)
-				case !errors.As(err, &ex):
-					t.Errorf("reserve: %v", err)
-				}
-			})
-		}
-	}
-	close(start)
-	wg.Wait()
-	for u := range users {
-		// $0.30 three times fits in $1.00, a fourth does not.
-		if n := admitted[u].Load(); n != 3 {
-			t.Errorf("user %d: %d admitted, want 3", u, n)
-		}
-		if d := today(t, l, fmt.Sprint("m-u", u)); d.Reserved != money.MustUSD(0.9) {
-			t.Errorf("user %d reserved $%s, want $0.90", u, d.Reserved)
-		}
-	}
-	if batches.largest("reserve") < 2 {
-		t.Error("no batches formed")
-	}
-}
-
-// The first reservations of a day, many users at once, with several batches in flight: some
-// batches repeat a user (the item-by-item function) and some do not (the set-based one), and
-// the day rows are being created while they run. Every batch of every kind must take the day
-// rows in one order, whether a row exists yet or not; a deadlock shows up as a refused batch.
-// Each round starts a new day, so every round creates its rows afresh.
-func TestGroupCommitFirstReservationsOfADayNeverDeadlock(t *testing.T) {
+func runGroupCommitManyUsersRaceEachWithinTheirLimit(t *testing.T, opts groupcommit.Options, rounds, users, each int) {
 	ctx := context.Background()
 	pool := pg.NewPool(t)
 	clk := newClock(xsT0)
 	l := postgres.NewLedger(pool, budget.Limits{DailyLimit: money.MustUSD(1), Warning: money.MustUSD(0.5)}, clk.now)
 	var batches batchSizes
-	postgres.ObserveGroupCommit(l, nil, groupcommit.Options{MaxInFlight: 4, MaxBatch: 16}, batches.observe)
+	postgres.ObserveGroupCommit(l, nil, opts, batches.observe)
 	noRefusals(t, l, nil)
-	const rounds, users, each = 12, 24, 3
 	for round := range rounds {
 		clk.set(xsT0.AddDate(0, 0, round))
+		admitted := make([]atomic.Int32, users)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := range each {
 			for u := range users {
 				wg.Go(func() {
 					<-start
-					id := fmt.Sprintf("d%d-u%d-%d", round, u, i)
-					if _, err := l.Reserve(ctx, budget.Reservation{RequestID: id, UserID: fmt.Sprint("d-u", u), Amount: money.MustUSD(0.3)}); err != nil {
-						t.Errorf("reserve %s: %v", id, err)
+					_, err := l.Reserve(ctx, budget.Reservation{RequestID: fmt.Sprintf("m%d-%d-%d", round, u, i), UserID: fmt.Sprint("m-u", u), Amount: money.MustUSD(0.3)})
+					var ex *budget.ExceededError
+					switch {
+					case err == nil:
+						admitted[u].Add(1)
+					case !errors.As(err, &ex):
+						t.Errorf("reserve: %v", err)
 					}
 				})
 			}
@@ -415,8 +385,13 @@ func TestGroupCommitFirstReservationsOfADayNeverDeadlock(t *testing.T) {
 		close(start)
 		wg.Wait()
 		for u := range users {
-			if d := today(t, l, fmt.Sprint("d-u", u)); d.Reserved != money.MustUSD(0.9) {
-				t.Errorf("round %d, user %d: reserved $%s, want $0.90", round, u, d.Reserved)
+			// $0.30 three times fits in $1.00, a fourth does not.
+			fit := min(each, 3)
+			if n := admitted[u].Load(); int(n) != fit {
+				t.Errorf("round %d, user %d: %d admitted, want %d", round, u, n, fit)
+			}
+			if d := today(t, l, fmt.Sprint("m-u", u)); d.Reserved != money.Nano(fit)*money.MustUSD(0.3) {
+				t.Errorf("round %d, user %d reserved $%s, want %d × $0.30", round, u, d.Reserved, fit)
 			}
 		}
 	}
