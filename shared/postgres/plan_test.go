@@ -103,7 +103,7 @@ func TestHotPathFunctionsLookUpByKeyAfterTheTablesGrow(t *testing.T) {
 		// Two batches of 4 and one single item read a handful of rows per table by key; the
 		// grown tables hold 20,000.
 		if r.SeqScans != 0 || r.SeqRows+r.Idx > 100 {
-			t.Errorf("%s: %d sequential scans, %d rows read by them, %d by index, for one batch of %d", r.Table, r.SeqScans, r.SeqRows, r.Idx, size)
+			t.Errorf("%s: %d sequential scans, %d rows read by them, %d by index, for two batches of %d and one item", r.Table, r.SeqScans, r.SeqRows, r.Idx, size)
 		}
 	}
 }
