@@ -17,6 +17,7 @@ import (
 )
 
 func main() {
+	app.TuneGC(os.Environ()) // Helix's GOGC and, on Lambda, GOMEMLIMIT defaults
 	a, err := httpapp.Boot(context.Background(), app.Options{Function: "budget", Environ: os.Environ(), LogOut: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "budget: cold start failed:", err)

@@ -29,6 +29,7 @@ import (
 )
 
 func main() {
+	app.TuneGC(os.Environ()) // Helix's GOGC and, on Lambda, GOMEMLIMIT defaults
 	ctx := context.Background()
 	a, err := httpapp.Boot(ctx, app.Options{Function: "chat", Environ: os.Environ(), LogOut: os.Stdout})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 )
 
 func main() {
+	app.TuneGC(os.Environ()) // Helix's GOGC and, on Lambda, GOMEMLIMIT defaults
 	ctx := context.Background()
 	cfg, err := app.Configure(ctx, app.Options{Function: "migrate", Environ: os.Environ()})
 	if err != nil {

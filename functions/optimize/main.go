@@ -18,6 +18,7 @@ import (
 )
 
 func main() {
+	app.TuneGC(os.Environ()) // Helix's GOGC and, on Lambda, GOMEMLIMIT defaults
 	ctx := context.Background()
 	core, err := app.Boot(ctx, app.Options{Function: "optimize", Environ: os.Environ(), LogOut: os.Stdout})
 	if err != nil {

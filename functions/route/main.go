@@ -25,6 +25,7 @@ import (
 )
 
 func main() {
+	app.TuneGC(os.Environ()) // Helix's GOGC and, on Lambda, GOMEMLIMIT defaults
 	ctx := context.Background()
 	a, err := httpapp.Boot(ctx, app.Options{Function: "route", Environ: os.Environ(), LogOut: os.Stdout})
 	if err != nil {

@@ -41,6 +41,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	app.TuneGC(os.Environ()) // Helix's GOGC default, as the functions have it
 	if err := run(ctx, os.Environ(), os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "devserver:", err)
 		os.Exit(1)
@@ -50,16 +51,11 @@ func main() {
 // run serves until ctx ends; environ is the process environment, out where the JSON logs go and
 // errOut the announcement.
 func run(ctx context.Context, environ []string, out, errOut io.Writer) error {
-	url := ""
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "DATABASE_URL="); ok {
-			url = v
-		}
-	}
+	url := app.EnvValue(environ, "DATABASE_URL")
 	if url == "" {
 		return errors.New("DATABASE_URL is required (make dev sets it)")
 	}
-	if addr := envValue(environ, pprofEnv); addr != "" {
+	if addr := app.EnvValue(environ, pprofEnv); addr != "" {
 		stopPprof, err := startPprof(addr, errOut)
 		if err != nil {
 			return err

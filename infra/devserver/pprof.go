@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
 	"time"
 )
 
@@ -46,15 +45,4 @@ func startPprof(addr string, errOut io.Writer) (func(), error) {
 	}()
 	fmt.Fprintf(errOut, "pprof on http://%s/debug/pprof/ (%s)\n", ln.Addr(), pprofEnv)
 	return func() { _ = hs.Close() }, nil
-}
-
-// envValue is the last value of name in environ, or "".
-func envValue(environ []string, name string) string {
-	v := ""
-	for _, kv := range environ {
-		if rest, ok := strings.CutPrefix(kv, name+"="); ok {
-			v = rest
-		}
-	}
-	return v
 }

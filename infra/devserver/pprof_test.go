@@ -51,13 +51,3 @@ func TestPprofListener(t *testing.T) {
 		})
 	}
 }
-
-func TestEnvValue(t *testing.T) {
-	env := []string{"A=1", pprofEnv + "=127.0.0.1:1", "B=2", pprofEnv + "=127.0.0.1:2", pprofEnv + "X=no"}
-	if got := envValue(env, pprofEnv); got != "127.0.0.1:2" {
-		t.Errorf("envValue = %q, want the last value", got)
-	}
-	if got := envValue(env, "C"); got != "" {
-		t.Errorf("envValue of an unset name = %q", got)
-	}
-}
