@@ -59,7 +59,11 @@ type gatewayResult struct {
 	Medians []gatewayMedian `json:"medians"`
 	// HelixOverPortkey is Helix's median req/s at concurrency 64 (64 users) over Portkey's.
 	HelixOverPortkey float64 `json:"helix_over_portkey_rps_c64,omitempty"`
-	Checks           []check `json:"checks"`
+	// RoundRatios is the same ratio per round: each round's Helix run (64 users) over that
+	// round's Portkey run, seconds apart, so a drift in the machine's speed over the step
+	// (a shared machine's) moves both sides of each ratio alike.
+	RoundRatios []float64 `json:"helix_over_portkey_rps_c64_by_round,omitempty"`
+	Checks      []check   `json:"checks"`
 	// Requests is the successful requests through Helix, the sample included: what Postgres
 	// must have recorded.
 	Requests      int   `json:"helix_requests"`
@@ -148,6 +152,32 @@ type gatewayRun struct {
 	Summary       load.Summary `json:"summary"`
 	UpstreamCalls int64        `json:"upstream_calls,omitempty"`
 	UpstreamConns int64        `json:"upstream_new_connections,omitempty"`
+}
+
+// roundRatios is, per round at concurrency c, the req/s of the Helix run with c users over the
+// Portkey run's, in round order; a round missing either run has no ratio.
+func roundRatios(runs []gatewayRun, c int) []float64 {
+	portkey, helix := map[int]float64{}, map[int]float64{}
+	var rounds []int
+	for _, r := range runs {
+		if r.Summary.Concurrency != c {
+			continue
+		}
+		switch {
+		case r.Path == pathPortkey:
+			portkey[r.Round] = r.Summary.RPS
+			rounds = append(rounds, r.Round)
+		case r.Path == pathHelix && r.Users == c:
+			helix[r.Round] = r.Summary.RPS
+		}
+	}
+	var out []float64
+	for _, round := range rounds {
+		if p, h := portkey[round], helix[round]; p > 0 && h > 0 {
+			out = append(out, roundTo(h/p, 2))
+		}
+	}
+	return out
 }
 
 // gatewayMedian is one target's medians over its rounds at one concurrency.
@@ -357,6 +387,7 @@ func (b *bench) gateway(ctx context.Context) error {
 	if h, p := g.median(pathHelix, gatewayUsers, gatewayUsers), g.median(pathPortkey, gatewayUsers, 0); h != nil && p != nil && p.RPS > 0 {
 		g.HelixOverPortkey = roundTo(h.RPS/p.RPS, 2)
 	}
+	g.RoundRatios = roundRatios(g.Runs, gatewayUsers)
 	if err := r.finishPG(ctx); err != nil {
 		r.errs = append(r.errs, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -309,7 +310,9 @@ func TestGatewayVerdicts(t *testing.T) {
 			[]string{"(target <= 1.0 ms): target missed", "(target >= 5x): target missed", "(target < 100 ms): target missed"},
 			[]string{"target met"}},
 		{"no portkey", &gatewayResult{Medians: meds(0.5, 10)},
-			[]string{"Portkey not measured"}, []string{"x (target"}},
+			[]string{"Portkey not measured"}, []string{"x (target", "round by round"}},
+		{"round ratios", &gatewayResult{Medians: meds(0.8, 40), HelixOverPortkey: 3.1, RoundRatios: []float64{3.05, 2.7, 3.2}},
+			[]string{"= 3.10x (target >= 5x): target missed", "round by round (each Helix run over the Portkey run just before it): 3.05x 2.70x 3.20x"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -366,5 +369,36 @@ func TestPGWindows(t *testing.T) {
 	got = pgWindows(noWAL, pgStats{Commits: 9, WALErr: errors.New("no pg_stat_wal")}, t0.Add(time.Second))
 	if len(got) != 1 || got[0] != (helixPGWindow{Concurrency: 1, Seconds: 1, Commits: 2}) {
 		t.Errorf("pgWindows without WAL or requests = %+v", got)
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	run := func(path string, round, users, c int, rps float64) gatewayRun {
+		return gatewayRun{Path: path, Round: round, Users: users, Summary: load.Summary{Concurrency: c, RPS: rps}}
+	}
+	for _, tt := range []struct {
+		name string
+		runs []gatewayRun
+		want []float64
+	}{
+		{"each round's Helix run over its own Portkey run, in round order", []gatewayRun{
+			run(pathDirect, 1, 0, 64, 20000), run(pathPortkey, 1, 0, 64, 1000), run(pathHelix, 1, 64, 64, 3000), run(pathHelix, 1, 1, 64, 2500),
+			run(pathDirect, 2, 0, 64, 20000), run(pathPortkey, 2, 0, 64, 800), run(pathHelix, 2, 64, 64, 2000), run(pathHelix, 2, 1, 64, 1900),
+		}, []float64{3, 2.5}},
+		{"the one-user run and other concurrencies are not the target's", []gatewayRun{
+			run(pathPortkey, 1, 0, 1, 600), run(pathHelix, 1, 1, 1, 500),
+			run(pathPortkey, 1, 0, 64, 1000), run(pathHelix, 1, 1, 64, 9000),
+		}, nil},
+		{"a round without a Portkey result has no ratio", []gatewayRun{
+			run(pathPortkey, 1, 0, 64, 0), run(pathHelix, 1, 64, 64, 3000),
+			run(pathPortkey, 2, 0, 64, 1000), run(pathHelix, 2, 64, 64, 2800),
+		}, []float64{2.8}},
+		{"Portkey not measured", []gatewayRun{run(pathHelix, 1, 64, 64, 3000)}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := roundRatios(tt.runs, 64); !slices.Equal(got, tt.want) {
+				t.Errorf("roundRatios = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

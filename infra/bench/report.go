@@ -181,6 +181,14 @@ func gatewayVerdicts(g *gatewayResult) []string {
 	if g.HelixOverPortkey > 0 {
 		out = append(out, fmt.Sprintf("-c %d: Helix (%d users) req/s / Portkey req/s = %.2fx (target >= %.0fx): %s", gatewayUsers, gatewayUsers,
 			g.HelixOverPortkey, targetOverPortkeyRP, verdict(g.HelixOverPortkey >= targetOverPortkeyRP)))
+		if len(g.RoundRatios) > 0 {
+			ratios := make([]string, len(g.RoundRatios))
+			for i, r := range g.RoundRatios {
+				ratios[i] = fmt.Sprintf("%.2fx", r)
+			}
+			out = append(out, fmt.Sprintf("-c %d: the same ratio round by round (each Helix run over the Portkey run just before it): %s",
+				gatewayUsers, strings.Join(ratios, " ")))
+		}
 	} else {
 		out = append(out, fmt.Sprintf("-c %d: Helix req/s / Portkey req/s: Portkey not measured", gatewayUsers))
 	}
