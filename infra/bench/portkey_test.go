@@ -394,6 +394,10 @@ func TestRoundRatios(t *testing.T) {
 			run(pathPortkey, 2, 0, 64, 1000), run(pathHelix, 2, 64, 64, 2800),
 		}, []float64{2.8}},
 		{"Portkey not measured", []gatewayRun{run(pathHelix, 1, 64, 64, 3000)}, nil},
+		{"a round's runs at another concurrency neither replace its ratio nor add one", []gatewayRun{
+			run(pathPortkey, 1, 0, 64, 1000), run(pathHelix, 1, 64, 64, 3000),
+			run(pathPortkey, 1, 0, 1, 600), run(pathHelix, 1, 64, 1, 500),
+		}, []float64{3}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := roundRatios(tt.runs, 64); !slices.Equal(got, tt.want) {

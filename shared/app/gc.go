@@ -12,9 +12,10 @@ import (
 // A Helix process keeps little alive (about 5 MB under load: the pools, the catalog, the
 // caches) and allocates about 30 kB per /v1 call. At Go's default of 100 the heap goal is
 // about 13 MB, so under load the collector ran 15 times a second and cost 35–50 µs of CPU per
-// call (GODEBUG=gctrace=1 on the dev server, /v1 at -c 64); at 400 the goal is 30–60 MB and
-// the cost 8–12 µs. A function's memory (256 MB in template.yaml) leaves ample room, and on
-// Lambda the memory limit below bounds the heap whatever the percentage.
+// call (GODEBUG=gctrace=1 on the dev server, /v1 at -c 64); at 400 the goal was 35–64 MB in
+// the same runs and the cost 8–12 µs. A function's memory (256 MB in template.yaml, 512 for
+// optimize) leaves ample room, and on Lambda the memory limit below bounds the heap whatever
+// the percentage.
 const DefaultGCPercent = 400
 
 // lambdaMemoryPercent is the share of the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE)
@@ -57,14 +58,15 @@ func gcSettingsFor(environ []string) GCSettings {
 		// Lambda sets the variable to the function's memory in MB (128 to 10,240); anything
 		// else is not a Lambda sandbox's value and sets nothing.
 		if mb, err := strconv.Atoi(EnvValue(environ, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")); err == nil && mb >= 128 && mb <= 10240 {
-			s.MemoryLimit = int64(mb) << 20 * lambdaMemoryPercent / 100
+			s.MemoryLimit = (int64(mb) << 20) * lambdaMemoryPercent / 100
 		}
 	}
 	return s
 }
 
-// EnvValue is name's value in environ (NAME=value entries, as os.Environ gives them; the last
-// one wins, as in Boot's configuration), "" when it is not there.
+// EnvValue is name's value in environ (NAME=value entries, as os.Environ gives them), "" when it
+// is not there or empty. When environ names it twice the last entry wins, even an empty one
+// (os.Environ never has duplicates).
 func EnvValue(environ []string, name string) string {
 	v := ""
 	for _, kv := range environ {
