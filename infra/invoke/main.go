@@ -49,6 +49,7 @@ import (
 
 	"github.com/helixhq/helix/infra/lambdarun"
 	"github.com/helixhq/helix/infra/migrations"
+	"github.com/helixhq/helix/shared/app"
 	"github.com/helixhq/helix/shared/auth"
 	"github.com/helixhq/helix/shared/config"
 )
@@ -266,15 +267,7 @@ func withDevToken(payload []byte, env []string) ([]byte, error) {
 	if !bytes.Contains(payload, []byte(tokenPlaceholder)) {
 		return payload, nil
 	}
-	get := func(key string) string {
-		v := ""
-		for _, kv := range env {
-			if val, ok := strings.CutPrefix(kv, key+"="); ok {
-				v = val
-			}
-		}
-		return v
-	}
+	get := func(key string) string { return app.EnvValue(env, key) }
 	tok, err := auth.SignHS256(auth.TokenSpec{Secret: []byte(get("HELIX_JWT_SECRET")), Subject: devUser,
 		Issuer: get("HELIX_JWT_ISSUER"), Audience: get("HELIX_JWT_AUDIENCE"), TTL: time.Hour})
 	if err != nil {

@@ -128,6 +128,19 @@ func configure(ctx context.Context, o Options) (config.Config, map[string]string
 	return cfg, env, nil
 }
 
+// EnvValue is name's value in environ (NAME=value entries, as os.Environ gives them), "" when it
+// is not there or empty. When environ names it twice the last entry wins, even an empty one
+// (os.Environ never has duplicates).
+func EnvValue(environ []string, name string) string {
+	v := ""
+	for _, kv := range environ {
+		if rest, ok := strings.CutPrefix(kv, name+"="); ok {
+			v = rest
+		}
+	}
+	return v
+}
+
 // buildVersion is set at link time (the Makefile's HELIX_VERSION).
 var buildVersion string
 

@@ -3,7 +3,6 @@ package app
 import (
 	"runtime/debug"
 	"strconv"
-	"strings"
 )
 
 // DefaultGCPercent is the garbage collector's target (GOGC) for a Helix process whose
@@ -62,17 +61,4 @@ func gcSettingsFor(environ []string) GCSettings {
 		}
 	}
 	return s
-}
-
-// EnvValue is name's value in environ (NAME=value entries, as os.Environ gives them), "" when it
-// is not there or empty. When environ names it twice the last entry wins, even an empty one
-// (os.Environ never has duplicates).
-func EnvValue(environ []string, name string) string {
-	v := ""
-	for _, kv := range environ {
-		if rest, ok := strings.CutPrefix(kv, name+"="); ok {
-			v = rest
-		}
-	}
-	return v
 }
